@@ -1,0 +1,13 @@
+"""gunicorn -c config/gunicorn.py config.wsgi  (every value can be overridden by GUNICORN_* env)."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# Stripe retries a webhook whose answer takes too long; keep requests short and bounded.
+graceful_timeout = 20
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

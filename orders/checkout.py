@@ -1,0 +1,207 @@
+"""What customers and staff do to orders: place, pay, fulfil, complete, refund, retry.
+
+Each function validates, calls the gateway when it must, and writes facts through `facts` and
+the status through `transitions`, so the webhook and these paths share one set of rules.
+"""
+
+import contextlib
+import time
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from . import facts
+from .gateways import GatewayError, LineItem, get_gateway
+from .models import Order, OrderItem, OrderTransition, Product, Refund, Status
+from .signals import checkout_started, order_placed
+from .transitions import refunded_amount, transition_order
+from .webhooks import apply_facts, locate_order
+
+
+class OrderActionError(Exception):
+    """A staff or customer action that cannot be done now; the message says why."""
+
+
+def _lock(order: Order) -> Order:
+    return Order.objects.select_for_update().get(pk=order.pk)
+
+
+@transaction.atomic
+def place_order(*, product: Product, quantity: int, email: str, user=None) -> Order:
+    order = Order.objects.create(
+        email=email.lower(),
+        user=user,
+        currency=product.currency,
+        subtotal_cents=product.price_cents * quantity,
+    )
+    OrderItem.objects.create(
+        order=order, product=product, quantity=quantity, unit_price_cents=product.price_cents
+    )
+    OrderTransition.objects.create(
+        order=order, to_status=Status.PENDING, source="checkout", reason="order placed"
+    )
+    order_placed.send(sender=Order, order=order)
+    return order
+
+
+def start_checkout(order: Order) -> str:
+    """Create the Checkout Session for the order's current attempt; returns where to send the buyer.
+
+    On a gateway error the attempt is recorded as failed with the error, and the error re-raised.
+    """
+    items = [
+        LineItem(name=item.product.name, unit_amount=item.unit_price_cents, quantity=item.quantity)
+        for item in order.items.select_related("product")
+    ]
+    try:
+        session = get_gateway().create_session(
+            order_id=str(order.public_id),
+            attempt=order.attempt,
+            email=order.email,
+            currency=order.currency,
+            items=items,
+            success_url=settings.SITE_URL
+            + reverse("orders:success")
+            + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=settings.SITE_URL + reverse("orders:cancel", args=[order.public_id]),
+        )
+    except GatewayError as error:
+        _record_checkout_error(order, error)
+        raise
+    with transaction.atomic():
+        order = _lock(order)
+        order.stripe_session_id = session["id"]
+        order.save()
+        checkout_started.send(sender=Order, order=order, session_id=session["id"])
+    return session["url"]
+
+
+def _record_checkout_error(order: Order, error: GatewayError) -> None:
+    with transaction.atomic():
+        order = _lock(order)
+        apply_facts(
+            order,
+            lambda: facts.record_failure(
+                order,
+                attempt=order.attempt,
+                code=error.code,
+                message=error.message,
+                created=int(time.time()),
+                source="checkout",
+            ),
+            source="checkout",
+        )
+
+
+def fulfil_session(session_id: str) -> Order | None:
+    """The success page's half of fulfilment: fetch the session from Stripe and apply it, exactly
+    as the webhook would. Safe to run any number of times, concurrently with the webhook."""
+    session = get_gateway().retrieve_session(session_id)
+    with transaction.atomic():
+        order = locate_order(session)
+        if order is None:
+            return None
+        apply_facts(
+            order,
+            lambda: facts.record_session(order, session, source="success page"),
+            source="success page",
+        )
+    return order
+
+
+def _staff(user) -> str:
+    return f"staff:{user.email}" if user else "staff"
+
+
+@transaction.atomic
+def complete_order(order: Order, *, staff, note: str = "") -> Order:
+    """Staff record an offline payment (bank transfer, cash) for a pending order."""
+    order = _lock(order)
+    if order.status != Status.PENDING:
+        raise OrderActionError(
+            f"Only a pending order can be completed; this one is {order.status}."
+        )
+    order.payment_method = (note or "offline payment recorded by staff")[:100]
+    order.save()
+    apply_facts(order, lambda: facts.mark_paid(order, source=_staff(staff)), source=_staff(staff))
+    return order
+
+
+@transaction.atomic
+def refund_order(
+    order: Order,
+    *,
+    staff,
+    amount_cents: int | None = None,
+    reason: str = "",
+    expected_refunded_cents: int | None = None,
+) -> Refund:
+    """Refund all that is left, or `amount_cents`, through the gateway, and record it at once.
+
+    The order's row lock is held across the call, so a double click waits and then finds the money
+    already refunded; `expected_refunded_cents` (what the staff member saw) rejects a stale form.
+    The Idempotency-Key comes from the order and the refund's sequence, so a retry after a timeout
+    gets Stripe's first answer instead of a second refund.
+    """
+    order = _lock(order)
+    if order.status != Status.COMPLETED:
+        raise OrderActionError(
+            f"Only a completed order can be refunded; this one is {order.status}."
+        )
+    already = refunded_amount(order)
+    if expected_refunded_cents is not None and expected_refunded_cents != already:
+        raise OrderActionError("This order was refunded meanwhile; reload it and check first.")
+    left = order.total_cents - already
+    amount = left if amount_cents is None else amount_cents
+    if not 0 < amount <= left:
+        raise OrderActionError(f"A refund must be between 0.01 and {left / 100:.2f}.")
+    if not order.stripe_payment_intent_id:
+        raise OrderActionError("This order was paid outside Stripe; refund it there.")
+    sequence = order.refunds.exclude(sequence=None).count() + 1
+    refund = get_gateway().create_refund(
+        payment_intent=order.stripe_payment_intent_id,
+        amount=amount,
+        idempotency_key=f"refund-{order.public_id}-{sequence}",
+        metadata={"order_id": str(order.public_id), "reason": reason[:500]},
+    )
+    source = _staff(staff)
+    apply_facts(
+        order,
+        lambda: facts.record_refund(
+            order, refund, source=source, requested_by=staff, sequence=sequence, reason=reason
+        ),
+        source=source,
+    )
+    return order.refunds.get(stripe_refund_id=refund["id"])
+
+
+def retry_order(order: Order, *, staff) -> str:
+    """A failed order gets a new attempt and a new Checkout Session; returns the payment link."""
+    with transaction.atomic():
+        order = _lock(order)
+        if order.status != Status.FAILED:
+            raise OrderActionError(
+                f"Only a failed order can be retried; this one is {order.status}."
+            )
+        old_session = order.stripe_session_id
+        order.attempt += 1
+        order.failure_code = order.failure_message = ""
+        order.failure_event_created = None
+        order.async_payment_pending = False
+        order.save()
+        transition_order(order, Status.PENDING, source=_staff(staff), reason="staff retry")
+        order_placed.send(sender=Order, order=order)
+    if old_session:
+        # An old tab must not take a second payment; an expired or completed one needs nothing.
+        with contextlib.suppress(GatewayError):
+            get_gateway().expire_session(old_session)
+    return start_checkout(order)
+
+
+def find_order(public_id: str) -> Order | None:
+    try:
+        return Order.objects.filter(public_id=uuid.UUID(str(public_id))).first()
+    except ValueError:
+        return None

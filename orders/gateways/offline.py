@@ -1,0 +1,315 @@
+"""The offline test gateway: Stripe's part played locally, as Saleor's dummy gateway does.
+
+Objects live in `OfflineObject`; every action emits Stripe-shaped events into `OfflineEvent`,
+which are signed with STRIPE_WEBHOOK_SECRET and go through the real webhook verification and
+handler (`deliver_due_events`), immediately after the action commits or, for delayed payment
+methods, when the worker finds them due.
+"""
+
+import json
+import logging
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from ..models import OfflineEvent, OfflineObject
+from . import GatewayError, LineItem
+
+log = logging.getLogger(__name__)
+
+DECLINES = {
+    "card_declined": "Your card was declined.",
+    "insufficient_funds": "Your card has insufficient funds.",
+}
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_test_{secrets.token_hex(12)}"
+
+
+def _save(obj: dict[str, Any], kind: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    OfflineObject.objects.update_or_create(
+        id=obj["id"], defaults={"kind": kind, "data": obj, "idempotency_key": idempotency_key}
+    )
+    return obj
+
+
+def _get(object_id: str, kind: str, *, lock: bool = False) -> dict[str, Any]:
+    rows = OfflineObject.objects.select_for_update() if lock else OfflineObject.objects
+    row = rows.filter(id=object_id, kind=kind).first()
+    if row is None:
+        raise GatewayError(f"No such {kind}.", code="resource_missing")
+    return row.data
+
+
+def emit(event_type: str, obj: dict[str, Any], *, delay: float = 0) -> OfflineEvent:
+    event = OfflineEvent.objects.create(
+        id=_id("evt"),
+        type=event_type,
+        payload={
+            "object": "event",
+            "api_version": settings.STRIPE_API_VERSION,
+            "created": int(time.time() + delay),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+            "data": {"object": obj},
+        },
+        deliver_after=timezone.now() + timedelta(seconds=delay),
+    )
+    event.payload["id"] = event.id
+    event.save(update_fields=["payload"])
+    if not delay:
+        transaction.on_commit(deliver_due_events)
+    return event
+
+
+def deliver_due_events(limit: int = 100) -> int:
+    """Sign and hand due events to the webhook handler; what fails stays for the next round."""
+    from ..webhooks import receive, sign_payload
+
+    delivered = 0
+    for event_id in _due_event_ids(limit):
+        with transaction.atomic():
+            event = OfflineEvent.objects.select_for_update().filter(id=event_id).first()
+            if event is None or event.delivered_at:
+                continue
+            body = json.dumps(event.payload).encode()
+            try:
+                receive(body, sign_payload(body, settings.STRIPE_WEBHOOK_SECRET))
+            except Exception:
+                # What Stripe does after a 500: keep the event and try again on the next round.
+                log.exception("offline event %s %s not delivered", event.id, event.type)
+                continue
+            if event.type.startswith("checkout.session."):
+                _save(event.payload["data"]["object"], "session")
+            event.delivered_at = timezone.now()
+            event.save(update_fields=["delivered_at"])
+            delivered += 1
+    return delivered
+
+
+def _due_event_ids(limit: int) -> list[str]:
+    due = OfflineEvent.objects.filter(delivered_at=None, deliver_after__lte=timezone.now())
+    if connection.features.has_select_for_update_skip_locked:
+        with transaction.atomic():
+            return list(
+                due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+            )
+    return list(due.values_list("id", flat=True)[:limit])
+
+
+def _charge_for(session: dict[str, Any], method: str) -> dict[str, Any]:
+    details = (
+        {"type": "card", "card": {"brand": "visa", "last4": "4242"}}
+        if method == "card"
+        else {"type": "sepa_debit", "sepa_debit": {"last4": "3000"}}
+    )
+    return _save(
+        {
+            "id": _id("ch"),
+            "object": "charge",
+            "amount": session["amount_total"],
+            "amount_refunded": 0,
+            "currency": session["currency"],
+            "payment_intent": session["payment_intent"],
+            "paid": True,
+            "refunded": False,
+            "status": "succeeded",
+            "payment_method_details": details,
+            "metadata": {},
+        },
+        "charge",
+    )
+
+
+class OfflineGateway:
+    livemode = False
+
+    def create_session(
+        self,
+        *,
+        order_id: str,
+        attempt: int,
+        email: str,
+        currency: str,
+        items: list[LineItem],
+        success_url: str,
+        cancel_url: str,
+    ) -> dict[str, Any]:
+        session_id = _id("cs")
+        total = sum(item.unit_amount * item.quantity for item in items)
+        now = int(time.time())
+        return _save(
+            {
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": "payment",
+                "status": "open",
+                "payment_status": "unpaid",
+                "amount_subtotal": total,
+                "amount_total": total,
+                "currency": currency,
+                "client_reference_id": order_id,
+                "customer_email": email,
+                "customer_details": {"email": email},
+                "metadata": {"order_id": order_id, "attempt": str(attempt)},
+                "line_items": [vars(item) for item in items],
+                "payment_intent": _id("pi"),
+                "payment_method_types": ["card", "sepa_debit"],
+                "livemode": False,
+                "created": now,
+                "expires_at": now + 24 * 3600,
+                "success_url": success_url,
+                "cancel_url": cancel_url,
+                "url": settings.SITE_URL + reverse("orders:test_checkout", args=[session_id]),
+            },
+            "session",
+        )
+
+    def retrieve_session(self, session_id: str) -> dict[str, Any]:
+        session = _get(session_id, "session")
+        charge_id = session.get("latest_charge")
+        if charge_id:
+            session["payment_intent"] = {
+                "id": session["payment_intent"],
+                "latest_charge": _get(charge_id, "charge"),
+            }
+        return session
+
+    def expire_session(self, session_id: str) -> None:
+        session = _get(session_id, "session", lock=True)
+        if session["status"] != "open":
+            raise GatewayError("Only an open session can be expired.", code="session_not_open")
+        _save({**session, "status": "expired"}, "session")
+        emit("checkout.session.expired", {**session, "status": "expired"})
+
+    def create_refund(
+        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+    ) -> dict[str, Any]:
+        existing = OfflineObject.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing.data
+        charge = OfflineObject.objects.filter(
+            kind="charge", data__payment_intent=payment_intent
+        ).first()
+        if charge is None:
+            raise GatewayError("This payment has no charge to refund.", code="charge_missing")
+        charge = charge.data
+        if amount > charge["amount"] - charge["amount_refunded"]:
+            raise GatewayError(
+                "The refund exceeds what is left of the charge.", code="amount_too_large"
+            )
+        refund = _save(
+            {
+                "id": _id("re"),
+                "object": "refund",
+                "amount": amount,
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": payment_intent,
+                "status": "succeeded",
+                "reason": "requested_by_customer",
+                "metadata": metadata,
+                "created": int(time.time()),
+            },
+            "refund",
+            idempotency_key,
+        )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+        _save(charge, "charge")
+        emit("refund.created", refund)
+        emit("charge.refunded", charge)
+        return refund
+
+    def list_events(self, *, created_gte: int, delivery_success: bool | None = None):
+        events = OfflineEvent.objects.filter(payload__created__gte=created_gte)
+        if delivery_success is not None:
+            events = events.filter(delivered_at__isnull=not delivery_success)
+        for event in events.order_by("deliver_after", "id"):
+            yield event.payload
+
+    # What the buyer does on the TEST MODE checkout page.
+
+    def pay(self, session_id: str, *, method: str = "card", outcome: str = "succeeded") -> None:
+        session = _get(session_id, "session", lock=True)
+        if session["status"] != "open":
+            raise GatewayError("This checkout session is no longer open.", code="session_not_open")
+        charge = _charge_for(session, method)
+        paid = {**session, "status": "complete", "latest_charge": charge["id"]}
+        first = {**paid, "payment_status": "paid" if method == "card" else "unpaid"}
+        emit("checkout.session.completed", _save(first, "session"))
+        if method == "card":
+            return
+        later = "async_payment_succeeded" if outcome == "succeeded" else "async_payment_failed"
+        emit(
+            f"checkout.session.{later}",
+            {**paid, "payment_status": "paid" if outcome == "succeeded" else "unpaid"},
+            delay=settings.TEST_GATEWAY_DELAY,
+        )
+
+    def decline(self, session_id: str, *, code: str = "card_declined") -> None:
+        session = _get(session_id, "session", lock=True)
+        if session["status"] != "open":
+            raise GatewayError("This checkout session is no longer open.", code="session_not_open")
+        emit(
+            "payment_intent.payment_failed",
+            {
+                "id": session["payment_intent"],
+                "object": "payment_intent",
+                "amount": session["amount_total"],
+                "currency": session["currency"],
+                "metadata": session["metadata"],
+                "status": "requires_payment_method",
+                "last_payment_error": {
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": code,
+                    "message": DECLINES.get(code, DECLINES["card_declined"]),
+                },
+            },
+        )
+
+    # What staff may do in test mode only.
+
+    def open_dispute(self, payment_intent: str, *, reason: str = "fraudulent") -> dict[str, Any]:
+        charge = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)
+        if not charge.exists():
+            raise GatewayError("This payment has no charge to dispute.", code="charge_missing")
+        charge = charge.first().data
+        dispute = _save(
+            {
+                "id": _id("dp"),
+                "object": "dispute",
+                "amount": charge["amount"],
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": payment_intent,
+                "reason": reason,
+                "status": "needs_response",
+                "evidence_details": {"due_by": int(time.time()) + 7 * 24 * 3600},
+                "created": int(time.time()),
+            },
+            "dispute",
+        )
+        emit("charge.dispute.created", dispute)
+        emit("charge.dispute.funds_withdrawn", dispute)
+        return dispute
+
+    def close_dispute(self, dispute_id: str, *, won: bool) -> dict[str, Any]:
+        dispute = _get(dispute_id, "dispute")
+        if dispute["status"] in ("won", "lost"):
+            raise GatewayError("This dispute is already closed.", code="dispute_closed")
+        dispute = _save({**dispute, "status": "won" if won else "lost"}, "dispute")
+        emit("charge.dispute.closed", dispute)
+        if won:
+            emit("charge.dispute.funds_reinstated", dispute)
+        return dispute

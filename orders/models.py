@@ -1,0 +1,298 @@
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_order_number() -> str:
+    """Short, unguessable, easy to read aloud: no I, L, O or U, and no hint of how many orders exist."""
+    return "".join(secrets.choice(CROCKFORD) for _ in range(8))
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+
+
+class LicenseKind(models.TextChoices):
+    GENERATED = "generated", "Generated keys"
+    POOL = "pool", "Keys from an imported pool"
+    NONE = "none", "No license key"
+
+
+class Product(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    price_cents = models.PositiveIntegerField(help_text="Price in minor units (cents).")
+    currency = models.CharField(max_length=3, default="usd")
+    active = models.BooleanField(default=True)
+    license_kind = models.CharField(
+        max_length=10, choices=LicenseKind, default=LicenseKind.GENERATED
+    )
+    license_prefix = models.CharField(max_length=8, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(license_kind__in=LicenseKind.values), name="product_license_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Order(models.Model):
+    """An order and the payment facts Stripe told us; `status` is derived from those facts.
+
+    Only `orders.transitions.transition_order` writes `status` (save() never does after creation).
+    """
+
+    number = models.CharField(max_length=12, unique=True, default=new_order_number, editable=False)
+    public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
+    email = models.EmailField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="orders",
+    )
+    currency = models.CharField(max_length=3)
+    subtotal_cents = models.PositiveIntegerField(help_text="From the catalog, at checkout time.")
+    amount_total_cents = models.PositiveIntegerField(
+        null=True, blank=True, help_text="What Stripe charged (promotions and taxes included)."
+    )
+    livemode = models.BooleanField(default=False)
+    # Each Checkout Session is an attempt; staff "retry" starts the next one.
+    attempt = models.PositiveSmallIntegerField(default=1)
+    stripe_session_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Payment facts.
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_source = models.CharField(max_length=255, blank=True)
+    payment_method = models.CharField(max_length=100, blank=True)
+    async_payment_pending = models.BooleanField(default=False)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    failure_event_created = models.BigIntegerField(
+        null=True, blank=True, help_text="Stripe `created` of the failure kept, so the latest wins."
+    )
+    charge_amount_refunded_cents = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="order_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "status"
+            ]
+        elif kwargs.get("update_fields") and "status" in kwargs["update_fields"]:
+            raise ValueError("Order.status is written only by transition_order().")
+        super().save(*args, **kwargs)
+
+    @property
+    def total_cents(self) -> int:
+        return (
+            self.amount_total_cents if self.amount_total_cents is not None else self.subtotal_cents
+        )
+
+    @property
+    def is_paid(self) -> bool:
+        return self.paid_at is not None
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price_cents = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product}"
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+class OrderTransition(models.Model):
+    """The audit trail: one row per real status change (and one for the order's creation)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=10, choices=Status, blank=True)
+    to_status = models.CharField(max_length=10, choices=Status)
+    source = models.CharField(max_length=255, help_text="Stripe event id, page, or staff user.")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Refund(models.Model):
+    State = RefundStatus
+    # A refund's status only moves up this ladder, so late or repeated events cannot undo it.
+    RANK = {"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=RefundStatus)
+    reason = models.CharField(max_length=500, blank=True)
+    failure_reason = models.CharField(max_length=100, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sequence = models.PositiveIntegerField(null=True, blank=True, help_text="Staff refund number.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RefundStatus.values), name="refund_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.stripe_refund_id
+
+
+class Dispute(models.Model):
+    OPEN = {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+    CLOSED = {"warning_closed", "won", "lost", "prevented"}
+    RANK = {
+        "warning_needs_response": 0,
+        "needs_response": 0,
+        "warning_under_review": 1,
+        "under_review": 1,
+        **dict.fromkeys(CLOSED, 2),
+    }
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="disputes")
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=30)
+    reason = models.CharField(max_length=100, blank=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    funds_withdrawn = models.BooleanField(default=False)
+    funds_reinstated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.stripe_dispute_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+
+class EventOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    NO_CHANGE = "no_change", "Nothing new"
+    UNHANDLED = "unhandled", "Type not handled"
+    UNKNOWN_ORDER = "unknown_order", "Unknown order"
+    LIVEMODE_MISMATCH = "livemode_mismatch", "Livemode mismatch"
+
+
+class StripeEvent(models.Model):
+    """Every event Stripe (or the offline gateway) delivered, stored once by its id."""
+
+    Outcome = EventOutcome
+
+    id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    created = models.BigIntegerField(help_text="Stripe `created`, seconds since the epoch.")
+    payload = models.JSONField()
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="stripe_events"
+    )
+    # The PaymentIntent an unmatched refund or dispute event names: applied once an order knows it.
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    outcome = models.CharField(max_length=20, choices=EventOutcome)
+    detail = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=EventOutcome.values), name="stripe_event_outcome_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
+
+
+class OfflineObject(models.Model):
+    """A Stripe-shaped object (session, refund, dispute) kept by the offline test gateway."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    kind = models.CharField(max_length=20)
+    data = models.JSONField()
+    idempotency_key = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class OfflineEvent(models.Model):
+    """An event the offline gateway emitted; delivered (signed) to our own webhook handler."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    deliver_after = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["deliver_after", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"

@@ -1,0 +1,176 @@
+import logging
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from .checkout import find_order, fulfil_session, place_order, start_checkout
+from .forms import BuyForm, TestCheckoutForm
+from .gateways import GatewayError, get_gateway, is_offline
+from .models import Product, Status
+from .webhooks import WebhookError, receive
+
+log = logging.getLogger(__name__)
+
+
+@login_not_required
+@require_GET
+def catalog(request: HttpRequest) -> HttpResponse:
+    products = Product.objects.filter(active=True)
+    return render(request, "orders/catalog.html", {"products": products, "form": BuyForm()})
+
+
+@login_not_required
+@require_POST
+def checkout(request: HttpRequest, slug: str) -> HttpResponse:
+    product = get_object_or_404(Product, slug=slug, active=True)
+    form = BuyForm(request.POST, user=request.user)
+    if not form.is_valid():
+        context = {"products": Product.objects.filter(active=True), "form": form, "failed": product}
+        return render(request, "orders/catalog.html", context, status=400)
+    user = request.user if request.user.is_authenticated else None
+    order = place_order(
+        product=product,
+        quantity=form.cleaned_data["quantity"],
+        email=form.buyer_email(),
+        user=user,
+    )
+    try:
+        url = start_checkout(order)
+    except GatewayError as error:
+        context = {"order": order, "message": error.message}
+        return render(request, "orders/checkout_error.html", context, status=502)
+    return _see_other(url)
+
+
+class SeeOther(HttpResponseRedirect):
+    status_code = 303
+    allowed_schemes = ["http", "https"]
+
+
+def _see_other(url: str) -> HttpResponse:
+    return SeeOther(url)
+
+
+@login_not_required
+@require_GET
+def success(request: HttpRequest) -> HttpResponse:
+    session_id = request.GET.get("session_id", "")
+    if not session_id or "{" in session_id:
+        return render(
+            request, "orders/problem.html", {"message": "No checkout session given."}, 400
+        )
+    try:
+        order = fulfil_session(session_id)
+    except GatewayError as error:
+        if error.code == "resource_missing":
+            raise Http404("No such checkout session") from None
+        return render(request, "orders/problem.html", {"message": error.message}, status=502)
+    if order is None:
+        raise Http404("No order for this checkout session")
+    return _see_other(reverse("orders:detail", args=[order.public_id]))
+
+
+@login_not_required
+@require_GET
+def cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    order = find_order(public_id) or _not_found()
+    return render(request, "orders/cancel.html", {"order": order})
+
+
+@login_not_required
+@require_GET
+def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The buyer's receipt, reached through the order's unguessable public id."""
+    order = find_order(public_id) or _not_found()
+    context = {
+        "order": order,
+        "items": order.items.select_related("product"),
+        "history": order.transitions.all(),
+        "refreshing": order.status == Status.PENDING,
+    }
+    return render(request, "orders/order_detail.html", context)
+
+
+@login_not_required
+@require_GET
+def order_status(request: HttpRequest, public_id: str) -> JsonResponse:
+    order = find_order(public_id) or _not_found()
+    return JsonResponse({"number": order.number, "status": order.status})
+
+
+def _not_found():
+    raise Http404("No such order")
+
+
+@login_not_required
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """200 for every event accepted (duplicates and ignored types too), 400 for a delivery we
+    refuse, 413 for an oversized body; an exception in processing is a 500 so Stripe retries."""
+    limit = settings.STRIPE_WEBHOOK_MAX_BYTES
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > limit:
+        return JsonResponse({"error": "body too large"}, status=413)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return JsonResponse({"error": "body too large"}, status=413)
+    try:
+        event = receive(body, request.headers.get("Stripe-Signature"))
+    except WebhookError as error:
+        log.warning("stripe webhook refused: %s", error)
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse({"received": True, "outcome": event.outcome})
+
+
+@login_not_required
+def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The TEST MODE checkout page of the offline gateway (404 when Stripe is configured)."""
+    if not is_offline():
+        raise Http404("The test gateway is off: Stripe is configured")
+    gateway = get_gateway()
+    try:
+        session = gateway.retrieve_session(session_id)
+    except GatewayError:
+        raise Http404("No such checkout session") from None
+    order = find_order(session["client_reference_id"]) or _not_found()
+    form = TestCheckoutForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        action = form.cleaned_data["action"]
+        try:
+            with transaction.atomic():
+                next_url = _act(gateway, session, action)
+        except GatewayError as exc:
+            error = exc.message
+        else:
+            if next_url:
+                return _see_other(next_url)
+            session = gateway.retrieve_session(session_id)
+            error = "Your card was declined. Try again or use another method."
+    context = {"session": session, "order": order, "form": form, "error": error}
+    status = 400 if request.method == "POST" and not form.is_valid() else 200
+    return render(request, "orders/test_checkout.html", context, status=status)
+
+
+def _act(gateway, session: dict, action: str) -> str:
+    success = session["success_url"].replace("{CHECKOUT_SESSION_ID}", session["id"])
+    if action == "pay":
+        gateway.pay(session["id"])
+    elif action in ("decline", "insufficient_funds"):
+        gateway.decline(session["id"], code="card_declined" if action == "decline" else action)
+        return ""
+    elif action == "delayed_success":
+        gateway.pay(session["id"], method="sepa_debit", outcome="succeeded")
+    elif action == "delayed_failure":
+        gateway.pay(session["id"], method="sepa_debit", outcome="failed")
+    else:
+        gateway.expire_session(session["id"])
+        return session["cancel_url"]
+    return success
