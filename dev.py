@@ -45,12 +45,16 @@ def ensure_packages() -> None:
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    subprocess.run([*pip, *project["dependencies"], *project["optional-dependencies"]["dev"]], check=True)
+    subprocess.run(
+        [*pip, *project["dependencies"], *project["optional-dependencies"]["dev"]], check=True
+    )
     stamp.write_text(wanted)
 
 
 def manage(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, env=env, check=True, **kwargs)
+    return subprocess.run(
+        [str(PYTHON), "manage.py", *args], cwd=ROOT, env=env, check=True, **kwargs
+    )
 
 
 def dev_env() -> dict:

@@ -1,0 +1,129 @@
+import pytest
+
+from accounts.models import User
+from orders.checkout import (
+    OrderActionError,
+    complete_order,
+    refund_order,
+    retry_order,
+    start_checkout,
+)
+from orders.gateways.offline import OfflineGateway
+from orders.models import OfflineEvent, Order
+from orders.transitions import refunded_amount
+from tests.factories import make_order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff():
+    return User.objects.create_superuser("boss@example.com", "pw")
+
+
+def paid_order(quantity: int = 1) -> Order:
+    order = make_order(quantity=quantity)
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().pay(order.stripe_session_id)  # emits the event; delivered on commit
+    order.refresh_from_db()
+    assert order.status == "completed"
+    return order
+
+
+def test_staff_complete_a_pending_order_paid_offline(staff):
+    order = make_order()
+    complete_order(order, staff=staff, note="bank transfer 2026-11-27")
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert order.paid_source == "staff:boss@example.com"
+    assert order.transitions.last().source == "staff:boss@example.com"
+
+
+def test_completing_an_order_that_is_not_pending_is_refused(staff):
+    order = paid_order()
+    with pytest.raises(OrderActionError, match="Only a pending order"):
+        complete_order(order, staff=staff)
+
+
+def test_a_full_refund_records_the_refund_at_once_and_the_webhook_adds_nothing(staff):
+    order = paid_order()
+    refund = refund_order(order, staff=staff, reason="customer asked")
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    assert (refund.amount_cents, refund.sequence, refund.reason) == (2500, 1, "customer asked")
+    assert refund.requested_by == staff
+    # The gateway's refund.created and charge.refunded were delivered as duplicate facts.
+    assert order.refunds.count() == 1
+    assert not OfflineEvent.objects.filter(delivered_at=None).exists()
+    assert list(order.transitions.values_list("to_status", flat=True)) == [
+        "pending",
+        "completed",
+        "refunded",
+    ]
+
+
+def test_a_partial_refund_keeps_the_order_completed_and_a_second_refunds_the_rest(staff):
+    order = paid_order(quantity=2)
+    refund_order(order, staff=staff, amount_cents=1000, expected_refunded_cents=0)
+    order.refresh_from_db()
+    assert (order.status, refunded_amount(order)) == ("completed", 1000)
+    second = refund_order(order, staff=staff, expected_refunded_cents=1000)
+    order.refresh_from_db()
+    assert (order.status, refunded_amount(order), second.amount_cents) == ("refunded", 5000, 4000)
+    assert second.sequence == 2
+
+
+def test_a_double_click_on_refund_refunds_once(staff):
+    order = paid_order(quantity=2)
+    refund_order(order, staff=staff, amount_cents=1000, expected_refunded_cents=0)
+    with pytest.raises(OrderActionError, match="refunded meanwhile"):
+        refund_order(order, staff=staff, amount_cents=1000, expected_refunded_cents=0)
+    assert refunded_amount(order) == 1000
+
+
+def test_a_refund_larger_than_what_is_left_is_refused(staff):
+    order = paid_order()
+    with pytest.raises(OrderActionError, match="between 0.01 and 25.00"):
+        refund_order(order, staff=staff, amount_cents=2501)
+    assert order.refunds.count() == 0
+
+
+def test_a_refund_of_an_order_paid_outside_stripe_is_refused(staff):
+    order = make_order()
+    complete_order(order, staff=staff)
+    with pytest.raises(OrderActionError, match="outside Stripe"):
+        refund_order(order, staff=staff)
+
+
+def test_retrying_a_failed_order_opens_a_new_session_and_ignores_the_old_attempt(staff):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    old_session = order.stripe_session_id
+    OfflineGateway().decline(old_session)
+    order.refresh_from_db()
+    assert order.status == "failed"
+
+    url = retry_order(order, staff=staff)
+    order.refresh_from_db()
+    assert (order.status, order.attempt, order.failure_code) == ("pending", 2, "")
+    assert order.stripe_session_id != old_session
+    assert url.endswith(f"/test-gateway/checkout/{order.stripe_session_id}/")
+    # The old session was expired; its expiry event belongs to attempt 1 and changes nothing.
+    assert order.stripe_events.filter(type="checkout.session.expired", outcome="no_change").exists()
+
+    OfflineGateway().pay(order.stripe_session_id)
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert list(order.transitions.values_list("to_status", flat=True)) == [
+        "pending",
+        "failed",
+        "pending",
+        "completed",
+    ]
+
+
+def test_retrying_an_order_that_has_not_failed_is_refused(staff):
+    with pytest.raises(OrderActionError, match="Only a failed order"):
+        retry_order(make_order(), staff=staff)
