@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 import venv
 from pathlib import Path
 
@@ -32,7 +31,7 @@ def say(message: str) -> None:
 
 
 def ensure_packages() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (this script is what users run first)
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         say("Creating the virtual environment in .venv")
@@ -44,6 +43,8 @@ def ensure_packages() -> None:
     say("Installing packages (once; again only when pyproject.toml changes)")
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    import tomllib  # 3.11+
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     subprocess.run(
         [*pip, *project["dependencies"], *project["optional-dependencies"]["dev"]], check=True
