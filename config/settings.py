@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "accounts",
     "orders",
+    "licenses",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +113,15 @@ STRIPE_WEBHOOK_TOLERANCE = 300
 STRIPE_WEBHOOK_MAX_BYTES = 1024 * 1024
 # How long the offline gateway waits before a delayed (bank debit) payment settles.
 TEST_GATEWAY_DELAY = env.float("TEST_GATEWAY_DELAY", default=10)
+
+# Licenses. Keys are looked up by HMAC(LICENSE_HASH_KEY, key); it defaults to SECRET_KEY, so set it
+# on its own if SECRET_KEY may ever rotate.
+LICENSE_HASH_KEY = env("LICENSE_HASH_KEY", default="")
+# The validate API's limits: requests per window, per client address and per key.
+LICENSE_VALIDATE_RATE = env.int("LICENSE_VALIDATE_RATE", default=60)
+LICENSE_VALIDATE_KEY_RATE = env.int("LICENSE_VALIDATE_KEY_RATE", default=20)
+LICENSE_VALIDATE_WINDOW = env.int("LICENSE_VALIDATE_WINDOW", default=60)
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 DISCORD_WEBHOOK_URL = env("DISCORD_WEBHOOK_URL", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")

@@ -38,6 +38,9 @@ class Product(models.Model):
         max_length=10, choices=LicenseKind, default=LicenseKind.GENERATED
     )
     license_prefix = models.CharField(max_length=8, blank=True)
+    stock_alert_threshold = models.PositiveIntegerField(
+        default=5, help_text="Pool products: alert staff when fewer keys than this are left."
+    )
 
     class Meta:
         ordering = ["name"]

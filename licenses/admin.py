@@ -1,0 +1,104 @@
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect, render
+from django.urls import path
+
+from orders.models import LicenseKind, Product
+
+from .emails import resend_keys
+from .lifecycle import reinstate_license, suspend_license
+from .models import KeyEmail, License, PoolKey
+from .pool import import_keys, parse_keys
+
+
+class ImportKeysForm(forms.Form):
+    product = forms.ModelChoiceField(Product.objects.filter(license_kind=LicenseKind.POOL))
+    file = forms.FileField(help_text="Text (one key per line) or CSV (keys in the first column).")
+
+
+@admin.register(PoolKey)
+class PoolKeyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "product", "imported_at", "claimed_at"]
+    list_filter = ["product", ("claimed_at", admin.EmptyFieldListFilter)]
+    fields = ["product", "imported_at", "claimed_at"]
+    readonly_fields = ["product", "imported_at", "claimed_at"]
+    change_list_template = "admin/licenses/poolkey/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_urls(self):
+        extra = [
+            path("import/", self.admin_site.admin_view(self.import_view), name="poolkey_import")
+        ]
+        return extra + super().get_urls()
+
+    def import_view(self, request):
+        form = ImportKeysForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                keys = parse_keys(form.cleaned_data["file"].read())
+            except UnicodeDecodeError:
+                form.add_error("file", "The file is not UTF-8 text.")
+            else:
+                imported, skipped = import_keys(form.cleaned_data["product"], keys)
+                self.message_user(
+                    request,
+                    f"Imported {imported} key(s), skipped {skipped} duplicate(s) or blank(s).",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:licenses_poolkey_changelist")
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Import keys"}
+        return render(request, "admin/licenses/poolkey/import.html", context)
+
+
+@admin.action(description="Suspend (staff)")
+def suspend(modeladmin, request, queryset):
+    for license in queryset:
+        try:
+            suspend_license(license, staff=request.user)
+        except ValueError as error:
+            modeladmin.message_user(request, f"{license}: {error}", messages.ERROR)
+
+
+@admin.action(description="Reinstate")
+def reinstate(modeladmin, request, queryset):
+    for license in queryset:
+        try:
+            reinstate_license(license, staff=request.user)
+        except ValueError as error:
+            modeladmin.message_user(request, f"{license}: {error}", messages.ERROR)
+
+
+@admin.action(description="Resend the keys email of these licenses' orders")
+def resend(modeladmin, request, queryset):
+    for order in {license.order for license in queryset.select_related("order")}:
+        try:
+            resend_keys(order, staff=request.user)
+        except ValueError as error:
+            modeladmin.message_user(request, f"{order}: {error}", messages.ERROR)
+
+
+@admin.register(License)
+class LicenseAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "masked_key", "status", "reason", "created_at"]
+    list_filter = ["status", "reason", "product"]
+    search_fields = ["order__number", "order__email"]
+    exclude = ["key", "key_hash"]
+    readonly_fields = [
+        "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
+        "created_at", "activated_at", "suspended_at", "revoked_at",
+    ]  # fmt: skip
+    actions = [suspend, reinstate, resend]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(KeyEmail)
+class KeyEmailAdmin(admin.ModelAdmin):
+    list_display = ["order", "created_at", "sent_at", "attempts", "last_error"]
+    readonly_fields = [f.name for f in KeyEmail._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,84 @@
+"""The email with an order's keys: queued in the transaction, sent after it commits, retried by
+`manage.py send_key_emails` if the mail server was away."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from .models import KeyEmail
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+
+
+def queue_key_email(order_id: int, *, requested_by=None) -> KeyEmail:
+    email = KeyEmail.objects.create(order_id=order_id, requested_by=requested_by)
+    transaction.on_commit(lambda: send_key_emails(ids=[email.pk]))
+    return email
+
+
+def resend_keys(order, *, staff) -> KeyEmail:
+    """Staff: send the order's keys again (an email went astray, the customer lost it)."""
+    if not order.licenses.exclude(key="").exists():
+        raise ValueError("This order has no keys to send yet.")
+    with transaction.atomic():
+        return queue_key_email(order.pk, requested_by=staff)
+
+
+def send_key_emails(*, ids: list[int] | None = None, limit: int = 50) -> int:
+    """Send unsent key emails (all due ones, or `ids`). A row is locked while it is sent, so two
+    workers never send the same email. Returns how many were sent."""
+    sent = 0
+    now = timezone.now()
+    due = KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).filter(
+        Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
+    )
+    if ids is not None:
+        due = due.filter(pk__in=ids)
+    for pk in due.values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            rows = KeyEmail.objects.select_for_update(
+                skip_locked=connection.features.has_select_for_update_skip_locked
+            )
+            email = rows.filter(pk=pk, sent_at=None).select_related("order").first()
+            if email is None:
+                continue
+            email.attempts += 1
+            try:
+                _send(email)
+            except Exception as error:  # the mail server's problem: keep the row for a retry
+                email.last_error = f"{type(error).__name__}: {error}"[:300]
+                # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
+                backoff = timedelta(minutes=min(2 ** (email.attempts - 1), 360))
+                email.next_attempt_at = timezone.now() + backoff
+                log.warning(
+                    "key email for order %s not sent: %s", email.order, type(error).__name__
+                )
+            else:
+                email.sent_at, email.last_error = timezone.now(), ""
+                sent += 1
+            email.save(update_fields=["attempts", "sent_at", "last_error", "next_attempt_at"])
+    return sent
+
+
+def _send(email: KeyEmail) -> None:
+    order = email.order
+    licenses = order.licenses.select_related("product").order_by("id")
+    context = {
+        "order": order,
+        "licenses": licenses,
+        "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
+    }
+    send_mail(
+        subject=f"Your license keys for order {order.number}",
+        message=render_to_string("licenses/key_email.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[order.email],
+    )

@@ -1,0 +1,28 @@
+"""License keys: generating them and the keyed hash they are looked up by."""
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from django.conf import settings
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def generate_key(prefix: str = "") -> str:
+    """25 Crockford base32 characters (125 bits from `secrets`) in 5 groups of 5."""
+    body = "".join(secrets.choice(CROCKFORD) for _ in range(25))
+    groups = "-".join(body[i : i + 5] for i in range(0, 25, 5))
+    return f"{prefix.upper()}-{groups}" if prefix else groups
+
+
+def normalise(key: str) -> str:
+    """What two spellings of one key have in common: case, spaces and dashes do not count."""
+    return _SEPARATORS.sub("", key).upper()
+
+
+def hash_key(key: str) -> str:
+    secret = (settings.LICENSE_HASH_KEY or settings.SECRET_KEY).encode()
+    return hmac.new(secret, normalise(key).encode(), hashlib.sha256).hexdigest()

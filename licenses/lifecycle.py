@@ -1,0 +1,110 @@
+"""Licenses follow their order: issued on completion, suspended by a dispute, reinstated when that
+dispute is won, revoked on refund. Runs inside the order's transition (see receivers.py)."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Dispute, LicenseKind, Order
+
+from .emails import queue_key_email
+from .keys import generate_key, hash_key
+from .models import License, LicenseStatus, SuspensionReason
+from .pool import alert_if_low, claim_pool_key
+
+Status = LicenseStatus
+
+
+def issue_licenses(order: Order, *, with_keys: bool = True) -> list[License]:
+    """One license per unit bought, once per order. Without keys (a refund that came before the
+    payment) the licenses are recorded revoked, and no pool key is spent on them."""
+    if order.licenses.exists():
+        return []
+    now = timezone.now()
+    issued, pool_claims = [], {}
+    for item in order.items.select_related("product"):
+        product = item.product
+        if product.license_kind == LicenseKind.NONE:
+            continue
+        for _ in range(item.quantity):
+            license = License(order=order, product=product, status=Status.ACTIVE, activated_at=now)
+            if not with_keys:
+                license.status, license.activated_at = Status.REVOKED, None
+                license.reason, license.revoked_at = SuspensionReason.REFUND, now
+            elif product.license_kind == LicenseKind.GENERATED:
+                license.key = generate_key(product.license_prefix)
+                license.key_hash = hash_key(license.key)
+            elif claim_pool_key(license):
+                pool_claims[product] = pool_claims.get(product, 0) + 1
+            else:
+                license.status, license.activated_at = Status.PENDING, None
+            license.save()
+            issued.append(license)
+    for product in {lic.product for lic in issued if lic.product.license_kind == LicenseKind.POOL}:
+        waiting = any(lic.status == Status.PENDING and lic.product == product for lic in issued)
+        alert_if_low(product, claimed=pool_claims.get(product, 0), waiting=waiting)
+    if with_keys and issued:
+        queue_key_email(order.pk)
+    return issued
+
+
+def suspend_for_dispute(order: Order) -> int:
+    dispute = order.disputes.filter(status__in=Dispute.OPEN).order_by("created_at", "id").first()
+    return order.licenses.filter(status__in=[Status.ACTIVE, Status.PENDING]).update(
+        status=Status.SUSPENDED,
+        reason=SuspensionReason.DISPUTE,
+        dispute_id=dispute.stripe_dispute_id if dispute else "",
+        suspended_at=timezone.now(),
+    )
+
+
+def reinstate_after_dispute(order: Order) -> int:
+    """Lift only the suspensions made by disputes that are now closed in our favour; a staff
+    suspension stays."""
+    won = order.disputes.filter(status__in=Dispute.CLOSED - {"lost"})
+    suspended = order.licenses.filter(
+        status=Status.SUSPENDED,
+        reason=SuspensionReason.DISPUTE,
+        dispute_id__in=won.values("stripe_dispute_id"),
+    )
+    return sum(_reinstate(license) for license in suspended)
+
+
+def _reinstate(license: License) -> int:
+    license.status = Status.ACTIVE if license.key else Status.PENDING
+    license.reason, license.dispute_id, license.suspended_at = "", "", None
+    license.activated_at = license.activated_at or (timezone.now() if license.key else None)
+    license.save(update_fields=["status", "reason", "dispute_id", "suspended_at", "activated_at"])
+    return 1
+
+
+def revoke_all(order: Order, *, reason: str) -> int:
+    """Final: a revoked license never comes back (a new grant is a new key)."""
+    return order.licenses.exclude(status=Status.REVOKED).update(
+        status=Status.REVOKED, reason=reason, revoked_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def suspend_license(license: License, *, staff) -> License:
+    license = License.objects.select_for_update().get(pk=license.pk)
+    if license.status == Status.REVOKED:
+        raise ValueError("A revoked license stays revoked.")
+    license.status, license.reason, license.dispute_id = (
+        Status.SUSPENDED,
+        SuspensionReason.STAFF,
+        "",
+    )
+    license.suspended_at = timezone.now()
+    license.save(update_fields=["status", "reason", "dispute_id", "suspended_at"])
+    return license
+
+
+@transaction.atomic
+def reinstate_license(license: License, *, staff) -> License:
+    license = License.objects.select_for_update().get(pk=license.pk)
+    if license.status != Status.SUSPENDED:
+        raise ValueError(
+            f"Only a suspended license can be reinstated; this one is {license.status}."
+        )
+    _reinstate(license)
+    return license

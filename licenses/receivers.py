@@ -1,0 +1,25 @@
+from django.dispatch import receiver
+
+from orders.models import Status
+from orders.signals import order_transitioned
+
+from .lifecycle import issue_licenses, reinstate_after_dispute, revoke_all, suspend_for_dispute
+from .models import SuspensionReason
+
+
+@receiver(order_transitioned, dispatch_uid="sync_licenses_with_order")
+def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
+    """Runs inside the transition's transaction; every branch is idempotent."""
+    to = transition.to_status
+    if to == Status.COMPLETED:
+        if transition.from_status == Status.DISPUTED:
+            reinstate_after_dispute(order)
+        else:
+            issue_licenses(order)
+    elif to == Status.DISPUTED:
+        issue_licenses(order)  # a dispute that came before the payment event
+        suspend_for_dispute(order)
+    elif to == Status.REFUNDED:
+        issue_licenses(order, with_keys=False)
+        lost = transition.reason == "chargeback lost"
+        revoke_all(order, reason=SuspensionReason.CHARGEBACK if lost else SuspensionReason.REFUND)

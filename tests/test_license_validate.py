@@ -1,0 +1,127 @@
+import json
+
+import pytest
+from django.core.cache import cache
+
+from licenses.keys import hash_key
+from licenses.models import License
+from orders.webhooks import handle_stripe_event
+from tests.factories import make_event, make_order, make_product, session_obj
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/licenses/validate"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def license():
+    order = make_order(product=make_product(slug="tunewright", license_prefix="TW"))
+    handle_stripe_event(make_event("checkout.session.completed", session_obj(order)))
+    return order.licenses.get()
+
+
+def validate(client, body, **extra):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(URL, data, content_type="application/json", **extra)
+
+
+def test_an_active_key_is_valid(client, license):
+    response = validate(client, {"key": license.key, "product": "tunewright"})
+    assert response.status_code == 200
+    assert response.json() == {"valid": True, "code": "VALID"}
+
+
+def test_the_key_may_be_typed_in_lower_case_without_dashes(client, license):
+    typed = license.key.replace("-", "").lower()
+    assert validate(client, {"key": typed, "product": "tunewright"}).json()["code"] == "VALID"
+
+
+def test_an_unknown_key_is_not_found(client, license):
+    response = validate(
+        client, {"key": "TW-AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", "product": "tunewright"}
+    )
+    assert response.json() == {"valid": False, "code": "NOT_FOUND"}
+
+
+def test_a_key_of_another_product_is_a_mismatch(client, license):
+    make_product(slug="other")
+    response = validate(client, {"key": license.key, "product": "other"})
+    assert response.json() == {"valid": False, "code": "PRODUCT_MISMATCH"}
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("suspended", "SUSPENDED"), ("revoked", "REVOKED"), ("pending", "PENDING")]
+)
+def test_a_key_that_is_not_active_says_why(client, license, status, code):
+    License.objects.filter(pk=license.pk).update(status=status)
+    response = validate(client, {"key": license.key, "product": "tunewright"})
+    assert response.json() == {"valid": False, "code": code}
+
+
+def test_the_answer_never_carries_customer_data(client, license):
+    response = validate(client, {"key": license.key, "product": "tunewright"})
+    body = response.content.decode()
+    assert license.order.email not in body
+    assert license.order.number not in body
+    assert set(response.json()) == {"valid", "code"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b'"key"',
+        b"{}",
+        b'{"key": "A"}',
+        b'{"product": "tunewright"}',
+        b'{"key": 5, "product": "tunewright"}',
+        b'{"key": "  ", "product": "tunewright"}',
+        b'{"key": "A", "product": ["tunewright"]}',
+        json.dumps({"key": "A" * 201, "product": "tunewright"}).encode(),
+        json.dumps({"key": "A", "product": "x" * 5000}).encode(),
+    ],
+)
+def test_a_malformed_body_is_a_400_with_a_reason(client, body):
+    response = validate(client, body)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+def test_only_post_is_allowed(client):
+    assert client.get(URL).status_code == 405
+
+
+def test_one_client_is_limited_with_retry_after(client, license, settings):
+    settings.LICENSE_VALIDATE_RATE = 3
+    body = {"key": "TW-NOPE", "product": "tunewright"}
+    answers = [validate(client, {**body, "key": f"TW-{i}"}) for i in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 1 <= int(answers[-1]["Retry-After"]) <= settings.LICENSE_VALIDATE_WINDOW
+    other = validate(client, body, REMOTE_ADDR="10.1.2.3")
+    assert other.status_code == 200
+
+
+def test_one_key_is_limited_across_clients(client, license, settings):
+    settings.LICENSE_VALIDATE_KEY_RATE = 2
+    body = {"key": license.key, "product": "tunewright"}
+    codes = [validate(client, body, REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(1, 4)]
+    assert codes == [200, 200, 429]
+    # The limiter counts by the key's hash: the key itself is never a cache key.
+    stored = " ".join(str(k) for k in cache._cache)
+    assert hash_key(license.key) in stored
+    assert license.key not in stored
+
+
+def test_the_lookup_costs_one_query(client, license, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        validate(client, {"key": license.key, "product": "tunewright"})

@@ -1,0 +1,284 @@
+import pytest
+from django.core import mail
+from django.core.management import call_command
+
+from accounts.models import User
+from licenses.emails import resend_keys, send_key_emails
+from licenses.keys import CROCKFORD, generate_key, hash_key
+from licenses.lifecycle import reinstate_license, suspend_license
+from licenses.models import KeyEmail, License, PoolKey
+from licenses.pool import import_keys, parse_keys
+from licenses.signals import stock_low
+from orders.models import LicenseKind
+from orders.webhooks import handle_stripe_event
+from tests.factories import (
+    dispute_obj,
+    make_event,
+    make_order,
+    make_product,
+    refund_obj,
+    session_obj,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def deliver(event_type, obj):
+    return handle_stripe_event(make_event(event_type, obj))
+
+
+def pay(order):
+    return deliver("checkout.session.completed", session_obj(order))
+
+
+def statuses(order):
+    return sorted(order.licenses.values_list("status", flat=True))
+
+
+@pytest.fixture
+def staff():
+    return User.objects.create_superuser("boss@example.com", "pw")
+
+
+@pytest.fixture
+def alerts():
+    seen = []
+
+    def receiver(sender, product, remaining, threshold, **kwargs):
+        seen.append((product.slug, remaining, threshold))
+
+    stock_low.connect(receiver, dispatch_uid="test-alerts")
+    yield seen
+    stock_low.disconnect(dispatch_uid="test-alerts")
+
+
+def test_a_generated_key_has_25_crockford_characters_in_5_groups_after_the_prefix():
+    key = generate_key("psp")
+    prefix, *groups = key.split("-")
+    assert prefix == "PSP"
+    assert [len(g) for g in groups] == [5] * 5
+    assert set("".join(groups)) <= set(CROCKFORD)
+    assert generate_key() != generate_key()
+
+
+def test_the_key_hash_ignores_case_spaces_and_dashes_but_not_the_key():
+    assert hash_key("abcd-efgh") == hash_key(" ABCD EFGH ")
+    assert hash_key("ABCD-EFGH") != hash_key("ABCD-EFGJ")
+    assert "ABCD" not in hash_key("ABCD-EFGH")
+
+
+def test_a_completed_order_gets_one_active_license_per_unit_and_an_email_with_the_keys():
+    order = make_order(product=make_product(license_prefix="TW"), quantity=3)
+    pay(order)
+    licenses = list(order.licenses.all())
+    assert [lic.status for lic in licenses] == ["active"] * 3
+    assert len({lic.key for lic in licenses}) == 3
+    assert all(lic.key.startswith("TW-") and lic.key_hash == hash_key(lic.key) for lic in licenses)
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [order.email]
+    assert all(lic.key in mail.outbox[0].body for lic in licenses)
+
+
+def test_a_product_without_license_keys_issues_none():
+    order = make_order(product=make_product(license_kind=LicenseKind.NONE))
+    pay(order)
+    assert order.licenses.count() == 0
+    assert mail.outbox == []
+
+
+def test_duplicate_and_replayed_events_issue_nothing_twice():
+    order = make_order()
+    event = make_event("checkout.session.completed", session_obj(order))
+    handle_stripe_event(event)
+    handle_stripe_event(event)
+    deliver("checkout.session.completed", session_obj(order))  # same fact, another event id
+    assert order.licenses.count() == 1
+    assert KeyEmail.objects.filter(order=order).count() == 1
+
+
+def test_a_refund_revokes_the_licenses_for_good():
+    order = make_order(quantity=2)
+    pay(order)
+    deliver("refund.created", refund_obj(order, "re_1", 5000))
+    assert statuses(order) == ["revoked", "revoked"]
+    assert set(order.licenses.values_list("reason", flat=True)) == {"refund"}
+
+
+def test_a_dispute_suspends_and_winning_it_reinstates():
+    order = make_order()
+    pay(order)
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    license = order.licenses.get()
+    assert (license.status, license.reason, license.dispute_id) == ("suspended", "dispute", "dp_1")
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
+    license.refresh_from_db()
+    assert (license.status, license.reason, license.dispute_id) == ("active", "", "")
+
+
+def test_a_lost_dispute_revokes_with_the_chargeback_reason():
+    order = make_order()
+    pay(order)
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="lost"))
+    license = order.licenses.get()
+    assert (license.status, license.reason) == ("revoked", "chargeback")
+
+
+def test_a_won_dispute_never_lifts_a_staff_suspension(staff):
+    order = make_order(quantity=2)
+    pay(order)
+    first, second = order.licenses.all()
+    suspend_license(first, staff=staff)
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.reason) == ("suspended", "staff")
+    assert second.status == "active"
+    reinstate_license(first, staff=staff)
+    first.refresh_from_db()
+    assert first.status == "active"
+
+
+def test_a_revoked_license_stays_revoked(staff):
+    order = make_order()
+    pay(order)
+    deliver("refund.created", refund_obj(order, "re_1", 2500))
+    license = order.licenses.get()
+    with pytest.raises(ValueError, match="revoked"):
+        suspend_license(license, staff=staff)
+    with pytest.raises(ValueError, match="Only a suspended"):
+        reinstate_license(license, staff=staff)
+    assert License.objects.get(pk=license.pk).status == "revoked"
+
+
+def test_a_dispute_before_the_payment_event_ends_as_in_order():
+    order = make_order()
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    pay(order)
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert statuses(order) == ["active"]
+    assert KeyEmail.objects.filter(order=order).count() == 1
+
+
+def test_a_refund_before_the_payment_event_records_revoked_licenses_without_spending_keys():
+    product = make_product(license_kind=LicenseKind.POOL)
+    import_keys(product, ["KEY-1"])
+    order = make_order(product=product)
+    deliver("refund.created", refund_obj(order, "re_1", 2500))
+    pay(order)
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    license = order.licenses.get()
+    assert (license.status, license.key) == ("revoked", "")
+    assert PoolKey.objects.filter(claimed_at=None).count() == 1
+    assert mail.outbox == []
+
+
+def test_pool_keys_are_claimed_oldest_first_and_never_twice():
+    product = make_product(license_kind=LicenseKind.POOL)
+    assert import_keys(product, ["AAA-1", "BBB-2", "CCC-3"]) == (3, 0)
+    order = make_order(product=product, quantity=2)
+    pay(order)
+    assert sorted(order.licenses.values_list("key", flat=True)) == ["AAA-1", "BBB-2"]
+    assert PoolKey.objects.filter(claimed_at=None).get().key == "CCC-3"
+
+
+def test_an_empty_pool_leaves_licenses_pending_and_an_import_fills_them_oldest_first(alerts):
+    product = make_product(license_kind=LicenseKind.POOL, stock_alert_threshold=2)
+    first, second = make_order(product=product), make_order(product=product, quantity=2)
+    pay(first)
+    pay(second)
+    first.refresh_from_db()
+    assert first.status == "completed"
+    assert statuses(first) == ["pending"]
+    assert alerts == [(product.slug, 0, 2)] * 2
+
+    assert import_keys(product, ["K-1", "K-2"]) == (2, 0)
+    assert first.licenses.get().key == "K-1"
+    assert statuses(second) == ["active", "pending"]
+    assert import_keys(product, ["K-3"]) == (1, 0)
+    assert statuses(second) == ["active", "active"]
+    # The completion email said the keys were on their way; each key sent another.
+    assert [m.to for m in mail.outbox].count([second.email]) == 3
+    assert "on its way" in mail.outbox[1].body
+
+
+def test_stock_low_is_raised_once_when_stock_falls_under_the_threshold(alerts):
+    product = make_product(license_kind=LicenseKind.POOL, stock_alert_threshold=2)
+    import_keys(product, ["K-1", "K-2", "K-3", "K-4"])
+    pay(make_order(product=product))
+    assert alerts == []
+    pay(make_order(product=product, quantity=2))
+    assert alerts == [(product.slug, 1, 2)]
+    pay(make_order(product=product))
+    assert alerts == [(product.slug, 1, 2)]
+
+
+def test_import_skips_duplicates_in_the_file_and_in_the_pool():
+    product = make_product(license_kind=LicenseKind.POOL)
+    assert import_keys(product, ["AAAA-1111", "aaaa 1111", "BBBB-2222", ""]) == (2, 2)
+    assert import_keys(product, ["BBBB-2222", "CCCC-3333"]) == (1, 1)
+    assert PoolKey.objects.count() == 3
+
+
+def test_parse_keys_reads_text_and_csv_files():
+    assert parse_keys(b"A-1\nB-2\n\n") == ["A-1", "B-2"]
+    assert parse_keys(b"\xef\xbb\xbfkey,note\nA-1,first\nB-2,second\n") == ["A-1", "B-2"]
+
+
+def test_the_import_command_counts_what_it_imported_and_skipped(tmp_path, capsys):
+    product = make_product(slug="starfall", license_kind=LicenseKind.POOL)
+    path = tmp_path / "keys.txt"
+    path.write_text("X-1\nX-2\nX-1\n")
+    call_command("import_license_keys", "starfall", str(path))
+    assert "Imported 2 key(s), skipped 1" in capsys.readouterr().out
+    assert product.pool_keys.count() == 2
+
+
+def test_the_import_command_refuses_a_product_without_a_pool(tmp_path):
+    make_product(slug="tunewright")
+    path = tmp_path / "keys.txt"
+    path.write_text("X-1\n")
+    with pytest.raises(Exception, match="does not use pool keys"):
+        call_command("import_license_keys", "tunewright", str(path))
+
+
+def test_a_failed_key_email_is_kept_and_sent_by_the_worker(settings):
+    settings.EMAIL_BACKEND = "tests.test_licenses.BrokenBackend"
+    order = make_order()
+    pay(order)
+    email = KeyEmail.objects.get(order=order)
+    assert (email.sent_at, email.attempts) == (None, 1)
+    assert "SMTPServerDisconnected" in email.last_error
+    assert order.licenses.get().key not in email.last_error
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    KeyEmail.objects.update(next_attempt_at=None)
+    assert send_key_emails() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_staff_can_resend_the_keys(staff):
+    order = make_order()
+    pay(order)
+    resend_keys(order, staff=staff)
+    assert len(mail.outbox) == 2
+    assert KeyEmail.objects.filter(order=order, requested_by=staff).exists()
+
+
+def test_resending_keys_of_an_order_without_keys_is_refused(staff):
+    with pytest.raises(ValueError, match="no keys"):
+        resend_keys(make_order(), staff=staff)
+
+
+class BrokenBackend:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        import smtplib
+
+        raise smtplib.SMTPServerDisconnected("connection lost")
