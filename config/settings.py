@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "accounts",
     "orders",
     "licenses",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -125,6 +126,16 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 DISCORD_WEBHOOK_URL = env("DISCORD_WEBHOOK_URL", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")
+DISCORD_TIMEOUT = env.float("DISCORD_TIMEOUT", default=10)
+# Discord's undocumented per-channel limit (about 30 messages a minute), paced by the worker.
+DISCORD_CHANNEL_LIMIT = env.int("DISCORD_CHANNEL_LIMIT", default=30)
+DISCORD_CHANNEL_WINDOW = env.float("DISCORD_CHANNEL_WINDOW", default=60)
+# Retries after 5xx, timeouts and network errors: base * 2^n seconds (jittered), capped; a
+# message older than DISCORD_MAX_AGE seconds is given up (dead, and resendable from /mgmt).
+DISCORD_BACKOFF_BASE = env.float("DISCORD_BACKOFF_BASE", default=2)
+DISCORD_BACKOFF_CAP = env.float("DISCORD_BACKOFF_CAP", default=300)
+DISCORD_MAX_AGE = env.float("DISCORD_MAX_AGE", default=24 * 3600)
+DISCORD_POLL_INTERVAL = env.float("DISCORD_POLL_INTERVAL", default=0.2)
 MGMT_PATH = env("MGMT_PATH", default="mgmt").strip("/")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

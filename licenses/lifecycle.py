@@ -21,7 +21,7 @@ def issue_licenses(order: Order, *, with_keys: bool = True) -> list[License]:
         return []
     now = timezone.now()
     issued, pool_claims = [], {}
-    for item in order.items.select_related("product"):
+    for item in order.line_items():
         product = item.product
         if product.license_kind == LicenseKind.NONE:
             continue
@@ -37,8 +37,8 @@ def issue_licenses(order: Order, *, with_keys: bool = True) -> list[License]:
                 pool_claims[product] = pool_claims.get(product, 0) + 1
             else:
                 license.status, license.activated_at = Status.PENDING, None
-            license.save()
             issued.append(license)
+    License.objects.bulk_create(issued)
     for product in {lic.product for lic in issued if lic.product.license_kind == LicenseKind.POOL}:
         waiting = any(lic.status == Status.PENDING and lic.product == product for lic in issued)
         alert_if_low(product, claimed=pool_claims.get(product, 0), waiting=waiting)

@@ -2,8 +2,9 @@
 
 Every merge is commutative and idempotent (set once, keep the max, move forward only), so any
 order and any repetition of events leaves the same facts; `transitions.sync_status` then derives
-the status from them. Callers hold the order's row lock. Each function returns whether anything
-changed and sends the matching signal only then.
+the status from them. Callers hold the order's row lock and save the order once afterwards
+(`webhooks.apply_facts` does both). Each function returns whether anything changed and sends
+the matching signal only then.
 """
 
 from datetime import UTC, datetime
@@ -13,6 +14,22 @@ from django.utils import timezone
 
 from .models import Dispute, Order, Refund
 from .signals import dispute_changed, payment_completed, payment_failed, refund_changed
+
+# The Order fields these functions write; `apply_facts` saves exactly these.
+FACT_FIELDS = [
+    "paid_at",
+    "paid_source",
+    "payment_method",
+    "async_payment_pending",
+    "failure_code",
+    "failure_message",
+    "failure_event_created",
+    "charge_amount_refunded_cents",
+    "amount_total_cents",
+    "stripe_payment_intent_id",
+    "stripe_charge_id",
+    "updated_at",
+]
 
 
 def attempt_of(obj: dict[str, Any]) -> int | None:
@@ -34,7 +51,6 @@ def mark_paid(order: Order, *, source: str) -> bool:
     order.paid_at = timezone.now()
     order.paid_source = source[:255]
     order.async_payment_pending = False
-    order.save()
     payment_completed.send(sender=Order, order=order, source=source)
     return True
 
@@ -46,8 +62,6 @@ def record_ids(order: Order, *, payment_intent: str = "", charge: str = "") -> b
         order.stripe_payment_intent_id, changed = payment_intent, True
     if charge and not order.stripe_charge_id:
         order.stripe_charge_id, changed = charge, True
-    if changed:
-        order.save()
     return changed
 
 
@@ -71,8 +85,6 @@ def record_session(order: Order, session: dict[str, Any], *, source: str) -> boo
     waiting = not (paid or order.is_paid or order.failure_code or order.async_payment_pending)
     if waiting and session.get("status") == "complete":
         order.async_payment_pending, changed = True, True  # a bank debit is on its way
-    if changed:
-        order.save()
     changed |= record_ids(order, payment_intent=pi_id or "")
     return mark_paid(order, source=source) | changed if paid else changed
 
@@ -89,7 +101,6 @@ def record_failure(
     order.failure_message = message[:500]
     order.failure_event_created = created
     order.async_payment_pending = False
-    order.save()
     payment_failed.send(sender=Order, order=order, code=code, message=message, source=source)
     return True
 
@@ -112,8 +123,6 @@ def record_charge(order: Order, charge: dict[str, Any], *, source: str) -> bool:
     refunded = charge.get("amount_refunded") or 0
     if refunded > order.charge_amount_refunded_cents:
         order.charge_amount_refunded_cents, changed = refunded, True
-    if changed:
-        order.save()
     for refund in (charge.get("refunds") or {}).get("data") or []:
         changed |= record_refund(order, refund, source=source)
     return mark_paid(order, source=source) | changed

@@ -3,7 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Prefetch, Q, prefetch_related_objects
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -127,6 +127,14 @@ class Order(models.Model):
     @property
     def is_paid(self) -> bool:
         return self.paid_at is not None
+
+    def line_items(self) -> list["OrderItem"]:
+        """The items with their products, loaded once per instance: the receivers of one
+        transition (licenses, notifications) share them."""
+        if "items" not in getattr(self, "_prefetched_objects_cache", {}):
+            products = OrderItem.objects.select_related("product")
+            prefetch_related_objects([self], Prefetch("items", queryset=products))
+        return list(self.items.all())
 
 
 class OrderItem(models.Model):

@@ -28,23 +28,31 @@ class IllegalTransition(Exception):
     pass
 
 
-@transaction.atomic
 def transition_order(order: Order, to: str, *, source: str, reason: str = "") -> OrderTransition:
     """Move `order` to `to`, or raise IllegalTransition.
 
     Locks the row, checks the table, writes the audit row and sends `order_transitioned`, all in
     the caller's transaction, so receivers' writes commit or roll back with the move.
     """
-    current = Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
-    if (current, to) not in ALLOWED:
-        raise IllegalTransition(f"order {order.number}: {current} → {to} is not allowed")
-    Order.objects.filter(pk=order.pk).update(status=to)
-    order.status = to
-    row = OrderTransition.objects.create(
-        order=order, from_status=current, to_status=to, source=source[:255], reason=reason[:500]
-    )
-    order_transitioned.send(sender=Order, order=order, transition=row, source=source)
-    return row
+    with transaction.atomic(savepoint=False):
+        current = (
+            Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+        )
+        if (current, to) in ALLOWED:
+            Order.objects.filter(pk=order.pk).update(status=to)
+            order.status = to
+            row = OrderTransition.objects.create(
+                order=order,
+                from_status=current,
+                to_status=to,
+                source=source[:255],
+                reason=reason[:500],
+            )
+            order_transitioned.send(sender=Order, order=order, transition=row, source=source)
+            return row
+    # Raised outside the block: a refused move wrote nothing, and an exception leaving a block
+    # without a savepoint would make the caller's whole transaction unusable.
+    raise IllegalTransition(f"order {order.number}: {current} → {to} is not allowed")
 
 
 def refunded_amount(order: Order) -> int:

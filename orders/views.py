@@ -153,7 +153,8 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
             if next_url:
                 return _see_other(next_url)
             session = gateway.retrieve_session(session_id)
-            error = "Your card was declined. Try again or use another method."
+            order.refresh_from_db()
+            error = f"{order.failure_message} Try again or use another method."
     context = {"session": session, "order": order, "form": form, "error": error}
     status = 400 if request.method == "POST" and not form.is_valid() else 200
     return render(request, "orders/test_checkout.html", context, status=status)

@@ -41,6 +41,9 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
     """The event in `body`, if `signature` is a valid one by our secret within the tolerance."""
     if not signature:
         raise WebhookError("missing Stripe-Signature header")
+    if not signature.isascii():
+        # hmac.compare_digest raises TypeError on non-ASCII text instead of saying "no match".
+        raise WebhookError("bad signature: not ASCII")
     try:
         payload = body.decode("utf-8")
         stripe.WebhookSignature.verify_header(
@@ -54,11 +57,20 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
     if not (
         isinstance(event, dict)
         and isinstance(event.get("id"), str)
+        and 0 < len(event["id"]) <= 255
         and isinstance(event.get("type"), str)
-        and isinstance((event.get("data") or {}).get("object"), dict)
+        and len(event["type"]) <= 100
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+        and _is_timestamp(event.get("created"))
     ):
         raise WebhookError("body is not a Stripe event")
     return event
+
+
+def _is_timestamp(value: Any) -> bool:
+    """Missing is allowed (the time of receipt stands in); else it must fit `StripeEvent.created`."""
+    return value is None or (type(value) is int and 0 <= value < 2**63)
 
 
 def receive(body: bytes, signature: str | None) -> StripeEvent:
@@ -120,6 +132,8 @@ def apply_facts(
     changed = merge()
     if order.stripe_payment_intent_id != known_pi:
         changed |= _apply_deferred(order)
+    if changed:
+        order.save(update_fields=facts.FACT_FIELDS)
     return changed, sync_status(order, source=source)
 
 
@@ -191,11 +205,14 @@ def _session_failure(code: str, message: str) -> Callable[..., bool]:
 
 
 def _on_payment_failed(order: Order, intent: dict[str, Any], event: dict[str, Any]) -> bool:
+    attempt = facts.attempt_of(intent)
+    if attempt not in (None, order.attempt):
+        return False  # an older attempt's PaymentIntent must not become the order's
     error = intent.get("last_payment_error") or {}
     changed = facts.record_ids(order, payment_intent=intent["id"])
     return changed | facts.record_failure(
         order,
-        attempt=facts.attempt_of(intent),
+        attempt=attempt,
         code=error.get("decline_code") or error.get("code") or "payment_failed",
         message=error.get("message") or "The payment failed.",
         created=int(event.get("created") or 0),

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.fake_stripe import fake_stripe  # noqa: F401  (the fake Stripe fixture)
+
 
 @pytest.fixture(autouse=True)
 def _plain_static_files(settings):

@@ -231,7 +231,10 @@ class OfflineGateway:
         return refund
 
     def list_events(self, *, created_gte: int, delivery_success: bool | None = None):
-        events = OfflineEvent.objects.filter(payload__created__gte=created_gte)
+        # A delayed payment's event is not due yet: on Stripe it would not exist yet either.
+        events = OfflineEvent.objects.filter(
+            payload__created__gte=created_gte, deliver_after__lte=timezone.now()
+        )
         if delivery_success is not None:
             events = events.filter(delivered_at__isnull=not delivery_success)
         for event in events.order_by("deliver_after", "id"):

@@ -44,6 +44,9 @@ def _translate(error: stripe.StripeError) -> GatewayError:
             "The payment provider is having trouble. Nothing was charged; please try again shortly.",
             code="stripe_unavailable",
         )
+    if error.code == "resource_missing":
+        # Callers tell "no such session" (a 404 page) from a refusal, as with the offline gateway.
+        return GatewayError("The payment provider has no such object.", code="resource_missing")
     return GatewayError(
         "The payment provider refused this request. Nothing was charged.", code="stripe_refused"
     )

@@ -1,0 +1,93 @@
+from django import forms
+from django.contrib import admin
+
+from .discord import InvalidWebhookURL, parse_webhook_url
+from .events import Event
+from .models import Delivery, DeliveryAttempt, Destination, Notification
+
+
+class DestinationForm(forms.ModelForm):
+    webhook_url = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Paste the webhook URL from Discord (Server settings → Integrations → Webhooks). "
+        "Only its id and token are kept; leave empty to keep the current one.",
+    )
+    events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = Destination
+        fields = ["name", "webhook_url", "events", "enabled", "thread_id", "username"]
+
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        if not url and not self.instance.token:
+            raise forms.ValidationError("A webhook URL is needed.")
+        if url:
+            try:
+                self.instance.webhook_id, self.instance.token = parse_webhook_url(url)
+            except InvalidWebhookURL as error:
+                raise forms.ValidationError(str(error)) from None
+        return ""  # the URL itself is never stored or shown again
+
+    def save(self, commit: bool = True):
+        destination = super().save(commit=False)
+        if destination.enabled:
+            destination.disabled_reason = ""
+        if commit:
+            destination.save()
+        return destination
+
+
+@admin.register(Destination)
+class DestinationAdmin(admin.ModelAdmin):
+    form = DestinationForm
+    list_display = [
+        "name",
+        "webhook_id",
+        "enabled",
+        "last_success_at",
+        "last_error_at",
+        "disabled_reason",
+    ]
+    readonly_fields = [
+        "webhook_id",
+        "disabled_reason",
+        "last_success_at",
+        "last_error_at",
+        "last_error",
+    ]
+
+    def get_fields(self, request, obj=None):
+        return [*DestinationForm.Meta.fields, *self.readonly_fields]
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "status_code", "error", "message_id", "batch_size", "fallback"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["notification", "destination", "status", "attempts", "last_status", "sent_at"]
+    list_filter = ["status", "destination"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = [AttemptInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["event", "__str__", "order", "created_at"]
+    list_filter = ["event"]
+    readonly_fields = ["event", "order", "embed", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

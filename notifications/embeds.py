@@ -1,0 +1,147 @@
+"""Embeds: what each event shows, fitted into Discord's limits (counted in code points).
+
+Long customer input is shortened, never rejected. License keys are never put in an embed.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.templatetags.shop import money
+
+from .events import COLOURS, Event
+
+LIMITS = {
+    "title": 256,
+    "description": 4096,
+    "field_name": 256,
+    "field_value": 1024,
+    "footer": 2048,
+    "author": 256,
+}
+MAX_FIELDS = 25
+MESSAGE_TOTAL = 6000
+ELLIPSIS = "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
+def embed_size(embed: dict[str, Any]) -> int:
+    """Characters that count towards Discord's 6000 per message."""
+    size = len(embed.get("title", "")) + len(embed.get("description", ""))
+    size += len((embed.get("footer") or {}).get("text", "")) + len(
+        (embed.get("author") or {}).get("name", "")
+    )
+    return size + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+
+
+def fit(embed: dict[str, Any], budget: int = MESSAGE_TOTAL) -> dict[str, Any]:
+    """A copy of `embed` within every per-part limit and within `budget` characters in all,
+    shortening the longest texts first."""
+    embed = {**embed, "fields": [dict(f) for f in embed.get("fields", [])][:MAX_FIELDS]}
+    if "title" in embed:
+        embed["title"] = _cut(embed["title"], LIMITS["title"])
+    if "description" in embed:
+        embed["description"] = _cut(embed["description"], LIMITS["description"])
+    if "footer" in embed:
+        embed["footer"] = {
+            **embed["footer"],
+            "text": _cut(embed["footer"]["text"], LIMITS["footer"]),
+        }
+    for f in embed["fields"]:
+        f["name"] = _cut(f["name"], LIMITS["field_name"]) or "\u200b"
+        f["value"] = _cut(f["value"], LIMITS["field_value"]) or "\u200b"
+    while (excess := embed_size(embed) - budget) > 0:
+        parts = [("description", None)] if embed.get("description") else []
+        parts += [("value", i) for i in range(len(embed["fields"]))] + [("title", None)]
+        kind, index = max(parts, key=lambda p: len(_get(embed, *p)))
+        text = _get(embed, kind, index)
+        if len(text) <= 1:
+            embed["fields"] = embed["fields"][:-1]  # nothing left to shorten: drop a field
+            continue
+        _set(embed, kind, index, _cut(text, max(1, len(text) - excess)))
+    return embed
+
+
+def _get(embed, kind, index):
+    return embed["fields"][index]["value"] if kind == "value" else embed.get(kind, "")
+
+
+def _set(embed, kind, index, text):
+    if kind == "value":
+        embed["fields"][index]["value"] = text
+    else:
+        embed[kind] = text
+
+
+def when(value: datetime | None) -> str:
+    """A Discord timestamp: each reader sees it in their own time zone."""
+    return f"<t:{int(value.timestamp())}:f>" if value else ""
+
+
+def order_link(order) -> str:
+    return f"{settings.SITE_URL}/{settings.MGMT_PATH}/orders/{order.number}/"
+
+
+TITLES = {
+    Event.CHECKOUT_STARTED: "Checkout started",
+    Event.ORDER_PENDING: "Order pending",
+    Event.PAYMENT_COMPLETED: "Payment confirmed",
+    Event.ORDER_COMPLETED: "Order completed",
+    Event.PAYMENT_FAILED: "Payment failed",
+    Event.ORDER_REFUNDED: "Order refunded",
+    Event.ORDER_DISPUTED: "Payment disputed",
+    Event.ORDER_DISPUTE_CLOSED: "Dispute closed",
+}
+
+
+def order_embed(event: str, order, extra: list[tuple[str, str]] = ()) -> dict[str, Any]:
+    items = "\n".join(f"{item.quantity} × {item.product.name}" for item in order.line_items())
+    fields = [
+        ("Customer", order.email),
+        ("Items", items),
+        ("Total", money(order.total_cents, order.currency)),
+    ]
+    if order.payment_method:
+        fields.append(("Payment method", order.payment_method))
+    fields += [(name, value) for name, value in extra if value]
+    return fit(
+        {
+            "title": f"{TITLES[event]}: order {order.number}",
+            "url": order_link(order),
+            "color": COLOURS[event],
+            "fields": [{"name": n, "value": v, "inline": len(v) < 40} for n, v in fields],
+            "footer": {"text": f"License Shop · status {order.status}"},
+            "timestamp": timezone.now().isoformat(),
+        }
+    )
+
+
+def stock_embed(product, remaining: int, threshold: int) -> dict[str, Any]:
+    state = "is out of stock" if remaining == 0 else f"has {remaining} key(s) left"
+    return fit(
+        {
+            "title": f"License stock low: {product.name}",
+            "description": f"{product.name} {state} (alert under {threshold}). Import keys in the admin.",
+            "color": COLOURS[Event.LICENSE_STOCK_LOW],
+            "fields": [{"name": "Remaining", "value": str(remaining), "inline": True}],
+            "timestamp": timezone.now().isoformat(),
+        }
+    )
+
+
+def fallback_embed(embed: dict[str, Any]) -> dict[str, Any]:
+    """What is sent once Discord refused an embed (400): the title and the link, nothing more."""
+    minimal = {
+        "title": _cut(embed.get("title") or "Notification", 200),
+        "description": "Discord refused the full message; open the order for the details.",
+        "color": embed.get("color", 0),
+    }
+    if embed.get("url"):
+        minimal["url"] = embed["url"]
+    return minimal

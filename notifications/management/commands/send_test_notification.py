@@ -1,0 +1,52 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from notifications.events import COLOURS, Event
+from notifications.models import Delivery, Destination
+from notifications.outbox import enqueue, sync_settings_destination
+from notifications.worker import deliver_due
+
+
+class Command(BaseCommand):
+    help = (
+        "Send a test message to one destination (or all enabled ones) and report Discord's answer."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--destination", help="the destination's name (default: all enabled)")
+
+    def handle(self, *args, destination: str | None, **options) -> None:
+        sync_settings_destination()
+        targets = Destination.objects.filter(enabled=True)
+        if destination:
+            targets = Destination.objects.filter(name=destination)
+            if not targets.exists():
+                raise CommandError(f"No destination named {destination!r}.")
+        if not targets.exists():
+            raise CommandError(
+                "No enabled destination: set DISCORD_WEBHOOK_URL or add one in the admin."
+            )
+        embed = {
+            "title": "Test notification from License Shop",
+            "description": "If you can read this, the shop can post to this channel.",
+            "color": COLOURS[Event.TEST],
+            "timestamp": timezone.now().isoformat(),
+        }
+        notification = enqueue(Event.TEST, embed, only=list(targets.values_list("pk", flat=True)))
+        deliver_due("send_test_notification", max_messages=50)
+        failed = False
+        for delivery in Delivery.objects.filter(notification=notification).select_related(
+            "destination"
+        ):
+            if delivery.status == "sent":
+                self.stdout.write(f"{delivery.destination}: sent (message {delivery.message_id})")
+            else:
+                failed = True
+                reason = (
+                    delivery.last_error
+                    or delivery.destination.disabled_reason
+                    or "waiting (rate limit)"
+                )
+                self.stdout.write(f"{delivery.destination}: {delivery.status}: {reason}")
+        if failed:
+            raise CommandError("Not every destination got the test message.")

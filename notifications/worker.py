@@ -1,0 +1,229 @@
+"""The delivery worker: claims a destination, sends its oldest messages, records the answer.
+
+Several workers on several machines can run against one PostgreSQL: a worker leases a whole
+destination (row lock with SKIP LOCKED, then a lease time), so one destination's messages go out
+in order and never twice at once. Rate-limit state lives on the rows, shared by all workers. The
+database connection is closed before each request to Discord, so a slow Discord holds no
+connection. A crash between the send and the record leaves the rows pending: after the lease
+they are sent again (at most one duplicate, never a loss).
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from .discord import Answer, execute_webhook
+from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed
+from .models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Destination,
+    GlobalRateLimit,
+    WorkerHeartbeat,
+)
+
+MAX_BATCH = 10
+LEASE = timedelta(seconds=60)
+
+
+@dataclass
+class Claim:
+    destination: Destination
+    deliveries: list[Delivery]
+
+    def payload(self) -> dict:
+        embeds = [
+            fallback_embed(d.notification.embed) if d.use_fallback else d.notification.embed
+            for d in self.deliveries
+        ]
+        payload = {"embeds": embeds, "allowed_mentions": {"parse": []}}
+        if self.destination.username:
+            payload["username"] = self.destination.username
+        return payload
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _skip_locked() -> dict:
+    return {"skip_locked": True} if connection.features.has_select_for_update_skip_locked else {}
+
+
+def claim(worker: str) -> Claim | None:
+    """Lease the next destination that may send now, with its next message's deliveries."""
+    now = timezone.now()
+    with transaction.atomic():
+        limit = GlobalRateLimit.objects.first()
+        if limit and limit.blocked_until and limit.blocked_until > now:
+            return None
+        backlog = Delivery.objects.filter(destination=OuterRef("pk"), status=DeliveryStatus.PENDING)
+        ready = (
+            Destination.objects.filter(Exists(backlog), enabled=True)
+            .filter(Q(lease_until=None) | Q(lease_until__lt=now))
+            .filter(Q(blocked_until=None) | Q(blocked_until__lte=now))
+            .order_by("last_success_at", "id")
+        )
+        for destination in ready.select_for_update(**_skip_locked())[:5]:
+            deliveries = _next_message(destination, now)
+            if deliveries:
+                destination.lease_owner, destination.lease_until = worker, now + LEASE
+                destination.save(update_fields=["lease_owner", "lease_until"])
+                return Claim(destination, deliveries)
+    return None
+
+
+def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
+    """The oldest pending deliveries that fit one message, or [] (and a wait) if it must not send."""
+    window = settings.DISCORD_CHANNEL_WINDOW
+    recent = [t for t in destination.recent_sends if t > _ts(now) - window]
+    if len(recent) >= settings.DISCORD_CHANNEL_LIMIT:
+        # Discord's hidden per-channel limit: wait until the oldest send leaves the window.
+        destination.blocked_until = datetime.fromtimestamp(min(recent) + window, tz=now.tzinfo)
+        destination.save(update_fields=["blocked_until"])
+        return []
+    rows = list(
+        destination.deliveries.filter(status=DeliveryStatus.PENDING)
+        .select_related("notification")
+        .order_by("id")[:MAX_BATCH]
+    )
+    head = rows[0]
+    if head.next_attempt_at and head.next_attempt_at > now:
+        destination.blocked_until = head.next_attempt_at  # messages go out in order
+        destination.save(update_fields=["blocked_until"])
+        return []
+    batch, size = [head], embed_size(head.notification.embed)
+    if not (head.solo or head.use_fallback):
+        for row in rows[1:]:
+            size += embed_size(row.notification.embed)
+            waiting = row.next_attempt_at and row.next_attempt_at > now
+            if row.solo or row.use_fallback or waiting or size > MESSAGE_TOTAL:
+                break
+            batch.append(row)
+    return batch
+
+
+def send(claim: Claim) -> Answer:
+    if not connection.in_atomic_block:
+        connection.close()  # no database connection is held while Discord answers
+    destination = claim.destination
+    return execute_webhook(
+        settings.DISCORD_API_BASE,
+        destination.webhook_id,
+        destination.token,
+        claim.payload(),
+        thread_id=destination.thread_id,
+        timeout=settings.DISCORD_TIMEOUT,
+    )
+
+
+@transaction.atomic
+def record(claim: Claim, answer: Answer) -> None:
+    """Apply Discord's answer to the deliveries and to the destination's shared state."""
+    now = timezone.now()
+    destination = Destination.objects.select_for_update().get(pk=claim.destination.pk)
+    rows = list(
+        Delivery.objects.select_for_update().filter(pk__in=[d.pk for d in claim.deliveries])
+    )
+    for row in rows:
+        if row.status != DeliveryStatus.PENDING:
+            continue
+        row.attempts += 1
+        row.last_status, row.last_error = answer.status or None, answer.error
+        if answer.ok:
+            row.status, row.sent_at, row.message_id = DeliveryStatus.SENT, now, answer.message_id
+        elif answer.permanent:
+            _after_refusal(row, batch=len(rows))
+        elif answer.transient:
+            _after_outage(row, now)
+        row.save()
+        DeliveryAttempt.objects.create(
+            delivery=row,
+            status_code=answer.status or None,
+            error=answer.error,
+            message_id=answer.message_id,
+            batch_size=len(rows),
+            fallback=row.use_fallback,
+        )
+    _update_destination(destination, answer, now, rows)
+    destination.lease_owner, destination.lease_until = "", None
+    destination.save()
+
+
+def _after_refusal(row: Delivery, *, batch: int) -> None:
+    """400: never the same body twice. A batch is split; a single embed is sent once more as the
+    minimal fallback; a refused fallback is dead."""
+    if batch > 1:
+        row.solo = True
+    elif not row.use_fallback:
+        row.use_fallback = True
+    else:
+        row.status = DeliveryStatus.DEAD
+
+
+def _after_outage(row: Delivery, now: datetime) -> None:
+    """5xx, timeout, network: capped exponential backoff with jitter, bounded by age."""
+    if now - row.created_at > timedelta(seconds=settings.DISCORD_MAX_AGE):
+        row.status = DeliveryStatus.DEAD
+        return
+    delay = min(
+        settings.DISCORD_BACKOFF_CAP, settings.DISCORD_BACKOFF_BASE * 2 ** (row.attempts - 1)
+    )
+    row.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.5, 1.0))
+
+
+def _update_destination(destination: Destination, answer: Answer, now: datetime, rows) -> None:
+    waits = [destination.blocked_until] if destination.blocked_until else []
+    if answer.status:  # Discord counted the request towards the channel's limit
+        window = settings.DISCORD_CHANNEL_WINDOW
+        recent = [t for t in destination.recent_sends if t > _ts(now) - window]
+        destination.recent_sends = [*recent, _ts(timezone.now())][-settings.DISCORD_CHANNEL_LIMIT :]
+    if answer.ok:
+        destination.last_success_at = now
+    else:
+        destination.last_error_at, destination.last_error = (
+            now,
+            answer.error or f"HTTP {answer.status}",
+        )
+    if answer.remaining == 0 and answer.reset_after is not None:
+        waits.append(now + timedelta(seconds=answer.reset_after))
+    if answer.rate_limited:
+        wait = now + timedelta(seconds=answer.retry_after or 1)
+        if answer.is_global or answer.scope == "global":
+            GlobalRateLimit.objects.update_or_create(pk=1, defaults={"blocked_until": wait})
+        else:
+            waits.append(wait)
+    if answer.transient:
+        waits.append(min((r.next_attempt_at for r in rows if r.next_attempt_at), default=now))
+    if answer.gone:
+        destination.enabled = False
+        destination.disabled_reason = (
+            f"Discord answered {answer.status}: the webhook was deleted or its token is wrong."
+        )
+    destination.blocked_until = max((w for w in waits if w), default=None)
+
+
+def deliver_one(worker: str) -> bool:
+    """One message: claim, send, record. False when nothing may be sent now."""
+    claimed = claim(worker)
+    if claimed is None:
+        return False
+    record(claimed, send(claimed))
+    return True
+
+
+def deliver_due(worker: str = "inline", *, max_messages: int = 1000) -> int:
+    sent = 0
+    while sent < max_messages and deliver_one(worker):
+        sent += 1
+    return sent
+
+
+def beat(worker: str) -> None:
+    WorkerHeartbeat.objects.update_or_create(name=worker, defaults={"seen_at": timezone.now()})
