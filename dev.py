@@ -23,7 +23,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAFF_EMAIL = "staff@example.com"
-WORKERS = [["deliver_test_events"]]
+WORKERS = [["deliver_notifications"], ["send_key_emails"], ["deliver_test_events"]]
 
 
 def say(message: str) -> None:
@@ -103,6 +103,8 @@ def start() -> None:
         f"  Django admin: {env['SITE_URL']}/admin/\n"
         f"  Staff login:  {STAFF_EMAIL} / {password}\n"
         "  Payments are in TEST MODE (no Stripe key): Buy Now opens a local test checkout.\n"
+        "  Emails (with the license keys) are printed here; Discord messages are previewed in the\n"
+        "  admin (Notifications) until DISCORD_WEBHOOK_URL is set.\n"
         "  Ctrl-C stops the web server and the workers.\n",
         flush=True,
     )

@@ -9,20 +9,30 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import OperationalError
 
+from notifications.worker import beat
+
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_answers_200_when_the_database_answers(client):
+def test_healthz_answers_200_with_the_worker_and_the_backlog(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["database"] == "ok"
+    assert response.json() == {
+        "database": "ok",
+        "worker": "never seen",
+        "worker_seen_at": None,
+        "outbox_backlog": 0,
+        "outbox_dead": 0,
+    }
+    beat("host:1")
+    assert client.get("/healthz").json()["worker"] == "ok"
 
 
 def test_healthz_answers_503_when_the_database_is_down(client, monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr("config.health.connection.cursor", down)
+    monkeypatch.setattr("django.db.models.sql.compiler.SQLCompiler.execute_sql", down)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"database": "down"}
