@@ -1,0 +1,184 @@
+import pytest
+
+from licenses.pool import import_keys
+from notifications.discord import InvalidWebhookURL, parse_webhook_url
+from notifications.embeds import LIMITS, MESSAGE_TOTAL, embed_size, fit
+from notifications.events import COLOURS, DEFAULT_EVENTS, Event
+from notifications.models import Delivery, Destination, Notification
+from orders.models import LicenseKind
+from orders.webhooks import handle_stripe_event
+from tests.factories import (
+    dispute_obj,
+    intent_failed_obj,
+    make_event,
+    make_order,
+    make_product,
+    refund_obj,
+    session_obj,
+)
+
+pytestmark = pytest.mark.django_db
+
+URL = "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68
+
+
+def deliver(event_type, obj):
+    handle_stripe_event(make_event(event_type, obj))
+
+
+def events_of(order):
+    return list(order.notifications.order_by("id").values_list("event", flat=True))
+
+
+def test_a_paid_order_tells_pending_then_payment_and_completion():
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    assert events_of(order) == ["order.pending", "payment.completed", "order.completed"]
+
+
+def test_each_event_has_its_colour_a_link_to_mgmt_and_the_order_facts(settings):
+    settings.SITE_URL = "https://shop.example.com"
+    order = make_order(product=make_product(name="Tunewright", price_cents=2900), quantity=2)
+    deliver("payment_intent.payment_failed", intent_failed_obj(order, code="insufficient_funds"))
+    embed = order.notifications.get(event="payment.failed").embed
+    assert embed["color"] == 0xE74C3C == COLOURS[Event.PAYMENT_FAILED]
+    assert embed["url"] == f"https://shop.example.com/mgmt/orders/{order.number}/"
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Customer"] == order.email
+    assert fields["Items"] == "2 × Tunewright"
+    assert fields["Total"] == "$58.00"
+    assert fields["Reason"] == "Your card was declined. (insufficient_funds)"
+    assert embed["timestamp"]
+
+
+def test_refunds_and_disputes_carry_their_amount_reason_and_deadline():
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    deliver("refund.created", refund_obj(order, "re_1", 1000))
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="lost"))
+    refund = {
+        f["name"]: f["value"]
+        for f in order.notifications.get(event="order.refunded").embed["fields"]
+    }
+    assert refund["Refund"] == "$10.00 (partial)"
+    opened = {
+        f["name"]: f["value"]
+        for f in order.notifications.get(event="order.disputed").embed["fields"]
+    }
+    assert opened["Dispute reason"] == "fraudulent"
+    assert opened["Evidence due"].startswith("<t:")
+    closed = {
+        f["name"]: f["value"]
+        for f in order.notifications.get(event="order.dispute_closed").embed["fields"]
+    }
+    assert closed["Outcome"] == "lost"
+
+
+def test_embeds_never_carry_a_license_key():
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    key = order.licenses.get().key
+    for notification in Notification.objects.all():
+        assert key not in str(notification.embed)
+
+
+def test_a_duplicate_event_notifies_nothing_more():
+    order = make_order()
+    event = make_event("checkout.session.completed", session_obj(order))
+    handle_stripe_event(event)
+    handle_stripe_event(event)
+    deliver("checkout.session.completed", session_obj(order))
+    assert events_of(order).count("order.completed") == 1
+
+
+def test_stock_running_out_is_a_notification():
+    product = make_product(license_kind=LicenseKind.POOL, stock_alert_threshold=1)
+    import_keys(product, ["K-1"])
+    deliver("checkout.session.completed", session_obj(make_order(product=product)))
+    notification = Notification.objects.get(event="license.stock_low")
+    assert "out of stock" in notification.embed["description"]
+
+
+def test_without_any_destination_notifications_are_recorded_with_no_delivery():
+    deliver("checkout.session.completed", session_obj(make_order()))
+    assert Notification.objects.count() == 3
+    assert Delivery.objects.count() == 0
+
+
+def test_the_settings_webhook_becomes_a_destination_for_the_default_events(settings):
+    settings.DISCORD_WEBHOOK_URL = URL
+    deliver("checkout.session.completed", session_obj(make_order()))
+    destination = Destination.objects.get()
+    assert (destination.webhook_id, destination.token) == ("123456789012345678", "t" * 68)
+    assert destination.events == DEFAULT_EVENTS
+    # payment.completed is off by default: it duplicates order.completed.
+    sent = Delivery.objects.values_list("notification__event", flat=True)
+    assert sorted(sent) == ["order.completed", "order.pending"]
+
+
+def test_a_destination_gets_only_the_events_it_subscribed_to():
+    Destination.objects.create(
+        name="refunds", webhook_id="1" * 18, token="x" * 68, events=["order.refunded"]
+    )
+    Destination.objects.create(name="off", webhook_id="2" * 18, token="y" * 68, enabled=False)
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    deliver("refund.created", refund_obj(order, "re_1", 2500))
+    assert list(Delivery.objects.values_list("destination__name", "notification__event")) == [
+        ("refunds", "order.refunded")
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        URL,
+        URL + "/",
+        URL + "?wait=true",
+        "https://ptb.discord.com/api/v10/webhooks/123456789012345678/" + "t" * 68,
+        "https://discordapp.com/api/webhooks/123456789012345678/" + "t" * 68,
+    ],
+)
+def test_a_pasted_webhook_url_is_reduced_to_its_id_and_token(url):
+    assert parse_webhook_url(url) == ("123456789012345678", "t" * 68)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "http://discord.com/api/webhooks/123456789012345678/" + "t" * 68,
+        "https://evil.example.com/api/webhooks/123456789012345678/" + "t" * 68,
+        "https://discord.com.evil.example/api/webhooks/123456789012345678/" + "t" * 68,
+        "https://discord.com/api/webhooks/123/short",
+        "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68 + "/../../users/@me",
+    ],
+)
+def test_anything_else_is_refused(url):
+    with pytest.raises(InvalidWebhookURL):
+        parse_webhook_url(url)
+
+
+def test_fit_shortens_long_customer_text_within_every_limit():
+    name = "🦄@everyone " * 1000
+    embed = fit(
+        {
+            "title": name,
+            "description": name,
+            "fields": [{"name": name, "value": name}] * 30,
+            "footer": {"text": name},
+        }
+    )
+    assert len(embed["title"]) <= LIMITS["title"]
+    assert len(embed["description"]) <= LIMITS["description"]
+    assert len(embed["fields"]) <= 25
+    assert all(len(f["name"]) <= 256 and 0 < len(f["value"]) <= 1024 for f in embed["fields"])
+    assert len(embed["footer"]["text"]) <= LIMITS["footer"]
+    assert embed_size(embed) <= MESSAGE_TOTAL
+    assert embed["title"].endswith("…")
+
+
+def test_fit_leaves_a_small_embed_alone():
+    embed = {"title": "Order ABC completed", "fields": [{"name": "Total", "value": "$1.00"}]}
+    assert fit(embed) == embed
