@@ -1,5 +1,6 @@
-"""The email with an order's keys: queued in the transaction, sent after it commits, retried by
-`manage.py send_key_emails` if the mail server was away."""
+"""The email with an order's keys: queued in the transaction of the change, sent by the
+`manage.py send_key_emails` worker (never from a web request or the Stripe webhook), retried with
+backoff while the mail server is away."""
 
 import logging
 from datetime import timedelta
@@ -19,9 +20,7 @@ MAX_ATTEMPTS = 10
 
 
 def queue_key_email(order_id: int, *, requested_by=None) -> KeyEmail:
-    email = KeyEmail.objects.create(order_id=order_id, requested_by=requested_by)
-    transaction.on_commit(lambda: send_key_emails(ids=[email.pk]))
-    return email
+    return KeyEmail.objects.create(order_id=order_id, requested_by=requested_by)
 
 
 def resend_keys(order, *, staff) -> KeyEmail:

@@ -53,7 +53,11 @@ def _ts(value: datetime) -> float:
 
 
 def _skip_locked() -> dict:
-    return {"skip_locked": True} if connection.features.has_select_for_update_skip_locked else {}
+    # NO KEY UPDATE: the webhook's outbox inserts (which take KEY SHARE on the destination through
+    # the foreign key) never wait for a worker.
+    if connection.features.has_select_for_update_skip_locked:
+        return {"skip_locked": True, "no_key": True}
+    return {}
 
 
 def claim(worker: str) -> Claim | None:
@@ -127,7 +131,7 @@ def send(claim: Claim) -> Answer:
 def record(claim: Claim, answer: Answer) -> None:
     """Apply Discord's answer to the deliveries and to the destination's shared state."""
     now = timezone.now()
-    destination = Destination.objects.select_for_update().get(pk=claim.destination.pk)
+    destination = Destination.objects.select_for_update(no_key=True).get(pk=claim.destination.pk)
     rows = list(
         Delivery.objects.select_for_update().filter(pk__in=[d.pk for d in claim.deliveries])
     )

@@ -7,11 +7,11 @@ from licenses.emails import send_key_emails
 
 
 class Command(BaseCommand):
-    help = "Send key emails that could not be sent right after the order completed."
+    help = "Send the emails with license keys (queued when orders complete or staff resend)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Send what is due, then exit.")
-        parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument("--interval", type=float, default=2.0)
 
     def handle(self, *args, once: bool, interval: float, **options) -> None:
         stopping = []
