@@ -1,0 +1,163 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import User
+from licenses.models import PoolKey
+from notifications.models import Destination
+from orders.checkout import start_checkout
+from orders.gateways.offline import OfflineGateway
+from orders.models import LicenseKind
+from tests.factories import make_order, make_product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(User.objects.create_superuser("boss@example.com", "pw"))
+    return client
+
+
+def act(client, action, order):
+    return client.post(
+        "/admin/orders/order/",
+        {"action": action, "_selected_action": [order.pk]},
+        follow=True,
+    )
+
+
+def paid_order():
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().pay(order.stripe_session_id)
+    order.refresh_from_db()
+    return order
+
+
+def test_staff_complete_a_pending_order_from_the_admin(staff_client):
+    order = make_order()
+    response = act(staff_client, "complete", order)
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert f"{order.number}: completed" in response.content.decode()
+
+
+def test_refunding_twice_from_the_admin_refunds_once_and_says_why(staff_client):
+    order = paid_order()
+    act(staff_client, "refund", order)
+    response = act(staff_client, "refund", order)
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    assert order.refunds.count() == 1
+    assert "Only a completed order can be refunded" in response.content.decode()
+
+
+def test_a_test_mode_dispute_can_be_opened_and_won_from_the_admin(staff_client):
+    order = paid_order()
+    act(staff_client, "open_dispute", order)
+    order.refresh_from_db()
+    assert order.status == "disputed"
+    assert order.licenses.get().status == "suspended"
+    act(staff_client, "close_dispute_won", order)
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert order.licenses.get().status == "active"
+
+
+def test_a_lost_dispute_from_the_admin_refunds_the_order(staff_client):
+    order = paid_order()
+    act(staff_client, "open_dispute", order)
+    act(staff_client, "close_dispute_lost", order)
+    order.refresh_from_db()
+    assert order.status == "refunded"
+    assert order.transitions.last().reason == "chargeback lost"
+
+
+def test_disputes_are_not_simulated_when_stripe_is_configured(staff_client, settings):
+    order = paid_order()
+    settings.STRIPE_SECRET_KEY = "sk_test_real"
+    response = act(staff_client, "open_dispute", order)
+    assert "test mode only" in response.content.decode()
+    assert order.disputes.count() == 0
+
+
+def test_keys_are_imported_from_a_file_in_the_admin(staff_client):
+    product = make_product(license_kind=LicenseKind.POOL)
+    upload = SimpleUploadedFile("keys.csv", b"key\nAAA-1\nBBB-2\nAAA-1\n", content_type="text/csv")
+    response = staff_client.post(
+        "/admin/licenses/poolkey/import/", {"product": product.pk, "file": upload}, follow=True
+    )
+    assert "Imported 2 key(s), skipped 1" in response.content.decode()
+    assert PoolKey.objects.filter(product=product).count() == 2
+
+
+def test_the_admin_pages_open(staff_client):
+    order = paid_order()
+    for url in [
+        "/admin/",
+        "/admin/orders/order/",
+        f"/admin/orders/order/{order.pk}/change/",
+        "/admin/orders/stripeevent/",
+        "/admin/licenses/license/",
+        "/admin/licenses/poolkey/",
+        "/admin/licenses/poolkey/import/",
+        "/admin/notifications/destination/",
+        "/admin/notifications/destination/add/",
+        "/admin/notifications/notification/",
+        "/admin/notifications/delivery/",
+    ]:
+        assert staff_client.get(url).status_code == 200, url
+
+
+def test_license_keys_are_not_shown_in_the_license_admin(staff_client):
+    order = paid_order()
+    license = order.licenses.get()
+    page = staff_client.get(f"/admin/licenses/license/{license.pk}/change/").content.decode()
+    listing = staff_client.get("/admin/licenses/license/").content.decode()
+    assert license.key not in page
+    assert license.key not in listing
+    assert license.key[-4:] in listing
+
+
+def test_a_destination_is_added_from_a_pasted_url_and_its_token_never_shown(staff_client):
+    token = "s3cr3t" * 12
+    url = f"https://discord.com/api/webhooks/123456789012345678/{token}"
+    response = staff_client.post(
+        "/admin/notifications/destination/add/",
+        {"name": "sales", "webhook_url": url, "events": ["order.completed"], "enabled": "on"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    destination = Destination.objects.get(name="sales")
+    assert (destination.webhook_id, destination.token) == ("123456789012345678", token)
+    for page in [
+        "/admin/notifications/destination/",
+        f"/admin/notifications/destination/{destination.pk}/change/",
+    ]:
+        assert token not in staff_client.get(page).content.decode()
+
+
+def test_a_destination_with_another_host_is_refused(staff_client):
+    response = staff_client.post(
+        "/admin/notifications/destination/add/",
+        {
+            "name": "evil",
+            "webhook_url": "https://evil.example.com/api/webhooks/123456789012345678/" + "t" * 68,
+            "events": ["order.completed"],
+        },
+    )
+    assert "Not a Discord webhook URL" in response.content.decode()
+
+
+def test_a_username_discord_would_refuse_is_refused(staff_client):
+    response = staff_client.post(
+        "/admin/notifications/destination/add/",
+        {
+            "name": "x",
+            "webhook_url": "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68,
+            "events": ["order.completed"],
+            "username": "Discord Bot",
+        },
+    )
+    assert "Discord refuses usernames" in response.content.decode()
