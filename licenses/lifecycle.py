@@ -14,7 +14,9 @@ from .pool import alert_if_low, claim_pool_key
 Status = LicenseStatus
 
 
-def issue_licenses(order: Order, *, with_keys: bool = True) -> list[License]:
+def issue_licenses(
+    order: Order, *, with_keys: bool = True, reason: str = SuspensionReason.REFUND
+) -> list[License]:
     """One license per unit bought, once per order. Without keys (a refund that came before the
     payment) the licenses are recorded revoked, and no pool key is spent on them."""
     if order.licenses.exists():
@@ -29,7 +31,7 @@ def issue_licenses(order: Order, *, with_keys: bool = True) -> list[License]:
             license = License(order=order, product=product, status=Status.ACTIVE, activated_at=now)
             if not with_keys:
                 license.status, license.activated_at = Status.REVOKED, None
-                license.reason, license.revoked_at = SuspensionReason.REFUND, now
+                license.reason, license.revoked_at = reason, now
             elif product.license_kind == LicenseKind.GENERATED:
                 license.key = generate_key(product.license_prefix)
                 license.key_hash = hash_key(license.key)

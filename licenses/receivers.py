@@ -20,6 +20,7 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         issue_licenses(order)  # a dispute that came before the payment event
         suspend_for_dispute(order)
     elif to == Status.REFUNDED:
-        issue_licenses(order, with_keys=False)
         lost = transition.reason == "chargeback lost"
-        revoke_all(order, reason=SuspensionReason.CHARGEBACK if lost else SuspensionReason.REFUND)
+        reason = SuspensionReason.CHARGEBACK if lost else SuspensionReason.REFUND
+        issue_licenses(order, with_keys=False, reason=reason)  # money went back before it came
+        revoke_all(order, reason=reason)

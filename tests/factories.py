@@ -117,3 +117,21 @@ def signed_post(client, event: dict | bytes, *, secret: str | None = None, times
     return client.post(
         "/stripe/webhook/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
     )
+
+
+def add_item(order: Order, *, product: Product | None = None, quantity: int = 1):
+    """Another line on `order`, priced as checkout would; the subtotal grows with it."""
+    product = product or make_product()
+    item = order.items.create(
+        product=product, quantity=quantity, unit_price_cents=product.price_cents
+    )
+    order.subtotal_cents += item.line_total_cents
+    order.save()
+    return item
+
+
+def force_status(order: Order, status: str) -> Order:
+    """Test setup only: put `order` in `status` without the state machine or its audit row."""
+    Order.objects.filter(pk=order.pk).update(status=status)
+    order.status = status
+    return order
