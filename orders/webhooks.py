@@ -52,7 +52,7 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
         event = json.loads(payload)
     except stripe.SignatureVerificationError as error:
         raise WebhookError(f"bad signature: {error.user_message}") from None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep JSON
         raise WebhookError("body is not JSON") from None
     if not (
         isinstance(event, dict)

@@ -190,7 +190,17 @@ def test_it_rejects_a_body_altered_after_signing(client, order):
 
 
 @pytest.mark.parametrize(
-    "body", [b"not json", b"{", b'{"id": "evt_1",', b"\xff\xfe{}", b"\x00", b"NaN"]
+    "body",
+    [
+        b"not json",
+        b"{",
+        b'{"id": "evt_1",',
+        b"\xff\xfe{}",
+        b"\x00",
+        b"NaN",
+        b"[" * 200_000 + b"]" * 200_000,
+    ],
+    ids=["text", "brace", "truncated", "bad-utf8", "nul", "nan", "nested-200k-deep"],
 )
 def test_it_rejects_a_signed_body_that_is_not_json(client, body):
     refused(signed_post(client, body))
