@@ -10,6 +10,7 @@ the matching signal only then.
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from .models import Dispute, Order, Refund
@@ -25,6 +26,9 @@ FACT_FIELDS = [
     "failure_message",
     "failure_event_created",
     "charge_amount_refunded_cents",
+    "refunds_succeeded_cents",
+    "disputes_summary",
+    "open_dispute_reason",
     "amount_total_cents",
     "stripe_payment_intent_id",
     "stripe_charge_id",
@@ -159,6 +163,10 @@ def record_refund(
         row.failure_reason = refund.get("failure_reason") or ""
         row.save(update_fields=["status", "failure_reason", "updated_at"])
     if created or moved:
+        succeeded = order.refunds.filter(status=Refund.State.SUCCEEDED).aggregate(
+            s=Sum("amount_cents")
+        )
+        order.refunds_succeeded_cents = succeeded["s"] or 0
         refund_changed.send(sender=Order, order=order, refund=row, created=created)
     implied = refund["status"] != "failed" and mark_paid(order, source=source)
     return created or moved or implied
@@ -190,9 +198,18 @@ def record_dispute(order: Order, dispute: dict[str, Any], *, event_type: str, so
     if fields:
         row.save(update_fields=[*fields, "updated_at"])
     if created or "status" in fields:
+        _summarise_disputes(order)
         dispute_changed.send(sender=Order, order=order, dispute=row, created=created)
     return (
         bool(created or fields)
         | record_ids(order, charge=dispute.get("charge") or "")
         | mark_paid(order, source=source)
     )
+
+
+def _summarise_disputes(order: Order) -> None:
+    disputes = list(order.disputes.order_by("created_at", "id"))
+    open_reasons = [d.reason for d in disputes if d.is_open]
+    lost = any(d.status == "lost" for d in disputes)
+    order.disputes_summary = "lost" if lost else ("open" if open_reasons else "")
+    order.open_dispute_reason = open_reasons[0] if open_reasons else ""

@@ -93,6 +93,14 @@ class Order(models.Model):
         null=True, blank=True, help_text="Stripe `created` of the failure kept, so the latest wins."
     )
     charge_amount_refunded_cents = models.PositiveIntegerField(default=0)
+    # Summaries of the Refund and Dispute rows, kept by `facts` so the status derives from this row.
+    refunds_succeeded_cents = models.PositiveIntegerField(default=0)
+    disputes_summary = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text='"lost" if any dispute was lost, else "open" if any is open.',
+    )
+    open_dispute_reason = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,9 +1,8 @@
 """The order state machine: the table of allowed moves and the one function that moves."""
 
 from django.db import transaction
-from django.db.models import Sum
 
-from .models import Order, OrderTransition, Refund, Status
+from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
 
 P, C, F, R, D = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED, Status.DISPUTED
@@ -35,11 +34,16 @@ def transition_order(order: Order, to: str, *, source: str, reason: str = "") ->
     the caller's transaction, so receivers' writes commit or roll back with the move.
     """
     with transaction.atomic(savepoint=False):
-        current = (
-            Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
-        )
-        if (current, to) in ALLOWED:
-            Order.objects.filter(pk=order.pk).update(status=to)
+        current = order.status
+        # The caller's copy is usually right (it holds the row lock): then one conditional UPDATE
+        # locks, checks and writes at once. Otherwise read the row under lock and check that.
+        moved = (current, to) in ALLOWED and _move(order, current, to)
+        if not moved:
+            current = (
+                Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+            )
+            moved = (current, to) in ALLOWED and _move(order, current, to)
+        if moved:
             order.status = to
             row = OrderTransition.objects.create(
                 order=order,
@@ -55,20 +59,23 @@ def transition_order(order: Order, to: str, *, source: str, reason: str = "") ->
     raise IllegalTransition(f"order {order.number}: {current} → {to} is not allowed")
 
 
+def _move(order: Order, current: str, to: str) -> bool:
+    return Order.objects.filter(pk=order.pk, status=current).update(status=to) == 1
+
+
 def refunded_amount(order: Order) -> int:
-    succeeded = order.refunds.filter(status=Refund.State.SUCCEEDED).aggregate(s=Sum("amount_cents"))
-    return max(order.charge_amount_refunded_cents, succeeded["s"] or 0)
+    return max(order.charge_amount_refunded_cents, order.refunds_succeeded_cents)
 
 
 def derive_status(order: Order) -> tuple[str, str]:
-    """The status the payment facts call for, with the reason to record."""
-    disputes = list(order.disputes.all())
-    if any(d.status == "lost" for d in disputes):
+    """The status the payment facts call for, with the reason to record. Reads only the order
+    row: `facts` keeps the refund and dispute summaries on it."""
+    if order.disputes_summary == "lost":
         return R, "chargeback lost"
     if order.total_cents and refunded_amount(order) >= order.total_cents:
         return R, "refunded in full"
-    if any(d.is_open for d in disputes):
-        return D, "dispute opened: " + next(d.reason for d in disputes if d.is_open)
+    if order.disputes_summary == "open":
+        return D, "dispute opened: " + order.open_dispute_reason
     if order.is_paid:
         return C, "payment succeeded"
     if order.failure_code:

@@ -15,7 +15,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from . import facts
 from .gateways import livemode_expected
@@ -84,23 +84,39 @@ def handle_stripe_event(event: dict[str, Any]) -> StripeEvent:
     finds it new again.
     """
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = StripeEvent.objects.create(
-                    id=event["id"],
-                    type=event["type"],
-                    livemode=bool(event.get("livemode")),
-                    created=int(event.get("created") or time.time()),
-                    payload=event,
-                    outcome=Outcome.NO_CHANGE,
-                )
-        except IntegrityError:
+        record = _store_once(event)
+        if record is None:
             return StripeEvent.objects.get(id=event["id"])
         outcome, order, detail = _dispatch(event, record)
         record.outcome, record.order, record.detail = outcome, order, detail[:500]
         record.save(update_fields=["outcome", "order", "detail", "payment_intent_id"])
     log.info("stripe event %s %s: %s %s", record.id, record.type, outcome, detail)
     return record
+
+
+def _store_once(event: dict[str, Any]) -> StripeEvent | None:
+    """Insert the event unless its id is stored already (then None). One statement, no savepoint:
+    a concurrent delivery of the same id waits for the first to commit, then inserts nothing."""
+    record = StripeEvent(
+        id=event["id"],
+        type=event["type"],
+        livemode=bool(event.get("livemode")),
+        created=int(event.get("created") or time.time()),
+        payload=event,
+        outcome=Outcome.NO_CHANGE,
+    )
+    fields = StripeEvent._meta.concrete_fields
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(record, add=True), connection) for f in fields]
+    sql = (
+        f"INSERT INTO {quote(StripeEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('id')}) DO NOTHING RETURNING 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        inserted = cursor.fetchone()
+    record._state.adding = False
+    return record if inserted else None
 
 
 def _dispatch(event: dict[str, Any], record: StripeEvent) -> tuple[str, Order | None, str]:

@@ -79,6 +79,7 @@ def test_a_double_click_on_refund_refunds_once(staff):
     refund_order(order, staff=staff, amount_cents=1000, expected_refunded_cents=0)
     with pytest.raises(OrderActionError, match="refunded meanwhile"):
         refund_order(order, staff=staff, amount_cents=1000, expected_refunded_cents=0)
+    order.refresh_from_db()
     assert refunded_amount(order) == 1000
 
 

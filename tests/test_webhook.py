@@ -36,14 +36,14 @@ FAILURE_TYPES = [
     "checkout.session.expired",
     "payment_intent.payment_failed",
 ]
-# Measured with one item: the event row, the order's lock and one write of its facts, the
-# deferred-events look-up, the refunds and disputes the status derives from, the move, the outcome,
-# and what the receivers add (licenses, their key email, two Discord outbox rows). PostgreSQL adds
-# the advisory lock taken when the order learns its PaymentIntent. Measure again when a receiver of
-# the `orders` signals changes.
-SESSION_COMPLETED_QUERIES = {"sqlite": 22, "postgresql": 23}
-# The failed insert (with its savepoint), the stored row, the outer savepoint.
-DUPLICATE_QUERIES = {"sqlite": 7, "postgresql": 7}
+# Measured with one item: the event row (one INSERT … ON CONFLICT), the order's lock, the
+# deferred-events look-up, one write of its facts, the move (a conditional UPDATE) and its audit
+# row, the outcome, and what the receivers add (the order items, licenses and their key email, two
+# Discord outbox rows with their destinations). PostgreSQL adds the advisory lock taken when the
+# order learns its PaymentIntent. Measure again when a receiver of the `orders` signals changes.
+SESSION_COMPLETED_QUERIES = {"sqlite": 17, "postgresql": 18}
+# The test's savepoint around the request, the insert that finds the id taken, the stored row.
+DUPLICATE_QUERIES = {"sqlite": 4, "postgresql": 4}
 
 
 @pytest.fixture
