@@ -53,6 +53,11 @@ def fit(embed: dict[str, Any], budget: int = MESSAGE_TOTAL) -> dict[str, Any]:
             **embed["footer"],
             "text": _cut(embed["footer"]["text"], LIMITS["footer"]),
         }
+    if "author" in embed:  # counted in the 6000 too: an uncut name never fits, and fit never ends
+        embed["author"] = {
+            **embed["author"],
+            "name": _cut(embed["author"]["name"], LIMITS["author"]),
+        }
     for f in embed["fields"]:
         f["name"] = _cut(f["name"], LIMITS["field_name"]) or "\u200b"
         f["value"] = _cut(f["value"], LIMITS["field_value"]) or "\u200b"

@@ -135,9 +135,11 @@ def record(claim: Claim, answer: Answer) -> None:
     rows = list(
         Delivery.objects.select_for_update().filter(pk__in=[d.pk for d in claim.deliveries])
     )
+    jitter = random.uniform(0.5, 1.0)  # one per answer: a failed message is retried whole
     for row in rows:
         if row.status != DeliveryStatus.PENDING:
             continue
+        fallback = row.use_fallback  # what this attempt sent, before the answer changes it
         row.attempts += 1
         row.last_status, row.last_error = answer.status or None, answer.error
         if answer.ok:
@@ -145,7 +147,7 @@ def record(claim: Claim, answer: Answer) -> None:
         elif answer.permanent:
             _after_refusal(row, batch=len(rows))
         elif answer.transient:
-            _after_outage(row, now)
+            _after_outage(row, now, jitter)
         row.save()
         DeliveryAttempt.objects.create(
             delivery=row,
@@ -153,7 +155,7 @@ def record(claim: Claim, answer: Answer) -> None:
             error=answer.error,
             message_id=answer.message_id,
             batch_size=len(rows),
-            fallback=row.use_fallback,
+            fallback=fallback,
         )
     _update_destination(destination, answer, now, rows)
     destination.lease_owner, destination.lease_until = "", None
@@ -171,7 +173,7 @@ def _after_refusal(row: Delivery, *, batch: int) -> None:
         row.status = DeliveryStatus.DEAD
 
 
-def _after_outage(row: Delivery, now: datetime) -> None:
+def _after_outage(row: Delivery, now: datetime, jitter: float) -> None:
     """5xx, timeout, network: capped exponential backoff with jitter, bounded by age."""
     if now - row.created_at > timedelta(seconds=settings.DISCORD_MAX_AGE):
         row.status = DeliveryStatus.DEAD
@@ -179,7 +181,7 @@ def _after_outage(row: Delivery, now: datetime) -> None:
     delay = min(
         settings.DISCORD_BACKOFF_CAP, settings.DISCORD_BACKOFF_BASE * 2 ** (row.attempts - 1)
     )
-    row.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.5, 1.0))
+    row.next_attempt_at = now + timedelta(seconds=delay * jitter)
 
 
 def _update_destination(destination: Destination, answer: Answer, now: datetime, rows) -> None:

@@ -22,6 +22,9 @@ class Command(BaseCommand):
             targets = Destination.objects.filter(name=destination)
             if not targets.exists():
                 raise CommandError(f"No destination named {destination!r}.")
+            if not targets[0].enabled:  # the worker never sends to it: say why, not "sent"
+                reason = targets[0].disabled_reason or "enable it in the admin first"
+                raise CommandError(f"{destination} is disabled: {reason}")
         if not targets.exists():
             raise CommandError(
                 "No enabled destination: set DISCORD_WEBHOOK_URL or add one in the admin."

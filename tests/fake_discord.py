@@ -1,0 +1,617 @@
+"""A small Discord stand-in on 127.0.0.1 that answers webhook executions the way Discord does.
+
+It keeps a per-webhook bucket advertised in X-RateLimit-* headers, a hidden per-channel limit
+answered by a 429 with scope `shared`, a global 429 on demand, Discord's body validation (400,
+code 50035), 404 (10015) for a deleted webhook and 401 (50027) for a wrong token, and 500, 502,
+dropped connections, slow answers and hanging requests on demand. Every request is recorded with
+what the sender had been told: a request that arrives while its sender was told to wait (by
+`X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a violation.
+
+    def test_something(fake_discord):
+        destination = fake_discord.destination("orders")
+        fake_discord.fail_next("502", times=2)
+        ...
+        assert fake_discord.violations() == []
+
+Standalone, for benchmarks, unknown webhooks are created on first use; GET /_stats answers the
+counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_next", "kind":
+"502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "delete_webhook",
+"webhook_id": "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id"}:
+
+    python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)$")
+DISCORD_EPOCH_MS = 1_420_070_400_000
+LIMITS = {"title": 256, "description": 4096, "footer": 2048, "author": 256}
+FIELD_LIMITS = {"name": 256, "value": 1024}
+FAULTS = ("500", "502", "drop", "hang", "slow")
+_increment = itertools.count()
+
+
+def snowflake() -> str:
+    return str(((int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22) | (next(_increment) % 4096))
+
+
+def _up(seconds: float) -> float:
+    """Discord's headers carry milliseconds; rounding up never tells a sender to come back early."""
+    return max(0.0, math.ceil(seconds * 1000) / 1000)
+
+
+# Discord's validation of an execute-webhook body.
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"_errors": [{"code": code, "message": message}]}
+
+
+def _text(errors: dict, key: str, value: Any, limit: int, *, required: bool = False) -> None:
+    if value is None:  # a missing field name or value is refused; an empty one is fine
+        if required:
+            errors[key] = _error("BASE_TYPE_REQUIRED", "This field is required")
+    elif not isinstance(value, str):
+        errors[key] = _error("STRING_TYPE_CONVERT", "Could not interpret value as string.")
+    elif len(value) > limit:
+        errors[key] = _error("BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+
+def _embed_errors(embed: Any) -> dict[str, Any]:
+    if not isinstance(embed, dict):
+        return _error("MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
+    errors: dict[str, Any] = {}
+    _text(errors, "title", embed.get("title"), LIMITS["title"])
+    _text(errors, "description", embed.get("description"), LIMITS["description"])
+    for part in ("footer", "author"):
+        if embed.get(part) is not None:
+            key = "text" if part == "footer" else "name"
+            inner: dict[str, Any] = {}
+            _text(inner, key, (embed[part] or {}).get(key), LIMITS[part], required=True)
+            if inner:
+                errors[part] = inner
+    url = embed.get("url")
+    if url is not None and not re.match(r"^https?://[^\s/]+", str(url)):
+        errors["url"] = _error("URL_TYPE_INVALID_URL", "Not a well formed URL.")
+    color = embed.get("color")
+    if color is not None and not (isinstance(color, int) and 0 <= color <= 0xFFFFFF):
+        errors["color"] = _error(
+            "NUMBER_TYPE_MAX", "int value should be less than or equal to 16777215."
+        )
+    if embed.get("timestamp") is not None:
+        try:
+            datetime.fromisoformat(str(embed["timestamp"]))
+        except ValueError:
+            errors["timestamp"] = _error("DATE_TIME_TYPE_PARSE", "Could not parse timestamp.")
+    fields = embed.get("fields") or []
+    if len(fields) > 25:
+        errors["fields"] = _error("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+    else:
+        for n, item in enumerate(fields):
+            inner = {}
+            for key, limit in FIELD_LIMITS.items():
+                _text(inner, key, (item or {}).get(key), limit, required=True)
+            if inner:
+                errors.setdefault("fields", {})[str(n)] = inner
+    return errors
+
+
+def embed_size(embed: dict[str, Any]) -> int:
+    """What counts towards 6000 per message, in code points."""
+    parts = [embed.get("title"), embed.get("description")]
+    parts += [(embed.get("footer") or {}).get("text"), (embed.get("author") or {}).get("name")]
+    parts += [text for f in embed.get("fields") or [] for text in (f.get("name"), f.get("value"))]
+    return sum(len(p) for p in parts if isinstance(p, str))
+
+
+def validation_errors(body: Any) -> dict[str, Any] | None:
+    """Discord's answer to an invalid body (the whole 400 JSON), or None if it is accepted."""
+    if not isinstance(body, dict):
+        return {"code": 50109, "message": "The request body contains invalid JSON."}
+    errors: dict[str, Any] = {}
+    _text(errors, "content", body.get("content"), 2000)
+    embeds = body.get("embeds") or []
+    if not isinstance(embeds, list):
+        errors["embeds"] = _error("LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
+    elif len(embeds) > 10:
+        errors["embeds"] = _error("BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    else:
+        for n, embed in enumerate(embeds):
+            if inner := _embed_errors(embed):
+                errors.setdefault("embeds", {})[str(n)] = inner
+        if "embeds" not in errors and sum(embed_size(e) for e in embeds) > 6000:
+            errors["embeds"] = _error(
+                "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"
+            )
+    mentions = body.get("allowed_mentions")
+    if mentions is not None and not (
+        isinstance(mentions, dict)
+        and set(mentions.get("parse") or []) <= {"roles", "users", "everyone"}
+    ):
+        errors["allowed_mentions"] = _error("ALLOWED_MENTIONS_PARSE_EXCLUSIVE", "Invalid parse.")
+    if errors:
+        return {"code": 50035, "message": "Invalid Form Body", "errors": errors}
+    if not body.get("content") and not embeds:
+        return {"code": 50006, "message": "Cannot send an empty message"}
+    return None
+
+
+def pings(body: dict[str, Any]) -> list[str]:
+    """Who a message would notify: only `content` mentions, filtered by `allowed_mentions`."""
+    content = body.get("content") or ""
+    mentions = body.get("allowed_mentions")
+    parse = {"everyone", "users", "roles"} if mentions is None else set(mentions.get("parse", []))
+    found = []
+    if "everyone" in parse:
+        found += re.findall(r"@(?:everyone|here)", content)
+    if "users" in parse:
+        found += re.findall(r"<@!?\d+>", content)
+    if "roles" in parse:
+        found += re.findall(r"<@&\d+>", content)
+    return found
+
+
+# The server's state.
+
+
+@dataclass
+class Request:
+    at: float
+    webhook_id: str
+    status: int  # 0: no answer (hang or dropped connection)
+    body: Any = None
+    scope: str = ""  # of a 429: user, shared or global
+    retry_after: float | None = None
+    told_to_wait_until: float = 0.0  # what the sender had been told when this arrived
+    violation: bool = False
+    window: float = 0.0  # the bucket window this request fell in
+    thread_id: str = ""
+    message_id: str = ""
+    pings: list[str] = field(default_factory=list)
+
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        return (self.body.get("embeds") or []) if isinstance(self.body, dict) else []
+
+    @property
+    def allowed_mentions(self) -> Any:
+        return self.body.get("allowed_mentions") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class Webhook:
+    token: str
+    channel_id: str
+    deleted: bool = False
+
+
+@dataclass
+class Bucket:
+    started: float = 0.0
+    used: int = 0
+
+
+@dataclass
+class Fault:
+    kind: str  # one of FAULTS
+    seconds: float = 0.0
+
+
+class FakeDiscord:
+    """The server's state: webhooks, buckets, channels, queued faults and every request."""
+
+    def __init__(
+        self,
+        *,
+        bucket_limit: int = 5,
+        bucket_window: float = 2.0,
+        channel_limit: int = 30,
+        channel_window: float = 60.0,
+        hang_seconds: float = 5.0,
+        auto_register: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.bucket_limit, self.bucket_window = bucket_limit, bucket_window
+        self.channel_limit, self.channel_window = channel_limit, channel_window
+        self.hang_seconds = hang_seconds
+        # Unknown webhooks are created on first use (for benchmarks); tests register them.
+        self.auto_register = auto_register
+        self.lock = threading.RLock()
+        self.arrived = threading.Condition(self.lock)
+        self.released = threading.Event()
+        self.webhooks: dict[str, Webhook] = {}
+        self.buckets: dict[str, Bucket] = defaultdict(Bucket)
+        self.channels: dict[str, deque[float]] = defaultdict(deque)
+        self.wait_until: dict[str, float] = {}
+        self.global_until = 0.0
+        self.global_next: deque[float] = deque()
+        self.faults: deque[Fault] = deque()
+        self.requests: list[Request] = []
+        self.server = ThreadingHTTPServer((host, port), _Handler)
+        self.server.daemon_threads = True
+        self.server.fake = self  # type: ignore[attr-defined]
+        self.url = f"http://{host}:{self.server.server_address[1]}/api/v10"
+
+    def start(self) -> "FakeDiscord":
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.released.set()  # lets hanging and slow handlers finish
+        self.server.shutdown()
+        self.server.server_close()
+
+    # What tests do.
+
+    def add_webhook(self, webhook_id: str, token: str, *, channel_id: str = "") -> None:
+        """Register a webhook; webhooks given one `channel_id` share its hidden limit."""
+        with self.lock:
+            self.webhooks[webhook_id] = Webhook(token, channel_id or webhook_id)
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        with self.lock:
+            self.webhooks[webhook_id].deleted = True
+
+    def fail_next(self, kind: str, *, times: int = 1, seconds: float | None = None) -> None:
+        """The next `times` requests: "500" or "502" answers, "drop" closes the connection
+        unanswered, "hang" holds it past the client's timeout (`hang_seconds`) and never posts,
+        "slow" posts the message normally but holds the answer back `seconds`."""
+        assert kind in FAULTS, kind
+        wait = self.hang_seconds if seconds is None else seconds
+        with self.lock:
+            self.faults.extend(Fault(kind, wait) for _ in range(times))
+
+    def limit_globally(self, retry_after: float = 1.0) -> None:
+        """The next request meets Discord's global limit for `retry_after` seconds."""
+        with self.lock:
+            self.global_next.append(retry_after)
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
+
+    def messages(self, webhook_id: str | None = None) -> list[Request]:
+        """The accepted posts, in the order they arrived."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r.status in (200, 204) and webhook_id in (None, r.webhook_id)
+            ]
+
+    def embeds(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        return [embed for message in self.messages(webhook_id) for embed in message.embeds]
+
+    def violations(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.violation]
+
+    def rate_limited(self, scope: str | None = None) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.status == 429 and scope in (None, r.scope)]
+
+    def most_429s_in_one_window(self) -> int:
+        """The most 429s met in one limit window: a bucket window of one webhook, a channel
+        window (rolling) of one channel, or a global wait."""
+        with self.lock:
+            user = Counter((r.webhook_id, r.window) for r in self.rate_limited("user"))
+            most = max(user.values(), default=0)
+            shared: dict[str, list[float]] = defaultdict(list)
+            for r in self.rate_limited("shared"):
+                shared[self.webhooks[r.webhook_id].channel_id].append(r.at)
+            for times in shared.values():
+                for n, start in enumerate(times):
+                    inside = [t for t in times[n:] if t < start + self.channel_window]
+                    most = max(most, len(inside))
+            glob = self.rate_limited("global")
+            for n, first in enumerate(glob):
+                end = first.at + (first.retry_after or 0)
+                most = max(most, len([r for r in glob[n:] if r.at < end]))
+            return most
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": len(self.requests),
+                "statuses": dict(Counter(str(r.status) for r in self.requests)),
+                "rate_limited": dict(Counter(r.scope for r in self.rate_limited())),
+                "most_429s_in_one_window": self.most_429s_in_one_window(),
+                "violations": len(self.violations()),
+                "messages": len(self.messages()),
+                "embeds": len(self.embeds()),
+                "embeds_per_webhook": dict(
+                    Counter(r.webhook_id for r in self.messages() for _ in r.embeds)
+                ),
+                "pings": sum(len(r.pings) for r in self.requests),
+                "limits": {
+                    "bucket_limit": self.bucket_limit,
+                    "bucket_window": self.bucket_window,
+                    "channel_limit": self.channel_limit,
+                    "channel_window": self.channel_window,
+                },
+            }
+
+    def control(self, command: dict[str, Any]) -> None:
+        """POST /_control, for a fake running as a subprocess."""
+        action = command.get("action")
+        if action == "fail_next":
+            self.fail_next(
+                command["kind"], times=command.get("times", 1), seconds=command.get("seconds")
+            )
+        elif action == "limit_globally":
+            self.limit_globally(command.get("retry_after", 1.0))
+        elif action == "delete_webhook":
+            self.delete_webhook(command["webhook_id"])
+        elif action == "add_webhook":
+            self.add_webhook(
+                command["webhook_id"], command["token"], channel_id=command.get("channel_id", "")
+            )
+        else:
+            raise ValueError(f"unknown action {action!r}")
+
+    def destination(
+        self, name: str = "orders", *, webhook_id: str = "", channel_id: str = "", **fields: Any
+    ):
+        """A Destination for a webhook registered on this server (a new one by default)."""
+        from notifications.models import Destination
+
+        webhook_id, token = webhook_id or snowflake(), secrets.token_urlsafe(51)
+        self.add_webhook(webhook_id, token, channel_id=channel_id)
+        return Destination.objects.create(name=name, webhook_id=webhook_id, token=token, **fields)
+
+    # Discord's side.
+
+    def execute(self, webhook_id: str, token: str, body: Any, query: dict[str, list[str]]):
+        """What Discord answers: (status, JSON body, headers, fault or None). Called under the
+        lock, at the moment the request arrives."""
+        now = time.time()
+        told = max(self.wait_until.get(webhook_id, 0.0), self.global_until)
+        request = Request(
+            at=now,
+            webhook_id=webhook_id,
+            status=0,
+            body=body,
+            told_to_wait_until=told,
+            violation=now < told,
+            thread_id=(query.get("thread_id") or [""])[0],
+            pings=pings(body) if isinstance(body, dict) else [],
+        )
+        self.requests.append(request)
+        self.arrived.notify_all()
+        status, answer, headers, fault = self._answer(request, token, now)
+        request.status = 0 if fault and fault.kind in ("drop", "hang") else status
+        if status == 200:
+            request.message_id = answer["id"]
+            if (query.get("wait") or [""])[0] != "true":  # the message is posted, not returned
+                request.status, answer = 204, b""
+        return request.status, answer, headers, fault
+
+    def _answer(self, request: Request, token: str, now: float):
+        webhook = self.webhooks.get(request.webhook_id)
+        if webhook is None and self.auto_register:
+            webhook = self.webhooks[request.webhook_id] = Webhook(token, request.webhook_id)
+        if webhook is None or webhook.deleted:
+            return 404, {"message": "Unknown Webhook", "code": 10015}, {}, None
+        if not secrets.compare_digest(token, webhook.token):
+            return 401, {"message": "Invalid Webhook Token", "code": 50027}, {}, None
+        fault = self.faults.popleft() if self.faults else None
+        if fault and fault.kind != "slow":
+            return (int(fault.kind) if fault.kind.isdigit() else 0), {}, {}, fault
+        return (*self._post(request, webhook, now), fault)
+
+    def _post(self, request: Request, webhook: Webhook, now: float):
+        """Discord's limits, then its validation, then the message."""
+        if self.global_next and now >= self.global_until:
+            self.global_until = now + self.global_next.popleft()
+        if now < self.global_until:
+            return self._limited(request, "global", self.global_until - now, {})
+        headers = self._spend_bucket(request, now)
+        if headers is None:
+            bucket = self.buckets[request.webhook_id]
+            headers = self._bucket_headers(request.webhook_id, 0, bucket, now)
+            wait = bucket.started + self.bucket_window - now
+            return self._limited(request, "user", wait, headers)
+        sent = self.channels[webhook.channel_id]
+        while sent and sent[0] <= now - self.channel_window:
+            sent.popleft()
+        if len(sent) >= self.channel_limit:
+            wait = sent[0] + self.channel_window - now
+            return self._limited(request, "shared", wait, headers)
+        if problem := validation_errors(request.body):
+            return 400, problem, headers
+        sent.append(now)
+        return 200, self._message(request, webhook), headers
+
+    def _spend_bucket(self, request: Request, now: float) -> dict[str, str] | None:
+        """Count the request in its webhook's bucket; None when the bucket is empty."""
+        bucket = self.buckets[request.webhook_id]
+        if now >= bucket.started + self.bucket_window:
+            bucket.started, bucket.used = now, 0
+        request.window = bucket.started
+        if bucket.used >= self.bucket_limit:
+            return None
+        bucket.used += 1
+        remaining = self.bucket_limit - bucket.used
+        headers = self._bucket_headers(request.webhook_id, remaining, bucket, now)
+        if remaining == 0:
+            self._tell_to_wait(request.webhook_id, now + float(headers["X-RateLimit-Reset-After"]))
+        return headers
+
+    def _bucket_headers(self, webhook_id: str, remaining: int, bucket: Bucket, now: float):
+        reset = bucket.started + self.bucket_window
+        return {
+            "X-RateLimit-Limit": str(self.bucket_limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{_up(reset):.3f}",
+            "X-RateLimit-Reset-After": f"{_up(reset - now):.3f}",
+            "X-RateLimit-Bucket": hashlib.sha1(webhook_id.encode()).hexdigest()[:32],
+        }
+
+    def _limited(self, request: Request, scope: str, wait: float, headers: dict[str, str]):
+        retry_after = _up(wait)
+        request.scope, request.retry_after = scope, retry_after
+        if scope == "global":
+            headers = {**headers, "X-RateLimit-Global": "true"}
+        else:
+            self._tell_to_wait(request.webhook_id, request.at + retry_after)
+        headers = {
+            **headers,
+            "X-RateLimit-Scope": scope,
+            "Retry-After": str(math.ceil(retry_after)),
+        }
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": retry_after,
+            "global": scope == "global",
+        }
+        return 429, body, headers
+
+    def _tell_to_wait(self, webhook_id: str, until: float) -> None:
+        self.wait_until[webhook_id] = max(self.wait_until.get(webhook_id, 0.0), until)
+
+    def _message(self, request: Request, webhook: Webhook) -> dict[str, Any]:
+        return {
+            "id": snowflake(),
+            "type": 0,
+            "content": request.body.get("content", ""),
+            "channel_id": request.thread_id or webhook.channel_id,
+            "webhook_id": request.webhook_id,
+            "embeds": request.body.get("embeds", []),
+            "mentions": [],
+            "mention_everyone": False,
+            "timestamp": datetime.now().astimezone().isoformat(),
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the recorded requests say enough (and the path holds the token)
+
+    def do_GET(self) -> None:
+        fake: FakeDiscord = self.server.fake
+        if urlsplit(self.path).path == "/_stats":
+            query = parse_qs(urlsplit(self.path).query)
+            stats = fake.stats()
+            if query.get("full"):
+                with fake.lock:
+                    stats["log"] = [asdict(r) for r in fake.requests]
+            return self._send(200, stats)
+        self._send(404, {"message": "404: Not Found", "code": 0})
+
+    def do_POST(self) -> None:
+        fake: FakeDiscord = self.server.fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            body = raw.decode(errors="replace")
+        if url.path == "/_control":
+            try:
+                fake.control(body)
+            except (AssertionError, AttributeError, KeyError, ValueError) as error:
+                return self._send(400, {"message": f"bad control command: {error!r}"})
+            return self._send(200, {"ok": True})
+        match = WEBHOOK_PATH.match(url.path)
+        if not match:
+            return self._send(404, {"message": "404: Not Found", "code": 0})
+        with fake.lock:
+            status, answer, headers, fault = fake.execute(
+                *match.groups(), body, parse_qs(url.query)
+            )
+        if fault and fault.kind in ("hang", "slow"):
+            fake.released.wait(fault.seconds)
+        if fault and fault.kind in ("drop", "hang"):
+            self.close_connection = True
+            return
+        if fault and fault.kind == "502":
+            html = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            return self._send(502, html, {"Content-Type": "text/html"})
+        if fault and fault.kind == "500":
+            return self._send(500, {"message": "500: Internal Server Error", "code": 0})
+        self._send(status, answer, headers)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(data))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
+
+
+@pytest.fixture
+def fake_discord(settings):
+    """A running fake Discord with short limits, and the worker's settings matching them."""
+    fake = FakeDiscord(
+        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=1.0
+    ).start()
+    fake.auto_register = False
+    settings.DISCORD_API_BASE = fake.url
+    settings.DISCORD_WEBHOOK_URL = ""
+    settings.DISCORD_CHANNEL_LIMIT = fake.channel_limit
+    settings.DISCORD_CHANNEL_WINDOW = fake.channel_window
+    settings.DISCORD_TIMEOUT = 0.5
+    settings.DISCORD_BACKOFF_BASE = 0.05
+    settings.DISCORD_BACKOFF_CAP = 0.2
+    settings.DISCORD_POLL_INTERVAL = 0.02
+    yield fake
+    fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--bucket-limit", type=int, default=5)
+    parser.add_argument("--bucket-window", type=float, default=2.0)
+    parser.add_argument("--channel-limit", type=int, default=30)
+    parser.add_argument("--channel-window", type=float, default=60.0)
+    parser.add_argument("--hang-seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    fake = FakeDiscord(
+        bucket_limit=args.bucket_limit,
+        bucket_window=args.bucket_window,
+        channel_limit=args.channel_limit,
+        channel_window=args.channel_window,
+        hang_seconds=args.hang_seconds,
+        host=args.host,
+        port=args.port,
+    )
+    print(f"fake Discord at {fake.url} (stats: GET /_stats)", flush=True)
+    try:
+        fake.server.serve_forever(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.released.set()
+        fake.server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,728 @@
+"""Delivery to Discord through the real worker, against a fake Discord on 127.0.0.1 that keeps
+Discord's limits and flags any request sent while its sender had been told to wait (DESIGN,
+"Discord notifications")."""
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+import requests
+import time_machine
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+
+from notifications import worker
+from notifications.embeds import order_embed
+from notifications.events import Event
+from notifications.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Destination,
+    GlobalRateLimit,
+    Notification,
+    WorkerHeartbeat,
+)
+from notifications.outbox import enqueue
+from notifications.worker import deliver_due, deliver_one
+from tests.factories import make_order, make_product
+from tests.fake_discord import validation_errors
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PENDING, SENT, DEAD = DeliveryStatus.PENDING, DeliveryStatus.SENT, DeliveryStatus.DEAD
+POSTGRES_ONLY = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="threads share SQLite's in-memory test database, where writers meet 'table is locked'",
+)
+SQLITE_ONLY = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="PostgreSQL runs the burst with a producer thread"
+)
+
+
+def notify(title: str, **embed) -> Notification:
+    """An order event with a recognisable title, written to the outbox as a receiver would."""
+    return enqueue(Event.ORDER_PENDING, {"title": title, "color": 0xF1C40F, **embed})
+
+
+def deliver_all(worker_name: str = "test", *, timeout: float = 30) -> None:
+    """Run the worker until no enabled destination has anything left to send."""
+    deadline = time.monotonic() + timeout
+    backlog = Delivery.objects.filter(status=PENDING, destination__enabled=True)
+    while backlog.exists():
+        assert time.monotonic() < deadline, f"still pending: {backlog.count()}"
+        if not deliver_due(worker_name):
+            time.sleep(0.01)
+
+
+def titles(fake, destination: Destination) -> list[str]:
+    """The embed titles Discord accepted for `destination`, in the order they arrived."""
+    return [embed["title"] for embed in fake.embeds(destination.webhook_id)]
+
+
+def attempt_codes(delivery: Delivery) -> list[int | None]:
+    return list(delivery.attempt_log.order_by("id").values_list("status_code", flat=True))
+
+
+def assert_token_hidden(destination: Destination, *texts: str) -> None:
+    destination.refresh_from_db()
+    token = destination.token
+    stored = [destination.last_error, destination.disabled_reason, *texts]
+    stored += Delivery.objects.values_list("last_error", flat=True)
+    stored += DeliveryAttempt.objects.values_list("error", flat=True)
+    assert not [text for text in stored if token in text]
+
+
+# One message.
+
+
+def test_an_order_event_reaches_discord_as_an_embed_that_pings_nobody(fake_discord):
+    destination = fake_discord.destination("orders")
+    order = make_order(email="buyer@example.com")
+
+    assert deliver_due() == 1
+
+    [message] = fake_discord.messages()
+    [embed] = message.embeds
+    assert embed["title"] == f"Order pending: order {order.number}"
+    assert {"name": "Customer", "value": "buyer@example.com", "inline": True} in embed["fields"]
+    assert message.allowed_mentions == {"parse": []}
+    assert message.pings == []
+    delivery = Delivery.objects.get(destination=destination)
+    assert delivery.status == SENT
+    assert delivery.message_id == message.message_id
+    assert attempt_codes(delivery) == [200]
+
+
+def test_a_destination_with_a_thread_posts_into_that_thread(fake_discord):
+    fake_discord.destination("orders", thread_id="123456789012345678")
+    notify("into the thread")
+
+    deliver_all()
+
+    [message] = fake_discord.messages()
+    assert message.thread_id == "123456789012345678"
+
+
+# A burst.
+
+
+def place_orders(product, count: int) -> None:
+    try:
+        for _ in range(count):
+            make_order(product=product)
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "producer",
+    [
+        pytest.param("between worker turns", marks=SQLITE_ONLY),
+        pytest.param("in its own thread", marks=POSTGRES_ONLY),
+    ],
+)
+def test_a_thousand_events_in_a_burst_arrive_complete_in_order_once_within_every_limit(
+    fake_discord, producer
+):
+    destination = fake_discord.destination("orders")
+    product = make_product()
+    if producer == "in its own thread":
+        placing = threading.Thread(target=place_orders, args=(product, 1000))
+        placing.start()
+        while placing.is_alive():
+            if not deliver_due("burst"):
+                time.sleep(0.005)
+    else:
+        for n in range(1000):
+            make_order(product=product)
+            if n % 10 == 0:
+                deliver_one("burst")  # orders come faster than Discord takes messages
+    deliver_all("burst", timeout=60)
+
+    ids = dict(Notification.objects.values_list("embed__title", "id"))
+    assert len(ids) == 1000
+    received = [ids[title] for title in titles(fake_discord, destination)]
+    assert received == sorted(ids.values())  # all of them, each once, in order
+    assert Delivery.objects.filter(status=SENT).count() == 1000
+    sizes = [len(message.embeds) for message in fake_discord.messages()]
+    assert max(sizes) == 10
+    assert {json.dumps(r.allowed_mentions) for r in fake_discord.requests} == {'{"parse": []}'}
+    assert fake_discord.most_429s_in_one_window() <= 1
+    assert fake_discord.violations() == []
+
+
+def test_a_backlog_goes_out_ten_embeds_per_message(fake_discord):
+    destination = fake_discord.destination("orders")
+    for n in range(25):
+        notify(f"backlog {n}")
+
+    deliver_all()
+
+    assert [len(m.embeds) for m in fake_discord.messages()] == [10, 10, 5]
+    assert titles(fake_discord, destination) == [f"backlog {n}" for n in range(25)]
+    assert set(DeliveryAttempt.objects.values_list("batch_size", flat=True)) == {10, 5}
+
+
+def test_two_webhooks_in_one_channel_wait_out_its_hidden_limit_and_lose_nothing(
+    fake_discord, settings
+):
+    fake_discord.channel_limit, fake_discord.channel_window = 4, 1.0
+    settings.DISCORD_CHANNEL_LIMIT, settings.DISCORD_CHANNEL_WINDOW = 4, 1.0
+    first = fake_discord.destination("first", channel_id="900000000000000001")
+    second = fake_discord.destination("second", channel_id="900000000000000001")
+    for n in range(8):
+        notify(f"large {n}", description="x" * 3500)  # too large to share a message
+
+    deliver_all()
+
+    expected = [f"large {n}" for n in range(8)]
+    assert titles(fake_discord, first) == titles(fake_discord, second) == expected
+    assert fake_discord.rate_limited("shared")  # the two destinations met the channel's limit
+    assert fake_discord.violations() == []
+
+
+def test_a_global_rate_limit_holds_every_destination_until_it_ends(fake_discord):
+    first, second = fake_discord.destination("first"), fake_discord.destination("second")
+    fake_discord.limit_globally(retry_after=0.5)
+    for n in range(12):
+        notify(f"global {n}")
+
+    deliver_all()
+
+    assert len(fake_discord.rate_limited("global")) == 1
+    assert GlobalRateLimit.objects.get().blocked_until is not None
+    expected = [f"global {n}" for n in range(12)]
+    assert titles(fake_discord, first) == titles(fake_discord, second) == expected
+    assert fake_discord.violations() == []
+
+
+# Outages.
+
+
+def test_500_502_a_dropped_connection_and_a_hang_are_retried_until_everything_arrives(
+    fake_discord,
+):
+    destination = fake_discord.destination("orders")
+    for kind in ("500", "502", "drop", "hang"):
+        fake_discord.fail_next(kind)
+    for n in range(25):
+        notify(f"outage {n}")
+
+    deliver_all()
+
+    assert titles(fake_discord, destination) == [f"outage {n}" for n in range(25)]
+    assert [len(m.embeds) for m in fake_discord.messages()] == [10, 10, 5]  # retried whole
+    first = Delivery.objects.order_by("id").first()
+    assert attempt_codes(first) == [500, 502, None, None, 200]
+    assert Delivery.objects.filter(status=SENT).count() == 25
+    assert fake_discord.violations() == []
+    assert_token_hidden(destination)
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_the_cap(fake_discord, settings):
+    settings.DISCORD_BACKOFF_BASE, settings.DISCORD_BACKOFF_CAP = 10, 25
+    fake_discord.destination("orders")
+    fake_discord.fail_next("500", times=3)
+    notify("backing off")
+    delays = []
+
+    start = timezone.now()
+    for n in range(1, 4):
+        with time_machine.travel(start + timedelta(minutes=n), tick=False):
+            before = timezone.now()
+            deliver_due()
+            delays.append((Delivery.objects.get().next_attempt_at - before).total_seconds())
+
+    assert 5 <= delays[0] <= 10
+    assert 10 <= delays[1] <= 20
+    assert 12.5 <= delays[2] <= 25  # 40 s, capped at 25
+    assert Delivery.objects.get().status == PENDING
+
+
+def test_a_message_failing_past_its_age_is_dead_and_the_next_one_still_goes(fake_discord, settings):
+    destination = fake_discord.destination("orders")
+    old = notify("too old")
+    Delivery.objects.filter(notification=old).update(
+        created_at=timezone.now() - timedelta(seconds=settings.DISCORD_MAX_AGE + 1)
+    )
+    fake_discord.fail_next("502")
+    assert deliver_one("test")
+    notify("fresh")
+
+    deliver_all()
+
+    assert Delivery.objects.get(notification=old).status == DEAD
+    assert titles(fake_discord, destination) == ["fresh"]
+    destination.refresh_from_db()
+    assert destination.enabled
+
+
+# Refusals.
+
+
+def test_a_deleted_webhook_disables_only_its_destination_and_keeps_its_messages(fake_discord):
+    deleted, alive = fake_discord.destination("deleted"), fake_discord.destination("alive")
+    fake_discord.delete_webhook(deleted.webhook_id)
+    for n in range(5):
+        notify(f"event {n}")
+
+    deliver_all()
+
+    deleted.refresh_from_db()
+    assert not deleted.enabled
+    assert "404" in deleted.disabled_reason
+    assert len([r for r in fake_discord.requests if r.webhook_id == deleted.webhook_id]) == 1
+    assert deleted.deliveries.filter(status=PENDING).count() == 5
+    assert titles(fake_discord, alive) == [f"event {n}" for n in range(5)]
+    assert_token_hidden(deleted)
+
+    fake_discord.add_webhook(deleted.webhook_id, deleted.token)  # staff fix it and re-enable
+    Destination.objects.filter(pk=deleted.pk).update(enabled=True, disabled_reason="")
+    deliver_all()
+    assert titles(fake_discord, deleted) == [f"event {n}" for n in range(5)]
+
+
+def test_a_wrong_token_disables_the_destination_after_one_answer(fake_discord):
+    destination = fake_discord.destination("orders")
+    Destination.objects.filter(pk=destination.pk).update(token="wrong-" + "t" * 60)
+    for n in range(3):
+        notify(f"event {n}")
+
+    deliver_all()
+
+    destination.refresh_from_db()
+    assert not destination.enabled
+    assert "401" in destination.disabled_reason
+    assert [r.status for r in fake_discord.requests] == [401]
+    assert destination.deliveries.filter(status=PENDING).count() == 3
+    assert_token_hidden(destination)
+
+
+def test_a_refused_embed_is_sent_once_as_the_minimal_fallback_never_as_the_same_body(
+    fake_discord,
+):
+    destination = fake_discord.destination("orders")
+    notify("before")
+    refused = notify("x" * 300, url="https://shop.example/mgmt/orders/ABC/")
+    notify("after")
+
+    deliver_all()
+
+    bodies = [json.dumps(r.body, sort_keys=True) for r in fake_discord.requests]
+    assert len(bodies) == len(set(bodies))  # nothing was sent twice
+    assert [r.status for r in fake_discord.requests] == [400, 200, 400, 200, 200]
+    assert titles(fake_discord, destination) == ["before", "x" * 199 + "…", "after"]
+    fallback = fake_discord.messages()[1].embeds[0]
+    assert fallback["url"] == "https://shop.example/mgmt/orders/ABC/"
+    delivery = Delivery.objects.get(notification=refused)
+    assert delivery.status == SENT
+    assert attempt_codes(delivery) == [400, 400, 200]
+    assert delivery.attempt_log.filter(fallback=True).count() == 1
+
+
+def test_a_refused_fallback_is_dead_and_not_sent_again(fake_discord):
+    destination = fake_discord.destination("orders")
+    refused = notify("bad colour", color=0x1000000)
+    notify("next")
+
+    deliver_all()
+
+    assert Delivery.objects.get(notification=refused).status == DEAD
+    assert [r.status for r in fake_discord.requests] == [400, 400, 400, 200]
+    assert titles(fake_discord, destination) == ["next"]
+
+
+def test_an_oversize_customer_name_becomes_a_valid_embed_that_pings_nobody(fake_discord):
+    name = ("@everyone 🎉👩‍👩‍👧 <@&1234> " * 400)[:10_000]
+    order = make_order(product=make_product(name=("Ünïcode 🚀 " * 40)[:200]))
+    order.email = name  # in memory: customer text longer than any column could hold
+    destination = fake_discord.destination("orders")
+
+    for _ in range(3):
+        enqueue(Event.ORDER_COMPLETED, order_embed(Event.ORDER_COMPLETED, order, [("Name", name)]))
+
+    deliver_all()
+
+    assert {r.status for r in fake_discord.requests} == {200}
+    for message in fake_discord.messages():
+        assert validation_errors(message.body) is None
+        assert message.allowed_mentions == {"parse": []}
+        assert message.pings == []
+    assert len(titles(fake_discord, destination)) == 3
+    assert Delivery.objects.filter(status=SENT).count() == 3
+
+
+# Workers.
+
+
+def work_until_drained(name: str, sent: Counter, errors: list) -> None:
+    try:
+        deadline = time.monotonic() + 40
+        while Delivery.objects.filter(status=PENDING).exists():
+            assert time.monotonic() < deadline, "the backlog never drained"
+            count = deliver_due(name)
+            sent[name] += count
+            if not count:
+                time.sleep(0.005)
+    except Exception as error:  # reported by the test, in the main thread
+        errors.append(error)
+    finally:
+        connection.close()
+
+
+@POSTGRES_ONLY
+def test_two_worker_threads_at_once_send_nothing_twice(fake_discord):
+    destinations = [fake_discord.destination(f"dest {n}") for n in range(4)]
+    for n in range(60):
+        notify(f"event {n}")
+    sent, errors = Counter(), []
+
+    threads = [
+        threading.Thread(target=work_until_drained, args=(name, sent, errors))
+        for name in ("one", "two")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    for destination in destinations:
+        assert titles(fake_discord, destination) == [f"event {n}" for n in range(60)]
+    assert Delivery.objects.filter(status=SENT).count() == 240
+    assert sent["one"] and sent["two"]  # both workers took part
+    assert fake_discord.violations() == []
+
+
+def test_two_worker_processes_at_once_send_nothing_twice(fake_discord, shared_database):
+    destinations = [fake_discord.destination(f"dest {n}") for n in range(6)]
+    for n in range(50):
+        notify(f"event {n}")
+    fake_discord.fail_next("slow", times=30, seconds=0.1)  # enough work for both to start
+    url, copy_back = shared_database()
+
+    workers = [start_worker(fake_discord, url) for _ in range(2)]
+    finished = wait_until(lambda: len(fake_discord.embeds()) >= 300, timeout=40)
+    outputs = stop(workers)
+    copy_back()
+
+    assert finished, fake_discord.stats()
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    for destination in destinations:
+        assert titles(fake_discord, destination) == [f"event {n}" for n in range(50)]
+    assert Delivery.objects.filter(status=SENT).count() == 300
+    assert WorkerHeartbeat.objects.count() == 2  # both ran at once
+    assert fake_discord.violations() == []
+
+
+def test_a_crash_between_send_and_record_repeats_at_most_one_message_and_loses_none(
+    fake_discord, monkeypatch
+):
+    destination = fake_discord.destination("orders")
+    for n in range(15):
+        notify(f"event {n}")
+    record = worker.record
+
+    def crash_once(claim, answer):
+        monkeypatch.setattr(worker, "record", record)
+        raise RuntimeError("the worker died after Discord answered")
+
+    monkeypatch.setattr(worker, "record", crash_once)
+    with pytest.raises(RuntimeError):
+        deliver_one("crashing")
+    assert deliver_due("other") == 0  # the crashed worker's lease still holds the destination
+
+    with time_machine.travel(timezone.now() + worker.LEASE + timedelta(seconds=1), tick=True):
+        deliver_all("other")
+
+    received = titles(fake_discord, destination)
+    assert list(dict.fromkeys(received)) == [f"event {n}" for n in range(15)]  # none lost
+    repeated = [title for title, count in Counter(received).items() if count > 1]
+    assert repeated == [f"event {n}" for n in range(10)]  # the one message sent before the crash
+    assert len(received) == 15 + 10  # ... repeated once
+    assert Delivery.objects.filter(status=SENT).count() == 15
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="Django never closes an in-memory SQLite database"
+)
+def test_no_database_connection_is_held_while_discord_answers(fake_discord, monkeypatch):
+    fake_discord.destination("orders")
+    notify("event")
+    held = []
+
+    def execute_webhook(*args, **kwargs):
+        held.append(connection.connection is not None)
+        return real(*args, **kwargs)
+
+    real = worker.execute_webhook
+    monkeypatch.setattr(worker, "execute_webhook", execute_webhook)
+
+    deliver_all()
+
+    assert held == [False]
+
+
+@pytest.fixture
+def shared_database(tmp_path):
+    """A DATABASE_URL that worker processes share with this test, and what to call once they
+    exit so that the test sees what they wrote."""
+
+    def share() -> tuple[str, Callable[[], None]]:
+        if connection.vendor == "postgresql":
+            db = connection.settings_dict
+            host = f"{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}"
+            return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}/{db['NAME']}", lambda: None
+        path = tmp_path / "workers.sqlite3"  # the test database lives in memory: copy it out
+        connection.ensure_connection()
+        with sqlite3.connect(path) as copy:
+            connection.connection.backup(copy)
+
+        def copy_back() -> None:
+            with sqlite3.connect(path) as copy:
+                copy.backup(connection.connection)
+
+        return f"sqlite:///{path}", copy_back
+
+    return share
+
+
+def start_worker(fake, database_url: str) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DISCORD_API_BASE": fake.url,
+        "DISCORD_WEBHOOK_URL": "",
+        "DISCORD_CHANNEL_LIMIT": str(fake.channel_limit),
+        "DISCORD_CHANNEL_WINDOW": str(fake.channel_window),
+        "DISCORD_POLL_INTERVAL": "0.02",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "deliver_notifications"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop(workers: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """SIGTERM each worker and wait for it; their (stdout, stderr)."""
+    for process in workers:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return [process.communicate(timeout=30) for process in workers]
+    finally:
+        for process in workers:
+            process.kill()
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_sigterm_lets_the_message_in_flight_be_recorded_then_the_worker_exits(
+    fake_discord, shared_database
+):
+    destination = fake_discord.destination("orders")
+    for n in range(15):
+        notify(f"event {n}")
+    fake_discord.fail_next("slow", seconds=2)
+    url, copy_back = shared_database()
+
+    process = start_worker(fake_discord, url)
+    assert fake_discord.wait_for_requests(1, timeout=30)
+    [(output, errors)] = stop([process])  # while Discord still holds its answer back
+    copy_back()
+
+    assert process.returncode == 0, errors
+    assert "stopped" in output
+    assert len(fake_discord.requests) == 1  # it finished that send and started no other
+    [message] = fake_discord.messages()
+    sent = Delivery.objects.filter(status=SENT).order_by("id")
+    assert [d.notification.embed["title"] for d in sent] == [f"event {n}" for n in range(10)]
+    assert {d.message_id for d in sent} == {message.message_id}
+    assert Delivery.objects.filter(status=PENDING).count() == 5
+    assert_token_hidden(destination, output, errors)
+
+
+# The commands.
+
+
+def test_deliver_notifications_once_drains_what_may_be_sent_and_says_how_many(fake_discord):
+    destination = fake_discord.destination("orders")
+    for n in range(12):
+        notify(f"event {n}")
+    out = StringIO()
+
+    call_command("deliver_notifications", "--once", stdout=out)
+
+    assert out.getvalue().strip() == "sent 2 message(s)"
+    assert titles(fake_discord, destination) == [f"event {n}" for n in range(12)]
+
+
+def test_send_test_notification_reports_the_message_discord_created(fake_discord):
+    destination = fake_discord.destination("orders")
+    out = StringIO()
+
+    call_command("send_test_notification", "--destination", "orders", stdout=out)
+
+    [message] = fake_discord.messages()
+    assert message.embeds[0]["title"] == "Test notification from License Shop"
+    assert out.getvalue().strip() == f"orders: sent (message {message.message_id})"
+    assert_token_hidden(destination, out.getvalue())
+
+
+def test_send_test_notification_to_a_deleted_webhook_fails_with_a_clear_error(fake_discord):
+    destination = fake_discord.destination("orders")
+    fake_discord.delete_webhook(destination.webhook_id)
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="Not every destination"):
+        call_command("send_test_notification", "--destination", "orders", stdout=out)
+
+    assert "Unknown Webhook" in out.getvalue()
+    destination.refresh_from_db()
+    assert not destination.enabled
+    assert_token_hidden(destination, out.getvalue())
+
+
+def test_send_test_notification_to_a_disabled_destination_says_why(fake_discord):
+    destination = fake_discord.destination("orders")
+    Destination.objects.filter(pk=destination.pk).update(
+        enabled=False, disabled_reason="Discord answered 404: the webhook was deleted."
+    )
+
+    with pytest.raises(CommandError, match="disabled"):
+        call_command("send_test_notification", "--destination", "orders", stdout=StringIO())
+
+    assert fake_discord.requests == []
+
+
+def test_the_token_never_appears_in_logs_errors_or_output(fake_discord, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    destination = fake_discord.destination("orders")
+    fake_discord.fail_next("500")
+    fake_discord.fail_next("hang")
+    notify("event")
+    deliver_all()
+    settings.DISCORD_API_BASE = "http://127.0.0.1:9/api/v10"  # nothing listens: a network error
+    notify("unreachable")
+    assert deliver_one("test")
+    settings.DISCORD_API_BASE = fake_discord.url
+    fake_discord.delete_webhook(destination.webhook_id)
+    backoff = Destination.objects.get().blocked_until
+    assert wait_until(lambda: timezone.now() > backoff, timeout=5)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError):
+        call_command("send_test_notification", stdout=out, stderr=err)
+
+    errors = set(DeliveryAttempt.objects.values_list("error", flat=True))
+    assert any("ConnectionError" in error for error in errors)
+    assert any("ReadTimeout" in error for error in errors)
+    assert "Unknown Webhook" in out.getvalue()
+    assert_token_hidden(destination, caplog.text, out.getvalue(), err.getvalue())
+
+
+# The fake itself: its checks would catch a sender that misbehaves.
+
+
+def post(fake, webhook_id: str, token: str, body: dict) -> requests.Response:
+    url = f"{fake.url}/webhooks/{webhook_id}/{token}"
+    return requests.post(url, json=body, params={"wait": "true"}, timeout=5)
+
+
+def test_the_fake_flags_a_sender_that_ignores_the_advertised_wait(fake_discord):
+    fake_discord.add_webhook("1000", "token-1000")
+    body = {"embeds": [{"title": "hi"}], "allowed_mentions": {"parse": []}}
+
+    answers = [post(fake_discord, "1000", "token-1000", body) for _ in range(7)]
+
+    assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
+    assert answers[5].json()["global"] is False
+    assert answers[5].headers["X-RateLimit-Scope"] == "user"
+    assert fake_discord.violations() == fake_discord.requests[5:]
+    assert fake_discord.most_429s_in_one_window() == 2
+
+
+def test_the_fake_answers_its_hidden_channel_limit_with_a_shared_429(fake_discord):
+    fake_discord.bucket_limit, fake_discord.channel_limit = 100, 2
+    fake_discord.add_webhook("1000", "token-1000")
+    body = {"embeds": [{"title": "hi"}]}
+
+    answers = [post(fake_discord, "1000", "token-1000", body) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[1].headers["X-RateLimit-Remaining"] == "98"  # no warning beforehand
+    assert answers[2].headers["X-RateLimit-Scope"] == "shared"
+    assert 0 < answers[2].json()["retry_after"] <= fake_discord.channel_window
+
+
+def test_the_fake_refuses_what_discord_refuses(fake_discord):
+    fake_discord.add_webhook("1000", "token-1000")
+    fake_discord.add_webhook("2000", "token-2000")
+    fake_discord.delete_webhook("2000")
+    fields = [{"name": "n", "value": "v" * 1025}]
+
+    too_long = post(fake_discord, "1000", "token-1000", {"embeds": [{"fields": fields}]})
+    total = post(fake_discord, "1000", "token-1000", {"embeds": [{"description": "d" * 4000}] * 2})
+    deleted = post(fake_discord, "2000", "token-2000", {"embeds": [{"title": "hi"}]})
+    wrong = post(fake_discord, "1000", "not-the-token", {"embeds": [{"title": "hi"}]})
+
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == 50035
+    error = too_long.json()["errors"]["embeds"]["0"]["fields"]["0"]["value"]["_errors"][0]
+    assert error["code"] == "BASE_TYPE_MAX_LENGTH"
+    assert total.json()["errors"]["embeds"]["_errors"][0]["code"] == "MAX_EMBED_SIZE_EXCEEDED"
+    assert (deleted.status_code, deleted.json()["code"]) == (404, 10015)
+    assert (wrong.status_code, wrong.json()["code"]) == (401, 50027)
+
+
+def test_the_fake_runs_standalone_with_its_stats_and_controls_over_http():
+    script = settings.BASE_DIR / "tests" / "fake_discord.py"
+    command = [sys.executable, str(script), "--port", "0", "--bucket-limit", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        api = process.stdout.readline().split()[3]  # "fake Discord at http://...:N/api/v10 ..."
+        root = api.removesuffix("/api/v10")
+        control = {"action": "fail_next", "kind": "502"}
+        assert requests.post(f"{root}/_control", json=control, timeout=5).ok
+        body = {"embeds": [{"title": "hi"}]}
+        statuses = [
+            requests.post(
+                f"{api}/webhooks/1000/any-token?wait=true", json=body, timeout=5
+            ).status_code
+            for _ in range(4)
+        ]
+        stats = requests.get(f"{root}/_stats", timeout=5).json()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    assert statuses == [502, 200, 200, 429]
+    assert stats["requests"] == 4
+    assert stats["rate_limited"] == {"user": 1}
+    assert stats["violations"] == 1
+    assert stats["embeds"] == 2
