@@ -1,0 +1,184 @@
+"""Order lifecycles as the Stripe events that tell them, and what "the same final state" means.
+
+Shared by the any-order property test and the concurrency tests.
+"""
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from orders.models import Order, OrderTransition
+from orders.transitions import refunded_amount
+from tests.factories import (
+    charge_obj,
+    dispute_obj,
+    intent_failed_obj,
+    make_event,
+    refund_obj,
+    session_obj,
+)
+
+Step = tuple[str, dict[str, Any]]
+
+
+def paid(order: Order, **session: Any) -> list[Step]:
+    return [("checkout.session.completed", session_obj(order, **session))]
+
+
+def declined(order: Order) -> list[Step]:
+    return [("payment_intent.payment_failed", intent_failed_obj(order))]
+
+
+def refunded_in_two_steps(order: Order) -> list[Step]:
+    total, part = order.subtotal_cents, 1000
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, f"re_{order.number}_1", part)),
+        ("charge.refunded", charge_obj(order, refunded=part)),
+        ("refund.created", refund_obj(order, f"re_{order.number}_2", total - part)),
+        ("charge.refunded", charge_obj(order, refunded=total)),
+    ]
+
+
+def refunded_slowly(order: Order) -> list[Step]:
+    """A refund that waits (pending) before it succeeds, as refunds to bank accounts do."""
+    refund, total = f"re_{order.number}", order.subtotal_cents
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, refund, total, status="pending")),
+        ("charge.refunded", charge_obj(order, refunded=total)),
+        ("refund.updated", refund_obj(order, refund, total)),
+    ]
+
+
+def refunded_then_failed(order: Order) -> list[Step]:
+    """A refund Stripe reported succeeded that failed later (the buyer's bank refused it)."""
+    refund, total = f"re_{order.number}", order.subtotal_cents
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, refund, total)),
+        ("charge.refunded", charge_obj(order, refunded=total)),
+        ("refund.failed", refund_obj(order, refund, total, status="failed")),
+    ]
+
+
+def discounted_then_refunded(order: Order) -> list[Step]:
+    """A promotion code: Stripe charged less than the catalog price, and refunded all of it."""
+    charged, refund = order.subtotal_cents - 500, f"re_{order.number}"
+    return [
+        *declined(order),
+        *paid(order, amount_total=charged),
+        ("refund.created", refund_obj(order, refund, charged)),
+        ("charge.refunded", charge_obj(order, amount=charged, refunded=charged)),
+    ]
+
+
+def disputed_until(outcome: str) -> Callable[[Order], list[Step]]:
+    def steps(order: Order) -> list[Step]:
+        dispute = f"dp_{order.number}"
+        steps = [
+            *paid(order),
+            ("charge.dispute.created", dispute_obj(order, dispute)),
+            ("charge.dispute.funds_withdrawn", dispute_obj(order, dispute)),
+            ("charge.dispute.updated", dispute_obj(order, dispute, "under_review")),
+            ("charge.dispute.closed", dispute_obj(order, dispute, outcome)),
+        ]
+        if outcome == "won":
+            steps.append(("charge.dispute.funds_reinstated", dispute_obj(order, dispute, "won")))
+        return steps
+
+    return steps
+
+
+def expired(order: Order) -> list[Step]:
+    session = session_obj(order, status="expired", payment_status="unpaid")
+    return [("checkout.session.expired", session)]
+
+
+def async_payment(outcome: str) -> Callable[[Order], list[Step]]:
+    def steps(order: Order) -> list[Step]:
+        later = session_obj(order, payment_status="paid" if outcome == "succeeded" else "unpaid")
+        return [
+            ("checkout.session.completed", session_obj(order, payment_status="unpaid")),
+            (f"checkout.session.async_payment_{outcome}", later),
+        ]
+
+    return steps
+
+
+def after_a_decline(lifecycle: Callable[[Order], list[Step]]) -> Callable[[Order], list[Step]]:
+    return lambda order: [*declined(order), *lifecycle(order)]
+
+
+# name: (the lifecycle's steps, the status its in-order sequence ends in)
+LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
+    "paid": (paid, "completed"),
+    "declined then paid": (after_a_decline(paid), "completed"),
+    "paid, partly then fully refunded": (refunded_in_two_steps, "refunded"),
+    "paid, refund pending then succeeded": (refunded_slowly, "refunded"),
+    # Refunded is final (the table has no way back), and the charge's refunded total never shrinks.
+    "paid, refunded, the refund failed later": (refunded_then_failed, "refunded"),
+    "declined, paid less with a promotion code, refunded": (discounted_then_refunded, "refunded"),
+    "dispute won": (disputed_until("won"), "completed"),
+    "dispute lost": (disputed_until("lost"), "refunded"),
+    "inquiry closed with a warning": (disputed_until("warning_closed"), "completed"),
+    "expired": (expired, "failed"),
+    "declined then expired": (after_a_decline(expired), "failed"),
+    "async payment succeeded": (async_payment("succeeded"), "completed"),
+    "async payment failed": (async_payment("failed"), "failed"),
+    "declined, then an async payment failed": (after_a_decline(async_payment("failed")), "failed"),
+}
+
+
+def events_for(order: Order, lifecycle: str) -> list[dict[str, Any]]:
+    """The lifecycle's events, one second apart, as Stripe would stamp them."""
+    steps, _ = LIFECYCLES[lifecycle]
+    start = int(time.time())
+    return [make_event(kind, obj, created=start + n) for n, (kind, obj) in enumerate(steps(order))]
+
+
+def final_state(order: Order) -> dict[str, Any]:
+    """The status, payment facts and licenses, with the order's own number taken out of Stripe ids so two
+    orders that lived the same lifecycle compare equal."""
+    order = Order.objects.get(pk=order.pk)
+
+    def plain(stripe_id: str) -> str:
+        return stripe_id.replace(order.number, "N")
+
+    failed = order.status == "failed"
+    return {
+        "status": order.status,
+        "paid": order.is_paid,
+        "async_payment_pending": order.async_payment_pending,
+        "failure": (order.failure_code, order.failure_message) if failed else None,
+        "refunded_amount": refunded_amount(order),
+        "charge_amount_refunded": order.charge_amount_refunded_cents,
+        "refunds": sorted(
+            (plain(r.stripe_refund_id), r.amount_cents, r.status) for r in order.refunds.all()
+        ),
+        "disputes": sorted(
+            (plain(d.stripe_dispute_id), d.status, d.funds_withdrawn, d.funds_reinstated)
+            for d in order.disputes.all()
+        ),
+        # Licenses listen to the order's moves: the same end, whatever the way there.
+        "licenses": sorted(order.licenses.values_list("status", "reason")),
+        "payment_intent": plain(order.stripe_payment_intent_id),
+        "charge": plain(order.stripe_charge_id),
+        "amount_total": order.amount_total_cents,
+        "payment_method": order.payment_method,
+    }
+
+
+def audit_trail(order: Order) -> list[tuple[str, str]]:
+    return list(OrderTransition.objects.filter(order=order).values_list("from_status", "to_status"))
+
+
+def assert_one_row_per_real_change(order: Order) -> None:
+    """The audit rows chain from the order's creation to its status, and none records a non-move."""
+    trail = audit_trail(order)
+    assert trail[0] == ("", "pending"), trail
+    for (_, before), (after_from, after_to) in itertools.pairwise(trail):
+        assert after_from == before, trail
+        assert after_from != after_to, trail
+    assert trail[-1][1] == Order.objects.get(pk=order.pk).status, trail
