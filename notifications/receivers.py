@@ -46,8 +46,8 @@ def notify_payment_failed(sender, order, code, message, **kwargs) -> None:
 
 
 @receiver(signals.refund_changed, dispatch_uid="notify_order_refunded")
-def notify_order_refunded(sender, order, refund, created, **kwargs) -> None:
-    if refund.status != "succeeded":
+def notify_order_refunded(sender, order, refund, newly_succeeded=False, **kwargs) -> None:
+    if not newly_succeeded:
         return
     amount = money(refund.amount_cents, refund.currency)
     kind = "full" if refund.amount_cents >= order.total_cents else "partial"

@@ -178,26 +178,42 @@ def refund_order(
 
 
 def retry_order(order: Order, *, staff) -> str:
-    """A failed order gets a new attempt and a new Checkout Session; returns the payment link."""
+    """A failed order gets a new attempt and a new Checkout Session; returns the payment link.
+
+    The old session is closed first, so a tab still open on it cannot take a second payment; if
+    the buyer completed it meanwhile, the retry is refused (its payment event is on its way).
+    """
+    order = Order.objects.get(pk=order.pk)
+    if order.status != Status.FAILED:
+        raise OrderActionError(f"Only a failed order can be retried; this one is {order.status}.")
+    if order.stripe_session_id:
+        _close_session(order.stripe_session_id)
     with transaction.atomic():
         order = _lock(order)
         if order.status != Status.FAILED:
             raise OrderActionError(
                 f"Only a failed order can be retried; this one is {order.status}."
             )
-        old_session = order.stripe_session_id
         order.attempt += 1
-        order.failure_code = order.failure_message = ""
+        order.failure_code = order.failure_message = order.failure_source = ""
         order.failure_event_created = None
         order.async_payment_pending = False
         order.save()
         transition_order(order, Status.PENDING, source=_staff(staff), reason="staff retry")
         order_placed.send(sender=Order, order=order)
-    if old_session:
-        # An old tab must not take a second payment; an expired or completed one needs nothing.
-        with contextlib.suppress(GatewayError):
-            get_gateway().expire_session(old_session)
     return start_checkout(order)
+
+
+def _close_session(session_id: str) -> None:
+    gateway = get_gateway()
+    status = gateway.retrieve_session(session_id).get("status")
+    if status == "complete":
+        raise OrderActionError(
+            "The customer completed the last checkout meanwhile; wait for its payment to settle."
+        )
+    if status == "open":
+        with contextlib.suppress(GatewayError):  # it may expire on its own at this very moment
+            gateway.expire_session(session_id)
 
 
 def find_order(public_id: str) -> Order | None:

@@ -16,6 +16,10 @@ from django.utils import timezone
 from .models import Dispute, Order, Refund
 from .signals import dispute_changed, payment_completed, payment_failed, refund_changed
 
+# A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
+# A declined card only fails one try within a session.
+FINAL_FAILURES = {"async_payment_failed", "expired"}
+
 # The Order fields these functions write; `apply_facts` saves exactly these.
 FACT_FIELDS = [
     "paid_at",
@@ -25,6 +29,7 @@ FACT_FIELDS = [
     "failure_code",
     "failure_message",
     "failure_event_created",
+    "failure_source",
     "charge_amount_refunded_cents",
     "refunds_succeeded_cents",
     "disputes_summary",
@@ -86,24 +91,44 @@ def record_session(order: Order, session: dict[str, Any], *, source: str) -> boo
         order.amount_total_cents, changed = session["amount_total"], True
     if isinstance(charge, dict):
         changed |= _record_charge_details(order, charge)
-    waiting = not (paid or order.is_paid or order.failure_code or order.async_payment_pending)
-    if waiting and session.get("status") == "complete":
-        order.async_payment_pending, changed = True, True  # a bank debit is on its way
+    if not paid and session.get("status") == "complete":
+        changed |= _payment_in_flight(order)
     changed |= record_ids(order, payment_intent=pi_id or "")
     return mark_paid(order, source=source) | changed if paid else changed
+
+
+def _payment_in_flight(order: Order) -> bool:
+    """A session completed unpaid (a bank debit is on its way). Its declines came before it, so
+    they no longer count; a failure that ended the session still does."""
+    if order.is_paid or order.async_payment_pending or order.failure_code in FINAL_FAILURES:
+        return False
+    order.async_payment_pending = True
+    order.failure_code = order.failure_message = order.failure_source = ""
+    order.failure_event_created = None
+    return True
 
 
 def record_failure(
     order: Order, *, attempt: int | None, code: str, message: str, created: int, source: str
 ) -> bool:
-    """The latest failure of the current attempt; ignored once paid."""
+    """The failure of the current attempt: a final one (the session expired or its delayed
+    payment failed) over a decline, else the latest by (created, event id). Ignored once paid,
+    and a decline is ignored once the session completed with a payment in flight."""
     if order.is_paid or attempt not in (None, order.attempt):
         return False
-    if order.failure_event_created is not None and created < order.failure_event_created:
+    final, kept_final = code in FINAL_FAILURES, order.failure_code in FINAL_FAILURES
+    if not final and (order.async_payment_pending or kept_final):
+        return False
+    newer = order.failure_event_created is None or (created, source) > (
+        order.failure_event_created,
+        order.failure_source,
+    )
+    if not (newer or (final and not kept_final)):
         return False
     order.failure_code = code[:100]
     order.failure_message = message[:500]
     order.failure_event_created = created
+    order.failure_source = source[:255]
     order.async_payment_pending = False
     payment_failed.send(sender=Order, order=order, code=code, message=message, source=source)
     return True
@@ -141,6 +166,7 @@ def record_refund(
     sequence: int | None = None,
     reason: str = "",
 ) -> bool:
+    succeeded = refund["status"] == Refund.State.SUCCEEDED
     row, created = Refund.objects.get_or_create(
         stripe_refund_id=refund["id"],
         defaults={
@@ -148,28 +174,38 @@ def record_refund(
             "amount_cents": refund["amount"],
             "currency": refund.get("currency") or order.currency,
             "status": refund["status"],
+            "succeeded_once": succeeded,
             "reason": reason or (refund.get("metadata") or {}).get("reason") or "",
             "failure_reason": refund.get("failure_reason") or "",
             "requested_by": requested_by,
             "sequence": sequence,
         },
     )
+    fields = []
     if sequence and row.sequence is None:
         row.sequence, row.requested_by, row.reason = sequence, requested_by, reason or row.reason
-        row.save(update_fields=["sequence", "requested_by", "reason", "updated_at"])
+        fields += ["sequence", "requested_by", "reason"]
     moved = not created and Refund.RANK[refund["status"]] > Refund.RANK[row.status]
     if moved:
         row.status = refund["status"]
         row.failure_reason = refund.get("failure_reason") or ""
-        row.save(update_fields=["status", "failure_reason", "updated_at"])
-    if created or moved:
-        succeeded = order.refunds.filter(status=Refund.State.SUCCEEDED).aggregate(
-            s=Sum("amount_cents")
+        fields += ["status", "failure_reason"]
+    # Seen succeeded once, a refund counts for good, whichever of its events comes first.
+    newly_succeeded = succeeded and (created or not row.succeeded_once)
+    if newly_succeeded and not created:
+        row.succeeded_once = True
+        fields.append("succeeded_once")
+    if fields:
+        row.save(update_fields=[*fields, "updated_at"])
+    if newly_succeeded:
+        total = order.refunds.filter(succeeded_once=True).aggregate(s=Sum("amount_cents"))["s"]
+        order.refunds_succeeded_cents = total or 0
+    if created or moved or newly_succeeded:
+        refund_changed.send(
+            sender=Order, order=order, refund=row, created=created, newly_succeeded=newly_succeeded
         )
-        order.refunds_succeeded_cents = succeeded["s"] or 0
-        refund_changed.send(sender=Order, order=order, refund=row, created=created)
     implied = refund["status"] != "failed" and mark_paid(order, source=source)
-    return created or moved or implied
+    return created or moved or newly_succeeded or implied
 
 
 def record_dispute(order: Order, dispute: dict[str, Any], *, event_type: str, source: str) -> bool:

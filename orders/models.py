@@ -92,6 +92,7 @@ class Order(models.Model):
     failure_event_created = models.BigIntegerField(
         null=True, blank=True, help_text="Stripe `created` of the failure kept, so the latest wins."
     )
+    failure_source = models.CharField(max_length=255, blank=True)
     charge_amount_refunded_cents = models.PositiveIntegerField(default=0)
     # Summaries of the Refund and Dispute rows, kept by `facts` so the status derives from this row.
     refunds_succeeded_cents = models.PositiveIntegerField(default=0)
@@ -200,6 +201,8 @@ class Refund(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     sequence = models.PositiveIntegerField(null=True, blank=True, help_text="Staff refund number.")
+    # Once seen succeeded, a refund counts for good: "refunded" is final, whatever arrives later.
+    succeeded_once = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -14,7 +14,8 @@ checkout_started = Signal()
 payment_completed = Signal()
 # order, code, message, source: an attempt failed (declined, async failure, expired, Stripe error)
 payment_failed = Signal()
-# order, refund (Refund), created (bool): a refund became known or changed status
+# order, refund (Refund), created (bool), newly_succeeded (bool: it counts as refunded money
+# from now on): a refund became known, changed status, or was seen succeeded
 refund_changed = Signal()
 # order, dispute (Dispute), created (bool): a dispute opened or moved (closed: not dispute.is_open)
 dispute_changed = Signal()

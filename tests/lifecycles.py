@@ -63,6 +63,21 @@ def refunded_then_failed(order: Order) -> list[Step]:
     ]
 
 
+def refund_events_then_failed(order: Order) -> list[Step]:
+    """The same with refund events only: no charge.refunded carries the charge's total."""
+    refund, total = f"re_{order.number}", order.subtotal_cents
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, refund, total)),
+        ("refund.failed", refund_obj(order, refund, total, status="failed")),
+    ]
+
+
+def debit_in_flight(order: Order) -> list[Step]:
+    """A session completed unpaid: a bank debit is on its way, nothing has settled yet."""
+    return [("checkout.session.completed", session_obj(order, payment_status="unpaid"))]
+
+
 def discounted_then_refunded(order: Order) -> list[Step]:
     """A promotion code: Stripe charged less than the catalog price, and refunded all of it."""
     charged, refund = order.subtotal_cents - 500, f"re_{order.number}"
@@ -128,6 +143,16 @@ LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
     "async payment succeeded": (async_payment("succeeded"), "completed"),
     "async payment failed": (async_payment("failed"), "failed"),
     "declined, then an async payment failed": (after_a_decline(async_payment("failed")), "failed"),
+    "paid, refunded, the refund failed later (refund events only)": (
+        refund_events_then_failed,
+        "refunded",
+    ),
+    # The debit started after the decline (a completed session takes no more cards).
+    "declined, then a bank debit in flight": (after_a_decline(debit_in_flight), "pending"),
+    "declined, then an async payment succeeded": (
+        after_a_decline(async_payment("succeeded")),
+        "completed",
+    ),
 }
 
 

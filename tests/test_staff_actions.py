@@ -9,7 +9,7 @@ from orders.checkout import (
     start_checkout,
 )
 from orders.gateways.offline import OfflineGateway
-from orders.models import OfflineEvent, Order
+from orders.models import OfflineEvent, OfflineObject, Order
 from orders.transitions import refunded_amount
 from tests.factories import make_order
 
@@ -111,8 +111,8 @@ def test_retrying_a_failed_order_opens_a_new_session_and_ignores_the_old_attempt
     assert (order.status, order.attempt, order.failure_code) == ("pending", 2, "")
     assert order.stripe_session_id != old_session
     assert url.endswith(f"/test-gateway/checkout/{order.stripe_session_id}/")
-    # The old session was expired; its expiry event belongs to attempt 1 and changes nothing.
-    assert order.stripe_events.filter(type="checkout.session.expired", outcome="no_change").exists()
+    # The old session was expired before the new attempt began: its tab can take no payment.
+    assert order.stripe_events.filter(type="checkout.session.expired").exists()
 
     OfflineGateway().pay(order.stripe_session_id)
     order.refresh_from_db()
@@ -123,6 +123,22 @@ def test_retrying_a_failed_order_opens_a_new_session_and_ignores_the_old_attempt
         "pending",
         "completed",
     ]
+
+
+def test_a_retry_is_refused_when_the_customer_completed_the_old_session_meanwhile(staff):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    gateway = OfflineGateway()
+    gateway.decline(order.stripe_session_id)
+    # The buyer pays by bank debit in the old tab; its events have not arrived yet.
+    OfflineObject.objects.filter(id=order.stripe_session_id).update(
+        data={**gateway.retrieve_session(order.stripe_session_id), "status": "complete"}
+    )
+    with pytest.raises(OrderActionError, match="completed the last checkout"):
+        retry_order(order, staff=staff)
+    order.refresh_from_db()
+    assert (order.status, order.attempt) == ("failed", 1)
 
 
 def test_retrying_an_order_that_has_not_failed_is_refused(staff):
