@@ -41,6 +41,7 @@ class Destination(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # Delivery state, shared by every worker through the database.
+    channel_id = models.CharField(max_length=30, blank=True, help_text="Learned from Discord.")
     blocked_until = models.DateTimeField(null=True, blank=True)
     recent_sends = models.JSONField(default=list, blank=True)
     lease_owner = models.CharField(max_length=100, blank=True)

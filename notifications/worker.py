@@ -83,13 +83,27 @@ def claim(worker: str) -> Claim | None:
     return None
 
 
+def _channel_sends(destination: Destination, now: datetime) -> list[float]:
+    """When the channel's recent messages went out, from every destination that posts to it."""
+    sends = list(destination.recent_sends)
+    if destination.channel_id:
+        others = Destination.objects.filter(channel_id=destination.channel_id).exclude(
+            pk=destination.pk
+        )
+        for other in others.values_list("recent_sends", flat=True):
+            sends += other
+    cutoff = _ts(now) - settings.DISCORD_CHANNEL_WINDOW
+    return sorted(t for t in sends if t > cutoff)
+
+
 def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
     """The oldest pending deliveries that fit one message, or [] (and a wait) if it must not send."""
-    window = settings.DISCORD_CHANNEL_WINDOW
-    recent = [t for t in destination.recent_sends if t > _ts(now) - window]
-    if len(recent) >= settings.DISCORD_CHANNEL_LIMIT:
-        # Discord's hidden per-channel limit: wait until the oldest send leaves the window.
-        destination.blocked_until = datetime.fromtimestamp(min(recent) + window, tz=now.tzinfo)
+    window, limit = settings.DISCORD_CHANNEL_WINDOW, settings.DISCORD_CHANNEL_LIMIT
+    recent = _channel_sends(destination, now)
+    if len(recent) >= limit:
+        # Discord's hidden per-channel limit: wait until enough sends leave the window.
+        leaves = recent[len(recent) - limit] + window
+        destination.blocked_until = datetime.fromtimestamp(leaves, tz=now.tzinfo)
         destination.save(update_fields=["blocked_until"])
         return []
     rows = list(
@@ -192,6 +206,9 @@ def _update_destination(destination: Destination, answer: Answer, now: datetime,
         destination.recent_sends = [*recent, _ts(timezone.now())][-settings.DISCORD_CHANNEL_LIMIT :]
     if answer.ok:
         destination.last_success_at = now
+        # ?wait=true answers with the message, which names the channel: destinations that post
+        # to one channel share its hidden limit.
+        destination.channel_id = str(answer.body.get("channel_id") or destination.channel_id)[:30]
     else:
         destination.last_error_at, destination.last_error = (
             now,
@@ -205,6 +222,11 @@ def _update_destination(destination: Destination, answer: Answer, now: datetime,
             GlobalRateLimit.objects.update_or_create(pk=1, defaults={"blocked_until": wait})
         else:
             waits.append(wait)
+        if answer.scope == "shared" and destination.channel_id:
+            siblings = Destination.objects.filter(channel_id=destination.channel_id)
+            siblings.exclude(pk=destination.pk).filter(
+                Q(blocked_until=None) | Q(blocked_until__lt=wait)
+            ).update(blocked_until=wait)
     if answer.transient:
         waits.append(min((r.next_attempt_at for r in rows if r.next_attempt_at), default=now))
     if answer.gone:

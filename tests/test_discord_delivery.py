@@ -178,7 +178,7 @@ def test_a_backlog_goes_out_ten_embeds_per_message(fake_discord):
     assert set(DeliveryAttempt.objects.values_list("batch_size", flat=True)) == {10, 5}
 
 
-def test_two_webhooks_in_one_channel_wait_out_its_hidden_limit_and_lose_nothing(
+def test_two_webhooks_in_one_channel_share_its_hidden_limit_and_lose_nothing(
     fake_discord, settings
 ):
     fake_discord.channel_limit, fake_discord.channel_window = 4, 1.0
@@ -192,7 +192,9 @@ def test_two_webhooks_in_one_channel_wait_out_its_hidden_limit_and_lose_nothing(
 
     expected = [f"large {n}" for n in range(8)]
     assert titles(fake_discord, first) == titles(fake_discord, second) == expected
-    assert fake_discord.rate_limited("shared")  # the two destinations met the channel's limit
+    # Each answer names the channel: the worker paces the two destinations as one channel.
+    assert set(Destination.objects.values_list("channel_id", flat=True)) == {"900000000000000001"}
+    assert not fake_discord.rate_limited("shared")
     assert fake_discord.violations() == []
 
 
