@@ -192,9 +192,17 @@ def test_two_webhooks_in_one_channel_share_its_hidden_limit_and_lose_nothing(
 
     expected = [f"large {n}" for n in range(8)]
     assert titles(fake_discord, first) == titles(fake_discord, second) == expected
-    # Each answer names the channel: the worker paces the two destinations as one channel.
+    # An accepted message names its channel: from then on the worker paces the two destinations
+    # as one channel. Before its first success a destination cannot know whom it shares with.
     assert set(Destination.objects.values_list("channel_id", flat=True)) == {"900000000000000001"}
-    assert not fake_discord.rate_limited("shared")
+    first_success = {
+        d.webhook_id: min(
+            r.at for r in fake_discord.requests if r.webhook_id == d.webhook_id and r.status == 200
+        )
+        for d in (first, second)
+    }
+    assert all(r.at < first_success[r.webhook_id] for r in fake_discord.rate_limited("shared"))
+    assert fake_discord.most_429s_in_one_window() <= 1
     assert fake_discord.violations() == []
 
 
