@@ -184,6 +184,7 @@ class OfflineGateway:
             }
         return session
 
+    @transaction.atomic
     def expire_session(self, session_id: str) -> None:
         session = _get(session_id, "session", lock=True)
         if session["status"] != "open":
@@ -191,6 +192,7 @@ class OfflineGateway:
         _save({**session, "status": "expired"}, "session")
         emit("checkout.session.expired", {**session, "status": "expired"})
 
+    @transaction.atomic
     def create_refund(
         self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
     ) -> dict[str, Any]:
@@ -242,6 +244,7 @@ class OfflineGateway:
 
     # What the buyer does on the TEST MODE checkout page.
 
+    @transaction.atomic
     def pay(self, session_id: str, *, method: str = "card", outcome: str = "succeeded") -> None:
         session = _get(session_id, "session", lock=True)
         if session["status"] != "open":
@@ -259,6 +262,7 @@ class OfflineGateway:
             delay=settings.TEST_GATEWAY_DELAY,
         )
 
+    @transaction.atomic
     def decline(self, session_id: str, *, code: str = "card_declined") -> None:
         session = _get(session_id, "session", lock=True)
         if session["status"] != "open":
@@ -283,6 +287,7 @@ class OfflineGateway:
 
     # What staff may do in test mode only.
 
+    @transaction.atomic
     def open_dispute(self, payment_intent: str, *, reason: str = "fraudulent") -> dict[str, Any]:
         charge = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)
         if not charge.exists():
@@ -307,6 +312,7 @@ class OfflineGateway:
         emit("charge.dispute.funds_withdrawn", dispute)
         return dispute
 
+    @transaction.atomic
     def close_dispute(self, dispute_id: str, *, won: bool) -> dict[str, Any]:
         dispute = _get(dispute_id, "dispute")
         if dispute["status"] in ("won", "lost"):
