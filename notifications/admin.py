@@ -1,9 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.loader import render_to_string
 
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import Event
 from .models import Delivery, DeliveryAttempt, Destination, Notification
+from .outbox import resend
 
 
 class DestinationForm(forms.ModelForm):
@@ -72,12 +74,19 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
+@admin.action(description="Send again (dead or sent messages)")
+def send_again(modeladmin, request, queryset):
+    count = resend(queryset)
+    modeladmin.message_user(request, f"{count} message(s) queued again.", messages.SUCCESS)
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["notification", "destination", "status", "attempts", "last_status", "sent_at"]
     list_filter = ["status", "destination"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [AttemptInline]
+    actions = [send_again]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -87,7 +96,12 @@ class DeliveryAdmin(admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ["event", "__str__", "order", "created_at"]
     list_filter = ["event"]
-    readonly_fields = ["event", "order", "embed", "created_at"]
+    readonly_fields = ["event", "order", "preview", "created_at", "embed"]
+
+    @admin.display(description="Preview")
+    def preview(self, notification: Notification) -> str:
+        """The embed roughly as Discord shows it (all text escaped)."""
+        return render_to_string("notifications/embed_preview.html", {"embed": notification.embed})
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import DEFAULT_EVENTS
-from .models import Delivery, Destination, Notification
+from .models import Delivery, DeliveryStatus, Destination, Notification
 
 SETTINGS_DESTINATION = "DISCORD_WEBHOOK_URL"
 _synced: dict[str, bool] = {}
@@ -58,3 +58,16 @@ def enqueue(
             if only is not None or event in destination.events
         )
     return notification
+
+
+def resend(deliveries) -> int:
+    """Staff: queue dead (or already sent) messages again, as new, to their destinations."""
+    return deliveries.exclude(status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=None,
+        solo=False,
+        use_fallback=False,
+        sent_at=None,
+        last_error="",
+    )

@@ -3,7 +3,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import User
 from licenses.models import PoolKey
-from notifications.models import Destination
+from notifications.models import Delivery, Destination, Notification
 from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import LicenseKind
@@ -161,3 +161,36 @@ def test_a_username_discord_would_refuse_is_refused(staff_client):
         },
     )
     assert "Discord refuses usernames" in response.content.decode()
+
+
+def test_a_notification_is_previewed_as_an_embed_with_customer_text_escaped(staff_client):
+    order = make_order(email="x@example.com")
+    notification = Notification.objects.create(
+        event="order.completed",
+        order=order,
+        embed={"title": "<script>alert(1)</script>", "color": 0x2ECC71, "fields": []},
+    )
+    page = staff_client.get(f"/admin/notifications/notification/{notification.pk}/change/")
+    html = page.content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
+    assert "#2ecc71" in html
+
+
+def test_a_dead_message_can_be_sent_again_from_the_admin(staff_client):
+    destination = Destination.objects.create(name="d", webhook_id="1" * 18, token="t" * 68)
+    notification = Notification.objects.create(event="order.completed", embed={"title": "x"})
+    delivery = Delivery.objects.create(
+        notification=notification,
+        destination=destination,
+        status="dead",
+        attempts=7,
+        use_fallback=True,
+    )
+    staff_client.post(
+        "/admin/notifications/delivery/",
+        {"action": "send_again", "_selected_action": [delivery.pk]},
+        follow=True,
+    )
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.use_fallback) == ("pending", 0, False)
