@@ -98,6 +98,9 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["event"]
     readonly_fields = ["event", "order", "preview", "created_at", "embed"]
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a record of what happened: viewable, not editable
+
     @admin.display(description="Preview")
     def preview(self, notification: Notification) -> str:
         """The embed roughly as Discord shows it (all text escaped)."""

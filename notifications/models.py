@@ -115,6 +115,7 @@ class Delivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "deliveries"
         constraints = [
             models.UniqueConstraint(
                 fields=["notification", "destination"], name="one_delivery_per_destination"

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .checkout import find_order, fulfil_session, place_order, start_checkout
 from .forms import BuyForm, TestCheckoutForm
 from .gateways import GatewayError, get_gateway, is_offline
-from .models import Product, Status
+from .models import LicenseKind, Product, Status
 from .webhooks import WebhookError, receive
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,11 @@ def cancel(request: HttpRequest, public_id: str) -> HttpResponse:
 def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     """The buyer's receipt, reached through the order's unguessable public id."""
     order = find_order(public_id) or _not_found()
+    items = order.line_items()
     context = {
         "order": order,
-        "items": order.items.select_related("product"),
+        "items": items,
+        "sends_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
         "history": order.transitions.all(),
         "refreshing": order.status == Status.PENDING,
     }
