@@ -25,7 +25,7 @@ class OrderActionError(Exception):
 
 
 def _lock(order: Order) -> Order:
-    return Order.objects.select_for_update().get(pk=order.pk)
+    return Order.objects.select_for_update(no_key=True).get(pk=order.pk)
 
 
 @transaction.atomic

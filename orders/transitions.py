@@ -40,7 +40,9 @@ def transition_order(order: Order, to: str, *, source: str, reason: str = "") ->
         moved = (current, to) in ALLOWED and _move(order, current, to)
         if not moved:
             current = (
-                Order.objects.select_for_update().values_list("status", flat=True).get(pk=order.pk)
+                Order.objects.select_for_update(no_key=True)
+                .values_list("status", flat=True)
+                .get(pk=order.pk)
             )
             moved = (current, to) in ALLOWED and _move(order, current, to)
         if moved:
@@ -72,7 +74,9 @@ def derive_status(order: Order) -> tuple[str, str]:
     row: `facts` keeps the refund and dispute summaries on it."""
     if order.disputes_summary == "lost":
         return R, "chargeback lost"
-    if order.total_cents and refunded_amount(order) >= order.total_cents:
+    # Only against what Stripe charged: the catalog price may be less than a taxed total, and
+    # refunded is final, so it must not be decided early.
+    if order.amount_total_cents and refunded_amount(order) >= order.amount_total_cents:
         return R, "refunded in full"
     if order.disputes_summary == "open":
         return D, "dispute opened: " + order.open_dispute_reason

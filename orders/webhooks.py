@@ -184,7 +184,9 @@ def _payment_intent_of(obj: dict[str, Any]) -> str:
 
 
 def locate_order(obj: dict[str, Any]) -> Order | None:
-    orders = Order.objects.select_for_update()
+    # NO KEY UPDATE: rows that merely point at the order (a queued key email, a license) can
+    # still be written meanwhile, so a key import and a webhook never deadlock.
+    orders = Order.objects.select_for_update(no_key=True)
     order_id = (obj.get("metadata") or {}).get("order_id") or obj.get("client_reference_id")
     if order_id and obj.get("object") in ("checkout.session", "payment_intent"):
         try:

@@ -73,6 +73,17 @@ def refund_events_then_failed(order: Order) -> list[Step]:
     ]
 
 
+def taxed_then_partly_refunded(order: Order) -> list[Step]:
+    """Tax made the charge larger than the catalog price; a refund of the catalog price is partial,
+    even when it arrives before the payment event that tells the charged total."""
+    refund = f"re_{order.number}"
+    return [
+        *declined(order),
+        *paid(order, amount_total=order.subtotal_cents + 500),
+        ("refund.created", refund_obj(order, refund, order.subtotal_cents)),
+    ]
+
+
 def debit_in_flight(order: Order) -> list[Step]:
     """A session completed unpaid: a bank debit is on its way, nothing has settled yet."""
     return [("checkout.session.completed", session_obj(order, payment_status="unpaid"))]
@@ -147,6 +158,7 @@ LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
         refund_events_then_failed,
         "refunded",
     ),
+    "declined, taxed, refunded the catalog price": (taxed_then_partly_refunded, "completed"),
     # The debit started after the decline (a completed session takes no more cards).
     "declined, then a bank debit in flight": (after_a_decline(debit_in_flight), "pending"),
     "declined, then an async payment succeeded": (

@@ -1,12 +1,14 @@
 import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
+from licenses.lifecycle import revoke_all
 from licenses.models import License, PoolKey
 from licenses.pool import import_keys
 from orders.models import LicenseKind
-from orders.webhooks import handle_stripe_event
+from orders.webhooks import handle_stripe_event, locate_order
 from tests.factories import make_event, make_order, make_product, session_obj
 
 pytestmark = [
@@ -59,3 +61,26 @@ def test_twenty_orders_completing_at_once_share_ten_keys_and_imports_fill_the_re
     for license, expected in zip(waiting, [f"LATE-{i:02}" for i in range(10)], strict=True):
         license.refresh_from_db()
         assert (license.status, license.key) == ("active", expected)
+
+
+def test_a_key_import_and_a_webhook_for_the_same_order_never_deadlock():
+    product = make_product(license_kind=LicenseKind.POOL, stock_alert_threshold=0)
+    order = make_order(product=product)
+    handle_stripe_event(make_event("checkout.session.completed", session_obj(order)))
+    assert License.objects.get(order=order).status == "pending"
+    locked = threading.Event()
+
+    def webhook_holding_the_order():
+        with transaction.atomic():
+            held = locate_order(session_obj(order))  # the order's lock, as the webhook takes it
+            locked.set()
+            time.sleep(1.0)  # the import meanwhile locks the waiting license
+            revoke_all(held, reason="refund")  # what a refund's transition does to licenses
+
+    def import_while_the_order_is_held():
+        locked.wait(10)
+        time.sleep(0.2)
+        import_keys(product, ["VENDOR-KEY-1"])  # fills the license, queues its key email
+
+    run_at_once([webhook_holding_the_order, import_while_the_order_is_held])
+    assert License.objects.get(order=order).status == "revoked"
