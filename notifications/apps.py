@@ -5,4 +5,4 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects to orders' and licenses' signals)
+        from . import checks, receivers  # noqa: F401  (system checks; orders' and licenses' signals)

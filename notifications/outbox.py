@@ -4,7 +4,10 @@ in the transaction of the change that caused them. Nothing is sent from here."""
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.db.models import Q
+from django.dispatch import receiver
 
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import DEFAULT_EVENTS
@@ -14,31 +17,37 @@ SETTINGS_DESTINATION = "DISCORD_WEBHOOK_URL"
 _synced: dict[str, bool] = {}
 
 
+@receiver(setting_changed, dispatch_uid="forget_synced_webhook_url")
+def _forget_synced_url(setting: str, **kwargs) -> None:
+    if setting == "DISCORD_WEBHOOK_URL":
+        _synced.clear()
+
+
 def sync_settings_destination() -> None:
     """Keep the destination named after DISCORD_WEBHOOK_URL in line with the setting (once per
-    process and URL)."""
+    process and URL). A new URL also re-enables it: someone fixed what Discord refused. An unset
+    URL changes nothing (a process started without it must not silence the shop): disable or
+    delete the destination in the admin."""
     url = settings.DISCORD_WEBHOOK_URL
-    if _synced.get(url):
+    if not url or _synced.get(url):
         return
     try:
-        webhook_id, token = parse_webhook_url(url) if url else ("", "")
+        webhook_id, token = parse_webhook_url(url)
     except InvalidWebhookURL:
-        webhook_id = token = ""
-    if webhook_id:
-        Destination.objects.update_or_create(
+        return  # reported by the system checks
+    row = Destination.objects.filter(name=SETTINGS_DESTINATION).first()
+    if row is None:
+        Destination.objects.create(
             name=SETTINGS_DESTINATION,
-            defaults={"webhook_id": webhook_id, "token": token, "from_settings": True},
-            create_defaults={
-                "webhook_id": webhook_id,
-                "token": token,
-                "from_settings": True,
-                "events": list(DEFAULT_EVENTS),
-            },
+            webhook_id=webhook_id,
+            token=token,
+            from_settings=True,
+            events=list(DEFAULT_EVENTS),
         )
-    else:
-        Destination.objects.filter(name=SETTINGS_DESTINATION, from_settings=True).update(
-            enabled=False, disabled_reason="DISCORD_WEBHOOK_URL is not set"
-        )
+    elif (row.webhook_id, row.token) != (webhook_id, token):
+        row.webhook_id, row.token, row.from_settings = webhook_id, token, True
+        row.enabled, row.disabled_reason, row.channel_id = True, "", ""
+        row.save()
     _synced.clear()
     _synced[url] = True
 
@@ -50,7 +59,9 @@ def enqueue(
     with transaction.atomic(savepoint=False):
         sync_settings_destination()
         notification = Notification.objects.create(event=event, order=order, embed=embed)
-        destinations = Destination.objects.filter(enabled=True)
+        # A destination Discord refused (deleted webhook, wrong token) keeps getting its messages,
+        # to send once it is fixed; one staff switched off gets none.
+        destinations = Destination.objects.filter(Q(enabled=True) | ~Q(disabled_reason=""))
         destinations = destinations.filter(pk__in=only) if only is not None else destinations
         Delivery.objects.bulk_create(
             Delivery(notification=notification, destination=destination)

@@ -1,6 +1,9 @@
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from licenses.pool import import_keys
+from notifications import outbox
 from notifications.discord import InvalidWebhookURL, parse_webhook_url
 from notifications.embeds import LIMITS, MESSAGE_TOTAL, embed_size, fit
 from notifications.events import COLOURS, DEFAULT_EVENTS, Event
@@ -182,3 +185,38 @@ def test_fit_shortens_long_customer_text_within_every_limit():
 def test_fit_leaves_a_small_embed_alone():
     embed = {"title": "Order ABC completed", "fields": [{"name": "Total", "value": "$1.00"}]}
     assert fit(embed) == embed
+
+
+def test_a_destination_discord_refused_keeps_its_messages_and_one_staff_switched_off_gets_none():
+    Destination.objects.create(
+        name="gone", webhook_id="1" * 18, token="x" * 68, enabled=False, disabled_reason="404"
+    )
+    Destination.objects.create(name="off", webhook_id="2" * 18, token="y" * 68, enabled=False)
+    deliver("checkout.session.completed", session_obj(make_order()))
+    assert set(Delivery.objects.values_list("destination__name", flat=True)) == {"gone"}
+
+
+def test_a_new_settings_url_re_enables_the_destination_discord_refused(settings):
+    settings.DISCORD_WEBHOOK_URL = URL
+    deliver("checkout.session.completed", session_obj(make_order()))
+    Destination.objects.update(enabled=False, disabled_reason="Discord answered 404")
+    settings.DISCORD_WEBHOOK_URL = URL.replace("t" * 68, "u" * 68)
+    outbox.sync_settings_destination()
+    destination = Destination.objects.get()
+    assert (destination.enabled, destination.disabled_reason) == (True, "")
+    assert destination.token == "u" * 68
+
+
+def test_an_unset_settings_url_leaves_its_destination_alone(settings):
+    settings.DISCORD_WEBHOOK_URL = URL
+    outbox.sync_settings_destination()
+    settings.DISCORD_WEBHOOK_URL = ""
+    deliver("checkout.session.completed", session_obj(make_order()))
+    assert Destination.objects.get().enabled
+    assert Delivery.objects.count() == 2
+
+
+def test_an_invalid_settings_url_is_a_system_check_error(settings):
+    settings.DISCORD_WEBHOOK_URL = "https://example.com/hooks/123"
+    with pytest.raises(SystemCheckError, match=r"notifications\.E001"):
+        call_command("check")
