@@ -23,7 +23,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAFF_EMAIL = "staff@example.com"
-WORKERS = [["deliver_notifications"], ["send_key_emails"], ["deliver_test_events"]]
+WORKERS = [["deliver_notifications"], ["send_key_emails"]]
+TEST_MODE_WORKERS = [["deliver_test_events"]]
 
 
 def say(message: str) -> None:
@@ -77,6 +78,13 @@ def reset_staff_password(env: dict) -> str:
     return password
 
 
+def is_test_mode(env: dict) -> bool:
+    """Whether the shop runs on the offline test gateway, as its settings (and .env) decide."""
+    code = "from orders.gateways import is_offline; print(is_offline())"
+    result = manage("shell", "-c", code, env=env, capture_output=True, text=True)
+    return result.stdout.strip() == "True"
+
+
 def start() -> None:
     ensure_packages()
     env = dev_env()
@@ -86,9 +94,10 @@ def start() -> None:
     manage("migrate", "--noinput", "-v0", env=env)
     manage("seed_demo", env=env)
     password = reset_staff_password(env)
+    test_mode = is_test_mode(env)
     processes = [
         subprocess.Popen([str(PYTHON), "manage.py", *worker], cwd=ROOT, env=env)
-        for worker in WORKERS
+        for worker in WORKERS + (TEST_MODE_WORKERS if test_mode else [])
     ]
     processes.append(
         subprocess.Popen(
@@ -102,8 +111,13 @@ def start() -> None:
         f"\n  The shop:     {env['SITE_URL']}/\n"
         f"  Django admin: {env['SITE_URL']}/admin/\n"
         f"  Staff login:  {STAFF_EMAIL} / {password}\n"
-        "  Payments are in TEST MODE (no Stripe key): Buy Now opens a local test checkout.\n"
-        "  Emails (with the license keys) are printed here; Discord messages are previewed in the\n"
+        + (
+            "  Payments are in TEST MODE (no Stripe key): Buy Now opens a local test checkout.\n"
+            if test_mode
+            else "  Payments go to Stripe (STRIPE_SECRET_KEY is set): forward its events with\n"
+            f"  stripe listen --forward-to localhost:{port}/stripe/webhook/\n"
+        )
+        + "  Emails (with the license keys) are printed here; Discord messages are previewed in the\n"
         "  admin (Notifications) until DISCORD_WEBHOOK_URL is set.\n"
         "  Ctrl-C stops the web server and the workers.\n",
         flush=True,

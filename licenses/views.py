@@ -43,7 +43,7 @@ def validate(request: HttpRequest) -> JsonResponse:
         return _bad("body too large")
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return _bad("body is not JSON")
     key, product = (data.get("key"), data.get("product")) if isinstance(data, dict) else (0, 0)
     if not (isinstance(key, str) and isinstance(product, str) and key.strip() and product):

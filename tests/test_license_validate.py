@@ -89,6 +89,7 @@ def test_the_answer_never_carries_customer_data(client, license):
         b'{"key": "A", "product": ["tunewright"]}',
         json.dumps({"key": "A" * 201, "product": "tunewright"}).encode(),
         json.dumps({"key": "A", "product": "x" * 5000}).encode(),
+        b"[" * 2000 + b"]" * 2000,
     ],
 )
 def test_a_malformed_body_is_a_400_with_a_reason(client, body):
