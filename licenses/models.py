@@ -84,8 +84,8 @@ class License(models.Model):
 
 
 class KeyEmail(models.Model):
-    """The email that carries an order's keys: written with the change, sent after commit or by
-    the worker, so a mail server outage delays it and loses nothing."""
+    """The email that carries an order's keys: written with the change, sent by the
+    `send_key_emails` worker, so a mail server outage delays it and loses nothing."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="key_emails")
     requested_by = models.ForeignKey(

@@ -20,7 +20,7 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         issue_licenses(order)  # a dispute that came before the payment event
         suspend_for_dispute(order)
     elif to == Status.REFUNDED:
-        lost = transition.reason == "chargeback lost"
+        lost = order.disputes_summary == "lost"
         reason = SuspensionReason.CHARGEBACK if lost else SuspensionReason.REFUND
         issue_licenses(order, with_keys=False, reason=reason)  # money went back before it came
         revoke_all(order, reason=reason)

@@ -11,7 +11,8 @@ from typing import Any
 import requests
 
 WEBHOOK_URL = re.compile(
-    r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api(?:/v\d+)?/webhooks/(\d{15,25})/([\w-]{20,100})/?$"
+    r"^https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api(?:/v\d+)?/webhooks/(\d{15,25})/([\w-]{20,100})/?$",
+    re.ASCII,
 )
 
 
@@ -57,6 +58,7 @@ class Answer:
 
     @property
     def gone(self) -> bool:
+        # 404 unknown webhook, 401 wrong token; 403: the webhook may no longer post there.
         return self.status in (401, 403, 404)
 
     @property

@@ -121,7 +121,7 @@ def order_embed(event: str, order, extra: list[tuple[str, str]] = ()) -> dict[st
             "url": order_link(order),
             "color": COLOURS[event],
             "fields": [{"name": n, "value": v, "inline": len(v) < 40} for n, v in fields],
-            "footer": {"text": f"License Shop · status {order.status}"},
+            "footer": {"text": "License Shop"},
             "timestamp": timezone.now().isoformat(),
         }
     )

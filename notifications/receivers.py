@@ -64,11 +64,11 @@ def notify_dispute(sender, order, dispute, created, **kwargs) -> None:
         ("Dispute reason", dispute.reason.replace("_", " ")),
         ("Amount", money(dispute.amount_cents, dispute.currency)),
     ]
-    if dispute.is_open and created:
+    if created:  # a dispute first seen closed was opened all the same
         _notify(
             Event.ORDER_DISPUTED, order, [*details, ("Evidence due", when(dispute.evidence_due_by))]
         )
-    elif not dispute.is_open:
+    if not dispute.is_open:
         _notify(
             Event.ORDER_DISPUTE_CLOSED,
             order,

@@ -69,7 +69,17 @@ def refund(modeladmin, request, orders):
 
 @admin.action(description="Retry (new payment link)")
 def retry(modeladmin, request, orders):
-    _each(modeladmin, request, orders, lambda o: retry_order(o, staff=request.user), "retried")
+    for order in orders:
+        try:
+            link = retry_order(order, staff=request.user)
+        except (OrderActionError, GatewayError) as error:
+            modeladmin.message_user(request, f"{order}: {error}", messages.ERROR)
+        else:
+            modeladmin.message_user(
+                request,
+                f"{order}: retried. Send the customer this payment link: {link}",
+                messages.SUCCESS,
+            )
 
 
 @admin.action(description="TEST MODE: open a dispute")

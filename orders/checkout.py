@@ -115,18 +115,38 @@ def _staff(user) -> str:
     return f"staff:{user.email}" if user else "staff"
 
 
-@transaction.atomic
 def complete_order(order: Order, *, staff, note: str = "") -> Order:
-    """Staff record an offline payment (bank transfer, cash) for a pending order."""
-    order = _lock(order)
+    """Staff record an offline payment (bank transfer, cash) for a pending order.
+
+    Refused while the buyer's own payment may still arrive (a completed checkout, a bank debit in
+    flight); afterwards the open checkout is expired, so the buyer cannot pay a second time.
+    """
+    order = Order.objects.get(pk=order.pk)
+    _require_pending(order)
+    if order.async_payment_pending:
+        raise OrderActionError("A payment for this order is in flight; wait for it to settle.")
+    session_id = order.stripe_session_id
+    gateway = get_gateway()
+    if session_id and gateway.retrieve_session(session_id).get("status") == "complete":
+        raise OrderActionError("The customer completed the checkout; wait for its payment.")
+    with transaction.atomic():
+        order = _lock(order)
+        _require_pending(order)
+        order.payment_method = (note or "offline payment recorded by staff")[:100]
+        order.save()
+        source = _staff(staff)
+        apply_facts(order, lambda: facts.mark_paid(order, source=source), source=source)
+    if session_id:
+        with contextlib.suppress(GatewayError):  # expired already, or paid this very moment
+            gateway.expire_session(session_id)
+    return order
+
+
+def _require_pending(order: Order) -> None:
     if order.status != Status.PENDING:
         raise OrderActionError(
             f"Only a pending order can be completed; this one is {order.status}."
         )
-    order.payment_method = (note or "offline payment recorded by staff")[:100]
-    order.save()
-    apply_facts(order, lambda: facts.mark_paid(order, source=_staff(staff)), source=_staff(staff))
-    return order
 
 
 @transaction.atomic
@@ -205,6 +225,7 @@ def retry_order(order: Order, *, staff) -> str:
 
 
 def _close_session(session_id: str) -> None:
+    """Expire an open Checkout Session; refuse if the buyer completed it (its payment is coming)."""
     gateway = get_gateway()
     status = gateway.retrieve_session(session_id).get("status")
     if status == "complete":

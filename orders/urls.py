@@ -10,7 +10,6 @@ urlpatterns = [
     path("checkout/cancel/<str:public_id>/", views.cancel, name="cancel"),
     path("checkout/<slug:slug>/", views.checkout, name="checkout"),
     path("orders/<str:public_id>/", views.order_detail, name="detail"),
-    path("orders/<str:public_id>/status.json", views.order_status, name="status"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
     path("test-gateway/checkout/<str:session_id>/", views.test_checkout, name="test_checkout"),
 ]

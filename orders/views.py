@@ -99,13 +99,6 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     return render(request, "orders/order_detail.html", context)
 
 
-@login_not_required
-@require_GET
-def order_status(request: HttpRequest, public_id: str) -> JsonResponse:
-    order = find_order(public_id) or _not_found()
-    return JsonResponse({"number": order.number, "status": order.status})
-
-
 def _not_found():
     raise Http404("No such order")
 

@@ -53,6 +53,17 @@ def test_refunding_twice_from_the_admin_refunds_once_and_says_why(staff_client):
     assert "Only a completed order can be refunded" in response.content.decode()
 
 
+def test_retrying_from_the_admin_shows_the_new_payment_link(staff_client):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().decline(order.stripe_session_id)
+    response = act(staff_client, "retry", order)
+    order.refresh_from_db()
+    assert order.status == "pending"
+    assert f"/test-gateway/checkout/{order.stripe_session_id}/" in response.content.decode()
+
+
 def test_a_test_mode_dispute_can_be_opened_and_won_from_the_admin(staff_client):
     order = paid_order()
     act(staff_client, "open_dispute", order)

@@ -220,3 +220,11 @@ def test_an_invalid_settings_url_is_a_system_check_error(settings):
     settings.DISCORD_WEBHOOK_URL = "https://example.com/hooks/123"
     with pytest.raises(SystemCheckError, match=r"notifications\.E001"):
         call_command("check")
+
+
+def test_a_dispute_first_seen_closed_is_told_as_opened_and_closed():
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
+    deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
+    assert events_of(order)[-2:] == ["order.disputed", "order.dispute_closed"]

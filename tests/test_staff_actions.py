@@ -144,3 +144,25 @@ def test_a_retry_is_refused_when_the_customer_completed_the_old_session_meanwhil
 def test_retrying_an_order_that_has_not_failed_is_refused(staff):
     with pytest.raises(OrderActionError, match="Only a failed order"):
         retry_order(make_order(), staff=staff)
+
+
+def test_completing_by_hand_closes_the_checkout_so_the_buyer_cannot_pay_twice(staff):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    complete_order(order, staff=staff, note="bank transfer")
+    session = OfflineGateway().retrieve_session(order.stripe_session_id)
+    assert session["status"] == "expired"
+    order.refresh_from_db()
+    assert order.status == "completed"
+
+
+def test_completing_by_hand_is_refused_while_a_payment_is_in_flight(staff):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().pay(order.stripe_session_id, method="sepa_debit")
+    with pytest.raises(OrderActionError, match="in flight"):
+        complete_order(order, staff=staff)
+    order.refresh_from_db()
+    assert (order.status, order.async_payment_pending) == ("pending", True)
