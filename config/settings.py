@@ -103,6 +103,8 @@ STORAGES = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop@localhost")
+# A mail server that hangs must not hold the key-email worker for ever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # Payments. Without STRIPE_SECRET_KEY the offline test gateway stands in for Stripe.
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")

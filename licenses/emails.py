@@ -31,40 +31,52 @@ def resend_keys(order, *, staff) -> KeyEmail:
         return queue_key_email(order.pk, requested_by=staff)
 
 
-def send_key_emails(*, ids: list[int] | None = None, limit: int = 50) -> int:
-    """Send unsent key emails (all due ones, or `ids`). A row is locked while it is sent, so two
-    workers never send the same email. Returns how many were sent."""
+# How long a worker owns an email it is sending: past that, another worker may send it again (a
+# crash between sending and recording costs a duplicate email, never a lost one).
+LEASE = timedelta(minutes=10)
+
+
+def send_key_emails(*, limit: int = 50) -> int:
+    """Send the due key emails. Each is claimed (a short transaction that locks only its own
+    row), sent with no transaction open, then recorded, so a slow mail server holds no lock on
+    the order. Returns how many were sent."""
     sent = 0
+    while sent < limit and (email := _claim()) is not None:
+        try:
+            _send(email)
+        except Exception as error:  # the mail server's problem: keep the row for a retry
+            _record_failure(email, error)
+        else:
+            KeyEmail.objects.filter(pk=email.pk).update(
+                sent_at=timezone.now(), last_error="", next_attempt_at=None
+            )
+            sent += 1
+    return sent
+
+
+def _claim() -> KeyEmail | None:
     now = timezone.now()
     due = KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).filter(
         Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
     )
-    if ids is not None:
-        due = due.filter(pk__in=ids)
-    for pk in due.values_list("pk", flat=True)[:limit]:
-        with transaction.atomic():
-            rows = KeyEmail.objects.select_for_update(
-                skip_locked=connection.features.has_select_for_update_skip_locked
-            )
-            email = rows.filter(pk=pk, sent_at=None).select_related("order").first()
-            if email is None:
-                continue
+    skip = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic():
+        email = due.select_for_update(skip_locked=skip, of=("self",)).order_by("id").first()
+        if email is not None:
             email.attempts += 1
-            try:
-                _send(email)
-            except Exception as error:  # the mail server's problem: keep the row for a retry
-                email.last_error = f"{type(error).__name__}: {error}"[:300]
-                # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
-                backoff = timedelta(minutes=min(2 ** (email.attempts - 1), 360))
-                email.next_attempt_at = timezone.now() + backoff
-                log.warning(
-                    "key email for order %s not sent: %s", email.order, type(error).__name__
-                )
-            else:
-                email.sent_at, email.last_error = timezone.now(), ""
-                sent += 1
-            email.save(update_fields=["attempts", "sent_at", "last_error", "next_attempt_at"])
-    return sent
+            email.next_attempt_at = now + LEASE
+            email.save(update_fields=["attempts", "next_attempt_at"])
+    return email
+
+
+def _record_failure(email: KeyEmail, error: Exception) -> None:
+    # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
+    backoff = timedelta(minutes=min(2 ** (email.attempts - 1), 360))
+    KeyEmail.objects.filter(pk=email.pk).update(
+        last_error=f"{type(error).__name__}: {error}"[:300],
+        next_attempt_at=timezone.now() + backoff,
+    )
+    log.warning("key email for order %s not sent: %s", email.order_id, type(error).__name__)
 
 
 def _send(email: KeyEmail) -> None:
