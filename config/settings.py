@@ -124,6 +124,9 @@ LICENSE_HASH_KEY = env("LICENSE_HASH_KEY", default="")
 LICENSE_VALIDATE_RATE = env.int("LICENSE_VALIDATE_RATE", default=60)
 LICENSE_VALIDATE_KEY_RATE = env.int("LICENSE_VALIDATE_KEY_RATE", default=20)
 LICENSE_VALIDATE_WINDOW = env.int("LICENSE_VALIDATE_WINDOW", default=60)
+# Behind a reverse proxy every request comes from the proxy: name the header it sets (e.g.
+# X-Forwarded-For) and the limiter counts the address the proxy saw (the header's last entry).
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 DISCORD_WEBHOOK_URL = env("DISCORD_WEBHOOK_URL", default="")

@@ -87,12 +87,15 @@ class LicenseAdmin(admin.ModelAdmin):
     exclude = ["key", "key_hash"]
     readonly_fields = [
         "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
-        "created_at", "activated_at", "suspended_at", "revoked_at",
+        "created_at", "activated_at", "suspended_at", "revoked_at", "changed_by", "changed_at",
     ]  # fmt: skip
     actions = [suspend, reinstate, resend]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of what was sold and paid: never deleted from a form
 
 
 @admin.register(KeyEmail)

@@ -96,8 +96,11 @@ def suspend_license(license: License, *, staff) -> License:
         SuspensionReason.STAFF,
         "",
     )
-    license.suspended_at = timezone.now()
-    license.save(update_fields=["status", "reason", "dispute_id", "suspended_at"])
+    license.suspended_at = license.changed_at = timezone.now()
+    license.changed_by = staff
+    license.save(
+        update_fields=["status", "reason", "dispute_id", "suspended_at", "changed_by", "changed_at"]
+    )
     return license
 
 
@@ -108,5 +111,7 @@ def reinstate_license(license: License, *, staff) -> License:
         raise ValueError(
             f"Only a suspended license can be reinstated; this one is {license.status}."
         )
+    license.changed_by, license.changed_at = staff, timezone.now()
+    license.save(update_fields=["changed_by", "changed_at"])
     _reinstate(license)
     return license

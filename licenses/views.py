@@ -33,6 +33,14 @@ def _too_many(retry_after: int) -> JsonResponse:
     return response
 
 
+def client_address(request: HttpRequest) -> str:
+    if settings.CLIENT_IP_HEADER:
+        forwarded = request.headers.get(settings.CLIENT_IP_HEADER, "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()  # appended by our proxy: the one to trust
+    return request.META.get("REMOTE_ADDR", "")
+
+
 @login_not_required
 @csrf_exempt
 @require_POST
@@ -51,7 +59,7 @@ def validate(request: HttpRequest) -> JsonResponse:
     if len(key) > 200 or len(product) > 50:
         return _bad("key or product too long")
     window = settings.LICENSE_VALIDATE_WINDOW
-    client = request.META.get("REMOTE_ADDR", "")
+    client = client_address(request)
     wait = hit("client", client, limit=settings.LICENSE_VALIDATE_RATE, window=window)
     digest = hash_key(key)
     wait = wait or hit("key", digest, limit=settings.LICENSE_VALIDATE_KEY_RATE, window=window)

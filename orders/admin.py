@@ -130,6 +130,9 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of what was sold and paid: never deleted from a form
+
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(admin.ModelAdmin):
@@ -140,3 +143,6 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of what was sold and paid: never deleted from a form

@@ -16,10 +16,13 @@ def check_stripe_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     if not settings.STRIPE_SECRET_KEY:
+        # Anyone can press "Pay" on the test checkout, and its webhook secret is public.
         errors.append(
-            checks.Warning(
-                "STRIPE_SECRET_KEY is empty: payments run through the offline test gateway.",
-                id="orders.W001",
+            checks.Error(
+                "STRIPE_SECRET_KEY is empty: payments run through the offline test gateway, "
+                "which hands out licenses for free.",
+                hint="Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET for production.",
+                id="orders.E003",
             )
         )
     if settings.STRIPE_SECRET_KEY.startswith("sk_live_") and not settings.SITE_URL.startswith(

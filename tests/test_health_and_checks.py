@@ -64,3 +64,9 @@ def test_deploy_check_passes_the_production_settings_built_from_the_environment(
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_deploy_check_refuses_the_offline_test_gateway(settings):
+    settings.STRIPE_SECRET_KEY = ""
+    with pytest.raises(SystemCheckError, match=r"orders\.E003"):
+        call_command("check", "--deploy", "--fail-level", "ERROR")

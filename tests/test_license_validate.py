@@ -126,3 +126,13 @@ def test_one_key_is_limited_across_clients(client, license, settings):
 def test_the_lookup_costs_one_query(client, license, django_assert_num_queries):
     with django_assert_num_queries(1):
         validate(client, {"key": license.key, "product": "tunewright"})
+
+
+def test_behind_a_proxy_the_limit_counts_the_address_the_proxy_saw(client, settings):
+    settings.CLIENT_IP_HEADER = "X-Forwarded-For"
+    settings.LICENSE_VALIDATE_RATE = 1
+    body = {"key": "TW-NOPE", "product": "tunewright"}
+    first = validate(client, body, HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.7")
+    other = validate(client, body, HTTP_X_FORWARDED_FOR="203.0.113.8")
+    again = validate(client, body, HTTP_X_FORWARDED_FOR="another-spoof, 203.0.113.7")
+    assert [first.status_code, other.status_code, again.status_code] == [200, 200, 429]

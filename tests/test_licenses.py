@@ -139,7 +139,7 @@ def test_a_won_dispute_never_lifts_a_staff_suspension(staff):
     assert second.status == "active"
     reinstate_license(first, staff=staff)
     first.refresh_from_db()
-    assert first.status == "active"
+    assert (first.status, first.changed_by) == ("active", staff)
 
 
 def test_a_revoked_license_stays_revoked(staff):
