@@ -161,8 +161,17 @@ def _apply_deferred(order: Order) -> bool:
     ).order_by("created", "id")
     changed = False
     for stored in waiting:
-        changed |= HANDLERS[stored.type](order, stored.payload["data"]["object"], stored.payload)
-        stored.outcome, stored.order, stored.detail = Outcome.APPLIED, order, "applied late"
+        try:
+            with transaction.atomic():  # one event Stripe never sent right must not block the rest
+                changed |= HANDLERS[stored.type](
+                    order, stored.payload["data"]["object"], stored.payload
+                )
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("stored event %s could not be applied: %r", stored.id, error)
+            stored.detail = f"could not be applied late: {type(error).__name__}"
+        else:
+            stored.outcome, stored.detail = Outcome.APPLIED, "applied late"
+        stored.order = order
         stored.save(update_fields=["outcome", "order", "detail"])
     return changed
 

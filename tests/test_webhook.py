@@ -958,3 +958,17 @@ def test_a_duplicate_takes_at_most_a_handful_of_queries(
 
     with django_assert_max_num_queries(DUPLICATE_QUERIES[connection.vendor]):
         assert signed_post(client, event).status_code == 200
+
+
+def test_a_malformed_early_event_does_not_block_the_payment_that_comes_after(client, order):
+    broken = refund_obj(order, "re_broken", 100)
+    del broken["amount"]
+    early = send(client, order, "refund.created", broken)
+    assert early.outcome == "unknown_order"
+
+    pay(client, order)
+
+    assert order.status == "completed"
+    early.refresh_from_db()
+    assert (early.outcome, early.order) == ("unknown_order", order)
+    assert "could not be applied" in early.detail
