@@ -22,7 +22,6 @@ import os
 import random
 import re
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,9 @@ import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
 
+import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_discord"
 MARKER_TABLE = "bench_discord_marker"  # its presence marks a database this script made
@@ -108,17 +103,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure_environment(args: argparse.Namespace, api_base: str, limits: Limits) -> None:
-    """The settings this process and the workers run with (the environment beats any .env)."""
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=args.database_url,
-        DEBUG="0",
-        SECRET_KEY="bench-discord-delivery-" + "x" * 40,
-        LOG_LEVEL="WARNING",
-        SITE_URL="http://127.0.0.1",
+    harness.configure_environment(
+        settings="config.settings",
+        database_url=args.database_url,
+        name="discord-delivery",
         STRIPE_SECRET_KEY="",
-        EMAIL_URL="dummymail://",
-        DISCORD_WEBHOOK_URL="",
         DISCORD_API_BASE=api_base,
         DISCORD_CHANNEL_LIMIT=str(CHANNEL_LIMIT),
         DISCORD_CHANNEL_WINDOW=str(limits.channel_window),
@@ -126,46 +115,6 @@ def configure_environment(args: argparse.Namespace, api_base: str, limits: Limit
     os.environ.pop("DISCORD_POLL_INTERVAL", None)
     if args.poll_interval is not None:
         os.environ["DISCORD_POLL_INTERVAL"] = str(args.poll_interval)
-
-
-def recreate_database(database_url: str) -> None:
-    """Start from an empty database; drop an existing one only if this script made it."""
-    import psycopg
-
-    name = urlsplit(database_url).path.lstrip("/")
-    server = psycopg.conninfo.make_conninfo(
-        urlsplit(database_url)._replace(scheme="postgresql", query="").geturl()
-    )
-    with psycopg.connect(server, dbname="postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not _made_by_us(server, name):
-            sys.exit(
-                f"database {name!r} exists and was not made by this benchmark: not touching it"
-            )
-        if exists:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _made_by_us(server: str, name: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(server, dbname=name) as conn:
-        tables = {
-            row[0]
-            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        }
-    return not tables or MARKER_TABLE in tables
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0, interactive=False)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {MARKER_TABLE} (created_at timestamptz NOT NULL)")
-        cursor.execute(f"INSERT INTO {MARKER_TABLE} VALUES (now())")
 
 
 # The fake Discord and the workers, as subprocesses.
@@ -178,7 +127,9 @@ def start_fake(limits: Limits, log) -> tuple[subprocess.Popen, str]:
         "--bucket-limit", str(BUCKET_LIMIT), "--bucket-window", str(limits.bucket_window),
         "--channel-limit", str(CHANNEL_LIMIT), "--channel-window", str(limits.channel_window),
     ]  # fmt: skip
-    fake = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    fake = subprocess.Popen(
+        command, cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=log, text=True
+    )
     line = fake.stdout.readline()
     match = re.search(r"(http://127\.0\.0\.1:\d+/api/v10)", line)
     if not match:
@@ -190,7 +141,7 @@ def start_fake(limits: Limits, log) -> tuple[subprocess.Popen, str]:
 def start_workers(count: int, log) -> list[subprocess.Popen]:
     command = [sys.executable, "manage.py", "deliver_notifications"]
     return [
-        subprocess.Popen(command, cwd=ROOT, env=os.environ, stdout=log, stderr=log)
+        subprocess.Popen(command, cwd=harness.ROOT, env=os.environ, stdout=log, stderr=log)
         for _ in range(count)
     ]
 
@@ -205,17 +156,6 @@ def wait_for_heartbeats(workers: list[subprocess.Popen]) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the workers did not beat within 30 s")
         time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM (a worker finishes and records its current send), then SIGKILL after 15 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class FakeLog:
@@ -471,22 +411,19 @@ def print_report(burst: Burst, idle: Idle, limits: Limits, args, poll: float) ->
         ("idle: commit → Discord request p50 (s)", f"{p50:.3f}", f"< {TARGET_P50:g}", yes[p50_ok]),
         ("  p90 / max (s)", f"{p90:.3f} / {max(idle.latencies):.3f}", "", ""),
     ]  # fmt: skip
-    print(f"\n{'measure':<56}{'value':>16}{'target':>10}{'met':>6}")
-    for name, value, target, met in rows:
-        print(f"{name:<56}{value:>16}{target:>10}{met:>6}")
+    harness.print_table(("measure", "value", "target", "met"), rows, (56, 16, 10, 6))
     return share_ok and p50_ok
 
 
 def machine() -> str:
-    load = Path("/proc/loadavg").read_text().split()[0]
-    return f"{os.cpu_count()} cores, load average {load}"
+    return f"{os.cpu_count()} cores, load average {harness.load_average()}"
 
 
 def run(args, limits: Limits, log, stack: contextlib.ExitStack) -> int:
     fake_process, api_base = start_fake(limits, log)
-    stack.callback(stop, fake_process)
+    stack.callback(harness.stop, fake_process, grace=15)
     configure_environment(args, api_base, limits)
-    recreate_database(args.database_url)
+    harness.recreate_database(args.database_url, MARKER_TABLE)
 
     import django
 
@@ -496,13 +433,13 @@ def run(args, limits: Limits, log, stack: contextlib.ExitStack) -> int:
 
     from notifications.models import Delivery, DeliveryStatus
 
-    migrate()
+    harness.migrate(*harness.marker_table(MARKER_TABLE))
     templates = template_embeds()
     create_destination()
     fake = FakeLog(api_base)
     workers = start_workers(args.workers, log)
     for worker in workers:
-        stack.callback(stop, worker)
+        stack.callback(harness.stop, worker, grace=15)
     try:
         wait_for_heartbeats(workers)
         print(f"fake Discord at {api_base}; {args.workers} worker(s) running; {machine()}")
@@ -522,9 +459,7 @@ def run(args, limits: Limits, log, stack: contextlib.ExitStack) -> int:
         print(f"idle: {args.idle_samples} single orders ...", flush=True)
         committed = measure_idle(args.idle_samples, limits, fake, poll=0.01)
     except BaseException:
-        log.flush()
-        log.seek(0)
-        print("worker and fake log (last lines):\n" + "".join(log.readlines()[-30:]))
+        harness.print_log_tail(log, "worker and fake log", file=sys.stdout)
         raise
     requests_log = fake.log()
     read_burst(burst, requests_log)
@@ -539,7 +474,7 @@ def run(args, limits: Limits, log, stack: contextlib.ExitStack) -> int:
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    harness.exit_on_sigterm()
     with (
         tempfile.NamedTemporaryFile("w+", prefix="bench-discord-") as log,
         contextlib.ExitStack() as stack,  # stops the workers, then the fake, whatever happens

@@ -19,32 +19,30 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import harness  # bench/harness.py, found as these scripts run from their folder
+import requests
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_validate"
 SERVERS = {"bare": "/bench/validate-bare", "validate": "/api/licenses/validate"}
 MARKER_TABLE = "bench_validate_marker"  # its presence marks a database this script made
 RAISED_RATE = "1000000000"
+RATE_SETTINGS = ("LICENSE_VALIDATE_RATE", "LICENSE_VALIDATE_KEY_RATE")
 # Shares of the requests: keys that exist for the product asked, that exist for another
 # product, and that were never issued.
 MIX = {"known": 0.6, "wrong_product": 0.2, "unknown": 0.2}
 STATUS_SHARES = {"active": 0.8, "suspended": 0.1, "revoked": 0.1}
 PRODUCTS = {"bench-editor": "ED", "bench-compiler": "CC", "bench-profiler": "PF"}
 ORDERS = 20
+JSON_HEADERS = {"Content-Type": "application/json"}
 COPY_LICENSES = (
     "COPY licenses_license (order_id, product_id, status, reason, dispute_id, key, key_hash,"
     " created_at, activated_at, suspended_at, revoked_at) FROM STDIN"
@@ -65,19 +63,11 @@ class Probe:
 
 
 @dataclass
-class Phase:
-    server: str
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+class Phase(harness.Phase):
     codes: Counter = field(default_factory=Counter)
-    errors: int = 0
     server_cpu: float = 0.0  # seconds: gunicorn workers plus their PostgreSQL backends
     database_cpu: float = 0.0  # seconds: the PostgreSQL backends alone
     client_cpu: float = 0.0  # seconds: this process, i.e. the client threads
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -100,63 +90,15 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure_environment(database_url: str) -> None:
-    """The settings both this process and gunicorn run with (the environment beats any .env)."""
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bench.validate_settings",
-        DATABASE_URL=database_url,
-        DEBUG="0",
-        SECRET_KEY="bench-validate-throughput-" + "x" * 40,
+    harness.configure_environment(
+        settings="bench.validate_settings",
+        database_url=database_url,
+        name="validate-throughput",
         LICENSE_HASH_KEY="bench-validate-license-hash-key",
-        LOG_LEVEL="WARNING",
         ALLOWED_HOSTS="127.0.0.1,testserver",
-        SITE_URL="http://127.0.0.1",
         SECURE_SSL_REDIRECT="0",
-        LICENSE_VALIDATE_RATE=RAISED_RATE,
-        LICENSE_VALIDATE_KEY_RATE=RAISED_RATE,
-        DISCORD_WEBHOOK_URL="",
-        EMAIL_URL="dummymail://",
+        **dict.fromkeys(RATE_SETTINGS, RAISED_RATE),
     )
-
-
-def recreate_database(database_url: str) -> None:
-    """Start from an empty database; drop an existing one only if this script made it."""
-    import psycopg
-
-    name = urlsplit(database_url).path.lstrip("/")
-    # Without the query string, which may carry Django options such as conn_health_checks.
-    server = psycopg.conninfo.make_conninfo(
-        urlsplit(database_url)._replace(scheme="postgresql", query="").geturl()
-    )
-    with psycopg.connect(server, dbname="postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not _made_by_us(server, name):
-            sys.exit(
-                f"database {name!r} exists and was not made by this benchmark: not touching it"
-            )
-        if exists:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _made_by_us(server: str, name: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(server, dbname=name) as conn:
-        tables = {
-            row[0]
-            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        }
-    return not tables or MARKER_TABLE in tables
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0, interactive=False)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE {MARKER_TABLE} (created_at timestamptz NOT NULL)")
-        cursor.execute(f"INSERT INTO {MARKER_TABLE} VALUES (now())")
 
 
 def seed(count: int, rng: random.Random) -> list[Issued]:
@@ -276,118 +218,55 @@ def profile(probes: dict[str, list[Probe]], count: int) -> None:
         stats.sort_stats("tottime").print_stats(12)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(port: int, workers: int, log, *, default_limits: bool) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_ACCESSLOG": "/dev/null",
-    }
-    if default_limits:
-        env.pop("LICENSE_VALIDATE_RATE")
-        env.pop("LICENSE_VALIDATE_KEY_RATE")
-    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def wait_until_serving(base: str, server: subprocess.Popen) -> None:
-    import requests
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
-        try:
-            if requests.post(base + SERVERS["bare"], data=b"[]", timeout=10).status_code == 400:
-                return
-        except requests.RequestException:
-            pass  # workers still importing Django
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer within 30 s")
-
-
-def stop_gunicorn(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()  # the master stops its workers gracefully
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 def drive(url: str, server: str, probes: list[Probe], clients: int, timeout: float) -> Phase:
     """Post every probe, `clients` at a time, until done or `timeout` seconds passed.
 
     A 200 with the expected code counts (and is timed); anything else is an error, listed in
     the code histogram under its status.
     """
-    phase, lock, pending = Phase(server), threading.Lock(), iter(probes)
-    deadline = time.monotonic() + timeout
-
-    def client() -> None:
-        import requests
-
-        session, latencies, codes = requests.Session(), [], Counter()
-        headers = {"Content-Type": "application/json"}
-        while time.monotonic() < deadline:
-            with lock:
-                probe = next(pending, None)
-            if probe is None:
-                break
-            started = time.perf_counter()
-            try:
-                response = session.post(url, data=probe.body, headers=headers, timeout=30)
-                status = response.status_code
-                code = response.json().get("code") if status == 200 else str(status)
-            except (requests.RequestException, ValueError):
-                code = "no answer"
-            if code == probe.expected:
-                latencies.append(time.perf_counter() - started)
-            elif code != "no answer" and not code.isdigit():
-                code = f"wrong {code}"  # a 200 whose answer is not the one `validate` owes
-            codes[code] += 1
-        with lock:
-            phase.latencies += latencies
-            phase.codes += codes
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    phase.elapsed = time.perf_counter() - started
+    results, elapsed = harness.run_clients(
+        probes, clients, timeout, lambda session, probe: ask(session, url, probe)
+    )
+    phase = Phase(server, elapsed)
+    for probe, (code, seconds) in results:
+        if code == probe.expected:
+            phase.latencies.append(seconds)
+        elif code != "no answer" and not code.isdigit():
+            code = f"wrong {code}"  # a 200 whose answer is not the one `validate` owes
+        phase.codes[code] += 1
     phase.errors = phase.codes.total() - len(phase.latencies)
     return phase
 
 
-def split(probes: list[Probe], parts: int) -> list[list[Probe]]:
-    size = -(-len(probes) // parts)
-    return [probes[i : i + size] for i in range(0, len(probes), size)]
+def ask(session: requests.Session, url: str, probe: Probe) -> tuple[str, float]:
+    """The `code` of the answer (its status if not a 200), and the seconds it took."""
+    started = time.perf_counter()
+    try:
+        response = session.post(url, data=probe.body, headers=JSON_HEADERS, timeout=30)
+        status = response.status_code
+        code = response.json().get("code") if status == 200 else str(status)
+    except (requests.RequestException, ValueError):
+        code = "no answer"
+    return code, time.perf_counter() - started
 
 
-def cpu_seconds(master: int, database: str) -> dict[int, tuple[bool, float]]:
-    """CPU time so far of each gunicorn worker and each PostgreSQL backend serving `database`,
-    with whether it is a backend."""
-    ticks, found = os.sysconf("SC_CLK_TCK"), {}
+def cpu_seconds(master: int, database: str) -> dict[str, dict[int, float]]:
+    """CPU time so far of each gunicorn worker and of each PostgreSQL backend serving
+    `database`, by pid."""
+    found = {"workers": {}, "backends": {}}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue  # exited meanwhile
-        backend = cmdline.startswith("postgres: ") and f" {database} " in cmdline
-        if int(stat[1]) == master or backend:  # stat[1] is the parent's pid
-            found[int(proc.name)] = backend, (int(stat[11]) + int(stat[12])) / ticks  # u+s time
+        if (stat := harness.proc_stat(int(proc.name))) is None:
+            continue
+        if cmdline.startswith("postgres: ") and f" {database} " in cmdline:
+            found["backends"][int(proc.name)] = stat.cpu
+        elif stat.parent == master:
+            found["workers"][int(proc.name)] = stat.cpu
     return found
 
 
@@ -397,29 +276,25 @@ def metered(url: str, server: str, probes: list[Probe], args, master: int) -> Ph
     before, client = cpu_seconds(master, database), time.process_time()
     phase = drive(url, server, probes, args.clients, args.phase_timeout)
     phase.client_cpu = time.process_time() - client
-    used = {
-        pid: (backend, seconds - before.get(pid, (backend, 0.0))[1])
-        for pid, (backend, seconds) in cpu_seconds(master, database).items()
-    }
-    phase.server_cpu = sum(seconds for _, seconds in used.values())
-    phase.database_cpu = sum(seconds for backend, seconds in used.values() if backend)
+    after = cpu_seconds(master, database)
+    phase.database_cpu = harness.cpu_used(before["backends"], after["backends"])
+    phase.server_cpu = harness.cpu_used(before["workers"], after["workers"]) + phase.database_cpu
     return phase
 
 
 def run_rounds(base: str, work: dict[str, list[list[Probe]]], args, master: int) -> list[Phase]:
     """Each round runs every server once, in a rotated order, so drift hits all of them alike."""
-    phases, names = [], list(SERVERS)
-    for number in range(args.rounds):
-        for server in names[number % len(names) :] + names[: number % len(names)]:
-            url = base + SERVERS[server]
-            phase = metered(url, server, work[server][number], args, master)
-            phases.append(phase)
-            print(
-                f"  round {number + 1} {server:<9}{len(phase.latencies):>6} requests"
-                f" {phase.rate:>8.1f}/s  errors {phase.errors}"
-                f"  server CPU {phase.server_cpu / len(phase.latencies) * 1000:.2f} ms/request",
-                flush=True,
-            )
+    phases = []
+    for number, server in harness.interleave(list(SERVERS), args.rounds):
+        url = base + SERVERS[server]
+        phase = metered(url, server, work[server][number], args, master)
+        phases.append(phase)
+        print(
+            f"  round {number + 1} {server:<9}{len(phase.latencies):>6} requests"
+            f" {phase.rate:>8.1f}/s  errors {phase.errors}"
+            f"  server CPU {phase.server_cpu / len(phase.latencies) * 1000:.2f} ms/request",
+            flush=True,
+        )
     return phases
 
 
@@ -427,18 +302,14 @@ def summarise(phases: list[Phase]) -> dict[str, dict]:
     rows = {}
     for server in SERVERS:
         mine = [p for p in phases if p.server == server]
-        latencies = sorted(seconds * 1000 for p in mine for seconds in p.latencies)
+        row = harness.summarise(mine)
+        per_request = 1000 / max(1, row["count"])  # ms per request from seconds in all
         rows[server] = {
-            "requests": len(latencies),
-            "rate": statistics.median(p.rate for p in mine),
-            "rounds": [p.rate for p in mine],
-            "p50": statistics.median(latencies) if latencies else float("nan"),
-            "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
-            "errors": sum(p.errors for p in mine),
+            **row,
             "codes": sum((p.codes for p in mine), Counter()),
-            "server_cpu": sum(p.server_cpu for p in mine) / max(1, len(latencies)) * 1000,
-            "database_cpu": sum(p.database_cpu for p in mine) / max(1, len(latencies)) * 1000,
-            "client_cpu": sum(p.client_cpu for p in mine) / max(1, len(latencies)) * 1000,
+            "server_cpu": sum(p.server_cpu for p in mine) * per_request,
+            "database_cpu": sum(p.database_cpu for p in mine) * per_request,
+            "client_cpu": sum(p.client_cpu for p in mine) * per_request,
         }
     return rows
 
@@ -448,25 +319,20 @@ def histogram(codes: Counter) -> str:
 
 
 def print_table(rows: dict[str, dict], queries: dict[str, tuple[int, int]]) -> None:
-    print(
-        f"\n{'server':<10}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'SQL+chk':>9}{'srv CPU':>9}{'of it PG':>9}{'cli CPU':>9}   codes"
-    )
-    for server, row in rows.items():
-        sql, checks = queries[server]
-        print(
-            f"{server:<10}{row['requests']:>9}{row['rate']:>9.1f}{row['p50']:>9.1f}"
-            f"{row['p99']:>9.1f}{row['errors']:>8}{f'{sql}+{checks}':>9}"
-            f"{row['server_cpu']:>9.2f}{row['database_cpu']:>9.2f}{row['client_cpu']:>9.2f}"
-            f"   {histogram(row['codes'])}"
-        )
+    header = ("server", "requests", "req/s", "p50 ms", "p99 ms", "errors", "SQL+chk", "srv CPU",
+              "of it PG", "cli CPU", "codes")  # fmt: skip
+    table = [
+        (server, row["count"], f"{row['rate']:.1f}", f"{row['p50']:.1f}", f"{row['p99']:.1f}",
+         row["errors"], "+".join(map(str, queries[server])), f"{row['server_cpu']:.2f}",
+         f"{row['database_cpu']:.2f}", f"{row['client_cpu']:.2f}", histogram(row["codes"]))
+        for server, row in rows.items()
+    ]  # fmt: skip
+    harness.print_table(header, table, (10, 9, 9, 9, 9, 8, 9, 9, 9, 9))
     print("(req/s: median of the rounds; CPU in ms per request; SQL+chk: statements + SELECT 1)")
     for server, row in rows.items():
-        print(f"{server} req/s per round: {', '.join(f'{rate:.1f}' for rate in row['rounds'])}")
+        print(f"{server} req/s per round: {harness.joined(row['rounds'], 1)}")
     validate, bare = rows["validate"]["rate"], rows["bare"]["rate"]
-    per_round = [
-        v / b for v, b in zip(rows["validate"]["rounds"], rows["bare"]["rounds"], strict=True)
-    ]
+    per_round = harness.ratios(rows["validate"]["rounds"], rows["bare"]["rounds"])
     paired, cpu = (
         statistics.median(per_round),
         rows["bare"]["server_cpu"] / rows["validate"]["server_cpu"],
@@ -474,7 +340,7 @@ def print_table(rows: dict[str, dict], queries: dict[str, tuple[int, int]]) -> N
     print(
         f"\nvalidate/bare = {validate / bare:.2f} (median rates; target >= 0.50:"
         f" {'meets' if validate / bare >= 0.5 else 'BELOW'}); per round"
-        f" {', '.join(f'{r:.2f}' for r in per_round)}, median {paired:.2f}"
+        f" {harness.joined(per_round, 2)}, median {paired:.2f}"
         f" ({'meets' if paired >= 0.5 else 'BELOW'})"
         f"\nserver CPU per request bare/validate = {cpu:.2f}: the rate ratio a CPU-bound server"
         " (gunicorn and PostgreSQL, clients elsewhere) would show, whatever else runs here"
@@ -492,19 +358,16 @@ def limited_phase(probes: list[Probe], args) -> Phase:
     """A short run against a second gunicorn with the shop's default limits: 429s appear."""
     from django.conf import settings
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        server = start_gunicorn(port, args.workers, log, default_limits=True)
-        try:
-            wait_until_serving(base, server)
-            wait_for_fresh_window(settings.LICENSE_VALIDATE_WINDOW)
-            return drive(base + SERVERS["validate"], "limited", probes, args.clients, 60)
-        except BaseException:
-            print_log_tail(log)
-            raise
-        finally:
-            stop_gunicorn(server)
+    with serving(args.workers, unset=RATE_SETTINGS) as server:
+        wait_for_fresh_window(settings.LICENSE_VALIDATE_WINDOW)
+        return drive(server.base + SERVERS["validate"], "limited", probes, args.clients, 60)
+
+
+def serving(
+    workers: int, *, unset: tuple[str, ...] = ()
+) -> AbstractContextManager[harness.Gunicorn]:
+    """gunicorn, once it answers a body that is not a JSON object with 400."""
+    return harness.gunicorn(workers, SERVERS["bare"], b"[]", unset=unset)
 
 
 def print_limited(phase: Phase, workers: int) -> None:
@@ -518,47 +381,23 @@ def print_limited(phase: Phase, workers: int) -> None:
     )
 
 
-def print_log_tail(log) -> None:
-    log.seek(0)
-    print("gunicorn log (last lines):\n" + "".join(log.readlines()[-30:]), file=sys.stderr)
-
-
-def load_average() -> str:
-    return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-
-
 def benchmark(probes: dict[str, list[Probe]], args) -> list[Phase]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        server = start_gunicorn(port, args.workers, log, default_limits=False)
-        try:
-            wait_until_serving(base, server)
-            print(
-                f"gunicorn on {base}, {args.workers} workers; {args.clients} clients;"
-                f" load average {load_average()} on {os.cpu_count()} cores"
-                " (anything else running skews the figures)",
-                flush=True,
-            )
-            for name, url in SERVERS.items():
-                warm = drive(base + url, name, probes[name][: args.warmup], args.clients, 60)
-                if warm.errors:
-                    raise RuntimeError(f"{name}: warming up: {histogram(warm.codes)}")
-            measured = slice(args.warmup, args.warmup + args.requests)
-            work = {s: split(probes[s][measured], args.rounds) for s in SERVERS}
-            return run_rounds(base, work, args, server.pid)
-        except BaseException:
-            print_log_tail(log)
-            raise
-        finally:
-            stop_gunicorn(server)
+    with serving(args.workers) as server:
+        harness.print_serving(server.base, args.workers, args.clients)
+        for name, url in SERVERS.items():
+            warm = drive(server.base + url, name, probes[name][: args.warmup], args.clients, 60)
+            if warm.errors:
+                raise RuntimeError(f"{name}: warming up: {histogram(warm.codes)}")
+        measured = slice(args.warmup, args.warmup + args.requests)
+        work = {s: harness.split(probes[s][measured], args.rounds) for s in SERVERS}
+        return run_rounds(server.base, work, args, server.process.pid)
 
 
 def main() -> int:
     args = parse_args()
     configure_environment(args.database_url)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    recreate_database(args.database_url)
+    harness.exit_on_sigterm()
+    harness.recreate_database(args.database_url, MARKER_TABLE)
 
     import django
 
@@ -567,7 +406,7 @@ def main() -> int:
 
     rng = random.Random(20261127)
     started = time.perf_counter()
-    migrate()
+    harness.migrate(*harness.marker_table(MARKER_TABLE))
     print(f"writing {args.licenses} licenses ...", flush=True)
     issued = seed(args.licenses, rng)
     probes = make_probes(issued, args.warmup + args.requests + args.limited, rng)
@@ -583,7 +422,7 @@ def main() -> int:
     connection.close()
 
     phases = benchmark(probes, args)
-    print(f"load average after the run: {load_average()}")
+    print(f"load average after the run: {harness.load_average()}")
     rows = summarise(phases)
     print_table(rows, queries)
     clean = sum(row["errors"] for row in rows.values()) == 0

@@ -13,24 +13,16 @@ a small machine the client competes with the server for the same cores. See docs
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_webhooks"
 WEBHOOK_SECRET = "whsec_bench_webhook_throughput"
@@ -47,18 +39,10 @@ class Job:
 
 
 @dataclass
-class Phase:
-    server: str
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+class Phase(harness.Phase):
     delivered: list[Job] = field(default_factory=list)
     # CPU seconds the gunicorn workers, the database backends and this client used meanwhile.
     cpu: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
     def cpu_per_event(self, part: str) -> float:
         return self.cpu[part] / len(self.latencies) * 1000 if self.latencies else float("nan")
@@ -82,61 +66,22 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure_environment(database_url: str) -> None:
-    """The settings both this process and gunicorn run with (the environment beats any .env)."""
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        DATABASE_URL=database_url,
-        DEBUG="0",
-        SECRET_KEY="bench-webhook-throughput-" + "x" * 40,
-        LOG_LEVEL="WARNING",
+    harness.configure_environment(
+        settings="bench.settings",
+        database_url=database_url,
+        name="webhook-throughput",
         ALLOWED_HOSTS="127.0.0.1,testserver",
-        SITE_URL="http://127.0.0.1",
         SECURE_SSL_REDIRECT="0",
         STRIPE_SECRET_KEY="",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        DISCORD_WEBHOOK_URL="",
-        EMAIL_URL="dummymail://",  # nothing here may reach a mail server
     )
 
 
-def recreate_database(database_url: str) -> None:
-    """Start from an empty database; drop an existing one only if this script made it."""
-    import psycopg
-
-    name = urlsplit(database_url).path.lstrip("/")
-    server = psycopg.conninfo.make_conninfo(database_url.replace("postgres://", "postgresql://"))
-    with psycopg.connect(server, dbname="postgres", autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not _made_by_us(server, name):
-            sys.exit(
-                f"database {name!r} exists and was not made by this benchmark: not touching it"
-            )
-        if exists:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _made_by_us(server: str, name: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(server, dbname=name) as conn:
-        tables = {
-            row[0]
-            for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        }
-    return not tables or EVENT_TABLE in tables
-
-
 def migrate() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0, interactive=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE {EVENT_TABLE} (id varchar(255) PRIMARY KEY,"
-            " type varchar(100) NOT NULL, received_at timestamptz NOT NULL)"
-        )
+    harness.migrate(
+        f"CREATE TABLE {EVENT_TABLE} (id varchar(255) PRIMARY KEY,"
+        " type varchar(100) NOT NULL, received_at timestamptz NOT NULL)"
+    )
 
 
 def make_jobs(counts: dict[str, int]) -> dict[str, list[Job]]:
@@ -257,109 +202,49 @@ def count_queries(jobs: dict[str, Job], *, show: bool = False) -> dict[str, int]
     return counts
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(port: int, workers: int, log) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": str(workers),
-        "GUNICORN_ACCESSLOG": "/dev/null",
-    }
-    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def wait_until_serving(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
-        try:
-            if requests.post(base + SERVERS["bare"], data=b"{}", timeout=10).status_code == 400:
-                return
-        except requests.RequestException:
-            pass  # workers still importing Django
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer within 30 s")
-
-
-def stop_gunicorn(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()  # the master stops its workers gracefully
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 def drive(base: str, server: str, jobs: list[Job], clients: int, timeout: float) -> Phase:
     """Post every job's event, `clients` at a time, until done or `timeout` seconds passed."""
-    phase, lock, pending = Phase(server), threading.Lock(), iter(jobs)
-    url, deadline = base + SERVERS[server], time.monotonic() + timeout
+    from orders.webhooks import sign_payload
 
-    def client() -> None:
-        from orders.webhooks import sign_payload
+    url = base + SERVERS[server]
 
-        session, latencies, delivered, errors = requests.Session(), [], [], 0
-        while time.monotonic() < deadline:
-            with lock:
-                job = next(pending, None)
-            if job is None:
-                break
-            headers = {
-                "Content-Type": "application/json",
-                "Stripe-Signature": sign_payload(job.body, WEBHOOK_SECRET),
-            }
-            started = time.perf_counter()
-            try:
-                ok = session.post(url, data=job.body, headers=headers, timeout=30).status_code
-            except requests.RequestException:
-                ok = 0
-            if ok == 200:
-                latencies.append(time.perf_counter() - started)
-                delivered.append(job)
-            else:
-                errors += 1
-        with lock:
-            phase.latencies += latencies
-            phase.delivered += delivered
-            phase.errors += errors
+    def post(session: requests.Session, job: Job) -> tuple[bool, float]:
+        headers = {
+            "Content-Type": "application/json",
+            "Stripe-Signature": sign_payload(job.body, WEBHOOK_SECRET),
+        }
+        started = time.perf_counter()
+        try:
+            ok = session.post(url, data=job.body, headers=headers, timeout=30).status_code
+        except requests.RequestException:
+            ok = 0
+        return ok == 200, time.perf_counter() - started
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    phase.elapsed = time.perf_counter() - started
+    results, elapsed = harness.run_clients(jobs, clients, timeout, post)
+    phase = Phase(server, elapsed)
+    for job, (ok, seconds) in results:
+        if ok:
+            phase.latencies.append(seconds)
+            phase.delivered.append(job)
+        else:
+            phase.errors += 1
     return phase
-
-
-def split(jobs: list[Job], parts: int) -> list[list[Job]]:
-    size = -(-len(jobs) // parts)
-    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
 def run_rounds(base: str, work: dict[str, list[list[Job]]], args, master: int) -> list[Phase]:
     """Each round runs every server once, in a rotated order, so drift hits all of them alike."""
-    phases, names = [], list(SERVERS)
-    for number in range(args.rounds):
-        for server in names[number % len(names) :] + names[: number % len(names)]:
-            before = cpu_snapshot(master)
-            phase = drive(base, server, work[server][number], args.clients, args.phase_timeout)
-            phase.cpu = cpu_used(before, cpu_snapshot(master))
-            phases.append(phase)
-            print(
-                f"  round {number + 1} {server:<8} {len(phase.latencies):>6} events"
-                f" {phase.rate:>8.1f}/s  errors {phase.errors}",
-                flush=True,
-            )
+    phases = []
+    for number, server in harness.interleave(list(SERVERS), args.rounds):
+        before = cpu_snapshot(master)
+        phase = drive(base, server, work[server][number], args.clients, args.phase_timeout)
+        after = cpu_snapshot(master)
+        phase.cpu = {part: harness.cpu_used(before[part], after[part]) for part in after}
+        phases.append(phase)
+        print(
+            f"  round {number + 1} {server:<8} {len(phase.latencies):>6} events"
+            f" {phase.rate:>8.1f}/s  errors {phase.errors}",
+            flush=True,
+        )
     return phases
 
 
@@ -376,25 +261,9 @@ def cpu_snapshot(master: int) -> dict[str, dict[int, float]]:
         backends = [row[0] for row in cursor.fetchall()]
     workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
     return {
-        "gunicorn": {int(pid): _cpu_seconds(int(pid)) for pid in workers},
-        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
+        "gunicorn": {int(pid): harness.cpu_seconds(int(pid)) for pid in workers},
+        "postgres": {pid: harness.cpu_seconds(pid) for pid in backends},
         "client": {0: time.process_time()},
-    }
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0  # gone meanwhile
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    # A process that appeared during the phase spent all its CPU in it.
-    return {
-        part: sum(max(0.0, now - before[part].get(pid, 0.0)) for pid, now in after[part].items())
-        for part in after
     }
 
 
@@ -402,58 +271,39 @@ def summarise(phases: list[Phase]) -> dict[str, dict]:
     rows = {}
     for server in SERVERS:
         mine = [p for p in phases if p.server == server]
-        latencies = sorted(ms * 1000 for p in mine for ms in p.latencies)
         rows[server] = {
-            "events": len(latencies),
-            "rate": statistics.median(p.rate for p in mine),
-            "rounds": [p.rate for p in mine],
-            "p50": statistics.median(latencies) if latencies else float("nan"),
-            "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
-            "errors": sum(p.errors for p in mine),
+            **harness.summarise(mine),
             **{part: statistics.median(p.cpu_per_event(part) for p in mine) for part in CPU_PARTS},
         }
     return rows
 
 
 def print_table(rows: dict[str, dict], queries: dict[str, int]) -> None:
-    print(
-        f"\n{'server':<9}{'events':>8}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'errors':>8}{'queries':>9}   events/s per round"
-    )
-    for server, row in rows.items():
-        per_round = ", ".join(f"{rate:.1f}" for rate in row["rounds"])
-        print(
-            f"{server:<9}{row['events']:>8}{row['rate']:>10.1f}{row['p50']:>9.1f}"
-            f"{row['p99']:>9.1f}{row['errors']:>8}{queries[server]:>9}   {per_round}"
-        )
+    header = ("server", "events", "events/s", "p50 ms", "p99 ms", "errors", "queries",
+              "events/s per round")  # fmt: skip
+    table = [
+        (server, row["count"], f"{row['rate']:.1f}", f"{row['p50']:.1f}", f"{row['p99']:.1f}",
+         row["errors"], queries[server], harness.joined(row["rounds"], 1))
+        for server, row in rows.items()
+    ]  # fmt: skip
+    harness.print_table(header, table, (9, 8, 10, 9, 9, 8, 9))
     full, minimal, bare = (rows[s]["rate"] for s in ("full", "minimal", "bare"))
-    per_round = [
-        f / m for f, m in zip(rows["full"]["rounds"], rows["minimal"]["rounds"], strict=True)
-    ]
+    per_round = harness.ratios(rows["full"]["rounds"], rows["minimal"]["rounds"])
     print(
         f"\nfull/minimal = {full / minimal:.2f} (median rates; target >= 0.60);"
-        f" per round {', '.join(f'{r:.2f}' for r in per_round)},"
-        f" median {statistics.median(per_round):.2f}"
+        f" per round {harness.joined(per_round, 2)}, median {statistics.median(per_round):.2f}"
     )
     print(f"minimal/bare = {minimal / bare:.2f}")
     print("\nCPU ms per event (median of rounds): " + ", ".join(CPU_PARTS))
     for server, row in rows.items():
-        print(f"{server:<9}" + "".join(f"{row[part]:>9.2f}" for part in CPU_PARTS))
+        cells = (server, *(f"{row[part]:.2f}" for part in CPU_PARTS))
+        print(harness.format_row(cells, (9, 9, 9, 9)))
     cost = {s: rows[s]["gunicorn"] + rows[s]["postgres"] for s in ("full", "minimal")}
     print(
         f"server CPU per event, full/minimal = {cost['full'] / cost['minimal']:.1f}x:"
         f" where the server alone is the bottleneck, full/minimal events/s would be about"
         f" {cost['minimal'] / cost['full']:.2f}"
     )
-
-
-def print_tail(log) -> None:
-    log.seek(0)
-    print("gunicorn log (last lines):\n" + "".join(log.readlines()[-30:]), file=sys.stderr)
-
-
-def load_average() -> str:
-    return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
 
 
 def check(delivered: dict[str, list[Job]], all_jobs: dict[str, list[Job]]) -> bool:
@@ -505,8 +355,8 @@ def check(delivered: dict[str, list[Job]], all_jobs: dict[str, list[Job]]) -> bo
 def main() -> int:
     args = parse_args()
     configure_environment(args.database_url)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    recreate_database(args.database_url)
+    harness.exit_on_sigterm()
+    harness.recreate_database(args.database_url, EVENT_TABLE)
 
     import django
 
@@ -522,35 +372,21 @@ def main() -> int:
     print(f"  done in {time.perf_counter() - started:.0f} s; queries per event: {queries}")
     connection.close()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        server = start_gunicorn(port, args.workers, log)
-        try:
-            wait_until_serving(base, server)
-            print(
-                f"gunicorn on {base}, {args.workers} workers; {args.clients} clients;"
-                f" load average {load_average()} on {os.cpu_count()} cores"
-                " (anything else running skews the figures)",
-                flush=True,
-            )
-            delivered = {s: [probes[s]] for s in SERVERS}
-            for name in SERVERS:
-                warm = drive(base, name, jobs[name][: args.warmup], args.clients, 60)
-                if warm.errors:
-                    raise RuntimeError(f"{name}: {warm.errors} errors while warming up")
-                delivered[name] += warm.delivered
-            work = {s: split(jobs[s][args.warmup :], args.rounds) for s in SERVERS}
-            phases = run_rounds(base, work, args, server.pid)
-            if any(phase.errors for phase in phases):
-                print_tail(log)
-        except BaseException:
-            print_tail(log)
-            raise
-        finally:
-            stop_gunicorn(server)
+    # A body that is not signed: answered 400 once Django is up.
+    with harness.gunicorn(args.workers, SERVERS["bare"], b"{}") as server:
+        harness.print_serving(server.base, args.workers, args.clients)
+        delivered = {s: [probes[s]] for s in SERVERS}
+        for name in SERVERS:
+            warm = drive(server.base, name, jobs[name][: args.warmup], args.clients, 60)
+            if warm.errors:
+                raise RuntimeError(f"{name}: {warm.errors} errors while warming up")
+            delivered[name] += warm.delivered
+        work = {s: harness.split(jobs[s][args.warmup :], args.rounds) for s in SERVERS}
+        phases = run_rounds(server.base, work, args, server.process.pid)
+        if any(phase.errors for phase in phases):
+            harness.print_log_tail(server.log)
 
-    print(f"load average after the run: {load_average()}")
+    print(f"load average after the run: {harness.load_average()}")
     print_table(summarise(phases), queries)
     for phase in phases:
         delivered[phase.server] += phase.delivered
