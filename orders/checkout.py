@@ -149,7 +149,6 @@ def _require_pending(order: Order) -> None:
         )
 
 
-@transaction.atomic
 def refund_order(
     order: Order,
     *,
@@ -160,12 +159,35 @@ def refund_order(
 ) -> Refund:
     """Refund all that is left, or `amount_cents`, through the gateway, and record it at once.
 
-    The order's row lock is held across the call, so a double click waits and then finds the money
-    already refunded; `expected_refunded_cents` (what the staff member saw) rejects a stale form.
-    The Idempotency-Key comes from the order and the refund's sequence, so a retry after a timeout
-    gets Stripe's first answer instead of a second refund.
+    No lock is held while Stripe answers. The Idempotency-Key comes from the order and the
+    refund's sequence, so two clicks at once ask Stripe with one key and get one refund, and a
+    retry after a timeout gets Stripe's first answer instead of a second refund.
+    `expected_refunded_cents` (what the staff member saw) rejects a stale form.
     """
-    order = _lock(order)
+    with transaction.atomic():
+        order = _lock(order)
+        amount = _refundable(order, amount_cents, expected_refunded_cents)
+        sequence = order.refunds.exclude(sequence=None).count() + 1
+    refund = get_gateway().create_refund(
+        payment_intent=order.stripe_payment_intent_id,
+        amount=amount,
+        idempotency_key=f"refund-{order.public_id}-{sequence}",
+        metadata={"order_id": str(order.public_id), "reason": reason[:500]},
+    )
+    source = _staff(staff)
+    with transaction.atomic():
+        order = _lock(order)
+        apply_facts(
+            order,
+            lambda: facts.record_refund(
+                order, refund, source=source, requested_by=staff, sequence=sequence, reason=reason
+            ),
+            source=source,
+        )
+    return order.refunds.get(stripe_refund_id=refund["id"])
+
+
+def _refundable(order: Order, amount_cents: int | None, expected_refunded_cents: int | None) -> int:
     if order.status != Status.COMPLETED:
         raise OrderActionError(
             f"Only a completed order can be refunded; this one is {order.status}."
@@ -179,22 +201,7 @@ def refund_order(
         raise OrderActionError(f"A refund must be between 0.01 and {left / 100:.2f}.")
     if not order.stripe_payment_intent_id:
         raise OrderActionError("This order was paid outside Stripe; refund it there.")
-    sequence = order.refunds.exclude(sequence=None).count() + 1
-    refund = get_gateway().create_refund(
-        payment_intent=order.stripe_payment_intent_id,
-        amount=amount,
-        idempotency_key=f"refund-{order.public_id}-{sequence}",
-        metadata={"order_id": str(order.public_id), "reason": reason[:500]},
-    )
-    source = _staff(staff)
-    apply_facts(
-        order,
-        lambda: facts.record_refund(
-            order, refund, source=source, requested_by=staff, sequence=sequence, reason=reason
-        ),
-        source=source,
-    )
-    return order.refunds.get(stripe_refund_id=refund["id"])
+    return amount
 
 
 def retry_order(order: Order, *, staff) -> str:

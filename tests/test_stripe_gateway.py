@@ -1,9 +1,12 @@
 """StripeGateway through the real `stripe` SDK against the fake Stripe server (tests/fake_stripe.py)."""
 
 import logging
+import threading
+import time
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 
 from accounts.models import User
 from orders.checkout import refund_order, retry_order
@@ -415,3 +418,32 @@ def test_the_success_page_shows_a_clear_page_when_stripe_is_down(client, fake_st
     assert response.status_code == 502
     assert "The payment provider is having trouble" in response.content.decode()
     assert "sk_test_fake" not in response.content.decode() + caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_no_lock_on_the_order_is_held_while_stripe_answers_a_refund(
+    client, fake_stripe, staff, settings
+):
+    order = paid_order(client, fake_stripe)
+    settings.STRIPE_TIMEOUT = 2
+    fake_stripe.fail_next("timeout", times=2, seconds=1.0)  # a slow answer, then the retry's
+    outcome = []
+
+    def refund_in_another_thread():
+        try:
+            refund_order(order, staff=staff, amount_cents=1000)
+            outcome.append("refunded")
+        except GatewayError as error:
+            outcome.append(error.code)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=refund_in_another_thread)
+    thread.start()
+    while not fake_stripe.requests_to("POST", "/v1/refunds"):
+        time.sleep(0.01)
+    with transaction.atomic():  # the webhook or another staff member can lock it meanwhile
+        Order.objects.select_for_update(nowait=True).get(pk=order.pk)
+    thread.join(30)
+    assert outcome == ["refunded"]

@@ -196,12 +196,15 @@ class OfflineGateway:
     def create_refund(
         self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
     ) -> dict[str, Any]:
+        # The charge's lock makes refunds of one charge (and one Idempotency-Key) take turns.
+        charge = (
+            OfflineObject.objects.select_for_update()
+            .filter(kind="charge", data__payment_intent=payment_intent)
+            .first()
+        )
         existing = OfflineObject.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
             return existing.data
-        charge = OfflineObject.objects.filter(
-            kind="charge", data__payment_intent=payment_intent
-        ).first()
         if charge is None:
             raise GatewayError("This payment has no charge to refund.", code="charge_missing")
         charge = charge.data
