@@ -15,7 +15,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from . import facts
 from .gateways import livemode_expected
@@ -161,12 +161,15 @@ def _apply_deferred(order: Order) -> bool:
     ).order_by("created", "id")
     changed = False
     for stored in waiting:
+        before = {name: getattr(order, name) for name in facts.FACT_FIELDS}
         try:
             with transaction.atomic():  # one event Stripe never sent right must not block the rest
                 changed |= HANDLERS[stored.type](
                     order, stored.payload["data"]["object"], stored.payload
                 )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, DatabaseError) as error:
+            for name, value in before.items():  # the savepoint undid the rows, this the order
+                setattr(order, name, value)
             log.error("stored event %s could not be applied: %r", stored.id, error)
             stored.detail = f"could not be applied late: {type(error).__name__}"
         else:

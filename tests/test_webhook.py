@@ -960,15 +960,36 @@ def test_a_duplicate_takes_at_most_a_handful_of_queries(
         assert signed_post(client, event).status_code == 200
 
 
-def test_a_malformed_early_event_does_not_block_the_payment_that_comes_after(client, order):
-    broken = refund_obj(order, "re_broken", 100)
-    del broken["amount"]
-    early = send(client, order, "refund.created", broken)
+def half_broken_charge(order: Order) -> dict[str, Any]:
+    """A charge whose refunded total is fine but whose embedded refund lacks its amount: the
+    handler has changed the order's facts when it fails."""
+    charge = charge_obj(order, refunded=order.subtotal_cents)
+    charge["refunds"] = {"data": [{"id": "re_x", "status": "succeeded", "currency": "usd"}]}
+    return charge
+
+
+@pytest.mark.parametrize(
+    ("event_type", "build"),
+    [
+        (
+            "refund.created",
+            lambda o: {k: v for k, v in refund_obj(o, "re_1", 100).items() if k != "amount"},
+        ),
+        ("refund.created", lambda o: refund_obj(o, "re_1", 100, status="weird")),
+        ("charge.refunded", half_broken_charge),
+    ],
+    ids=["no-amount", "unknown-status", "fails-halfway"],
+)
+def test_a_malformed_early_event_changes_nothing_and_never_blocks_the_payment(
+    client, order, event_type, build
+):
+    early = send(client, order, event_type, build(order))
     assert early.outcome == "unknown_order"
 
     pay(client, order)
 
-    assert order.status == "completed"
+    assert (order.status, order.charge_amount_refunded_cents) == ("completed", 0)
+    assert not Refund.objects.exists()
     early.refresh_from_db()
     assert (early.outcome, early.order) == ("unknown_order", order)
     assert "could not be applied" in early.detail
