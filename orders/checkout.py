@@ -116,37 +116,32 @@ def _staff(user) -> str:
 
 
 def complete_order(order: Order, *, staff, note: str = "") -> Order:
-    """Staff record an offline payment (bank transfer, cash) for a pending order.
+    """Staff record an offline payment (bank transfer, cash) for a pending or failed order.
 
-    Refused while the buyer's own payment may still arrive (a completed checkout, a bank debit in
-    flight); afterwards the open checkout is expired, so the buyer cannot pay a second time.
+    The order's checkout is closed first, so the buyer cannot pay a second time; refused while
+    the buyer's own payment may still arrive (a completed checkout, a bank debit in flight).
     """
     order = Order.objects.get(pk=order.pk)
-    _require_pending(order)
-    if order.async_payment_pending:
-        raise OrderActionError("A payment for this order is in flight; wait for it to settle.")
-    session_id = order.stripe_session_id
-    gateway = get_gateway()
-    if session_id and gateway.retrieve_session(session_id).get("status") == "complete":
-        raise OrderActionError("The customer completed the checkout; wait for its payment.")
+    _require_completable(order)
+    if order.stripe_session_id:
+        _close_session(order.stripe_session_id)
     with transaction.atomic():
         order = _lock(order)
-        _require_pending(order)
+        _require_completable(order)
         order.payment_method = (note or "offline payment recorded by staff")[:100]
         order.save()
         source = _staff(staff)
         apply_facts(order, lambda: facts.mark_paid(order, source=source), source=source)
-    if session_id:
-        with contextlib.suppress(GatewayError):  # expired already, or paid this very moment
-            gateway.expire_session(session_id)
     return order
 
 
-def _require_pending(order: Order) -> None:
-    if order.status != Status.PENDING:
+def _require_completable(order: Order) -> None:
+    if order.status not in (Status.PENDING, Status.FAILED):
         raise OrderActionError(
-            f"Only a pending order can be completed; this one is {order.status}."
+            f"Only a pending or failed order can be completed; this one is {order.status}."
         )
+    if order.async_payment_pending:
+        raise OrderActionError("A payment for this order is in flight; wait for it to settle.")
 
 
 def refund_order(
@@ -232,16 +227,17 @@ def retry_order(order: Order, *, staff) -> str:
 
 
 def _close_session(session_id: str) -> None:
-    """Expire an open Checkout Session; refuse if the buyer completed it (its payment is coming)."""
+    """Make sure the buyer can no longer pay this Checkout Session: expire it if it is open, then
+    look again, and refuse if they completed it (its payment is on its way), even at the moment
+    we expired it."""
     gateway = get_gateway()
-    status = gateway.retrieve_session(session_id).get("status")
-    if status == "complete":
+    if gateway.retrieve_session(session_id).get("status") == "open":
+        with contextlib.suppress(GatewayError):  # completed or expired meanwhile: looked at next
+            gateway.expire_session(session_id)
+    if gateway.retrieve_session(session_id).get("status") == "complete":
         raise OrderActionError(
             "The customer completed the last checkout meanwhile; wait for its payment to settle."
         )
-    if status == "open":
-        with contextlib.suppress(GatewayError):  # it may expire on its own at this very moment
-            gateway.expire_session(session_id)
 
 
 def find_order(public_id: str) -> Order | None:

@@ -8,6 +8,7 @@ from orders.checkout import (
     retry_order,
     start_checkout,
 )
+from orders.gateways import GatewayError
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineEvent, OfflineObject, Order
 from orders.transitions import refunded_amount
@@ -42,7 +43,7 @@ def test_staff_complete_a_pending_order_paid_offline(staff):
 
 def test_completing_an_order_that_is_not_pending_is_refused(staff):
     order = paid_order()
-    with pytest.raises(OrderActionError, match="Only a pending order"):
+    with pytest.raises(OrderActionError, match="Only a pending or failed order"):
         complete_order(order, staff=staff)
 
 
@@ -166,3 +167,33 @@ def test_completing_by_hand_is_refused_while_a_payment_is_in_flight(staff):
         complete_order(order, staff=staff)
     order.refresh_from_db()
     assert (order.status, order.async_payment_pending) == ("pending", True)
+
+
+def test_completing_by_hand_is_refused_when_the_buyer_pays_as_the_checkout_is_closed(
+    staff, monkeypatch
+):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    gateway = OfflineGateway()
+
+    def buyer_pays_first(session_id):
+        gateway.pay(session_id, method="sepa_debit")  # the session completes just before
+        raise GatewayError("This checkout session is no longer open.", code="session_not_open")
+
+    monkeypatch.setattr(OfflineGateway, "expire_session", lambda self, sid: buyer_pays_first(sid))
+    with pytest.raises(OrderActionError, match="completed the last checkout"):
+        complete_order(order, staff=staff)
+    order.refresh_from_db()
+    assert not order.paid_source.startswith("staff")
+
+
+def test_a_failed_order_paid_by_bank_transfer_can_be_completed_by_hand(staff):
+    order = make_order()
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().decline(order.stripe_session_id)
+    complete_order(order, staff=staff, note="bank transfer")
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert [t.to_status for t in order.transitions.all()][-2:] == ["failed", "completed"]
