@@ -3,7 +3,7 @@
 backoff while the mail server is away."""
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -41,20 +41,31 @@ def send_key_emails(*, limit: int = 50) -> int:
     row), sent with no transaction open, then recorded, so a slow mail server holds no lock on
     the order. Returns how many were sent."""
     sent = 0
-    while sent < limit and (email := _claim()) is not None:
+    while sent < limit and (claimed := _claim()) is not None:
+        email, lease = claimed
+        # Recorded only while the lease is ours: a worker that outlived it changes nothing.
+        mine = KeyEmail.objects.filter(pk=email.pk, next_attempt_at=lease)
         try:
             _send(email)
         except Exception as error:  # the mail server's problem: keep the row for a retry
-            _record_failure(email, error)
-        else:
-            KeyEmail.objects.filter(pk=email.pk).update(
-                sent_at=timezone.now(), last_error="", next_attempt_at=None
+            attempts = email.attempts + 1
+            # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
+            backoff = timedelta(minutes=min(2 ** (attempts - 1), 360))
+            mine.update(
+                attempts=attempts,
+                last_error=f"{type(error).__name__}: {error}"[:300],
+                next_attempt_at=timezone.now() + backoff,
             )
+            log.warning("key email for order %s not sent: %s", email.order_id, type(error).__name__)
+        else:
+            mine.update(sent_at=timezone.now(), last_error="", next_attempt_at=None)
             sent += 1
     return sent
 
 
-def _claim() -> KeyEmail | None:
+def _claim() -> tuple[KeyEmail, datetime] | None:
+    """The next due email and the lease taken on it. Attempts are counted when the mail server
+    refuses, so a worker that dies while sending costs a retry, never the email."""
     now = timezone.now()
     due = KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).filter(
         Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
@@ -62,21 +73,11 @@ def _claim() -> KeyEmail | None:
     skip = connection.features.has_select_for_update_skip_locked
     with transaction.atomic():
         email = due.select_for_update(skip_locked=skip, of=("self",)).order_by("id").first()
-        if email is not None:
-            email.attempts += 1
-            email.next_attempt_at = now + LEASE
-            email.save(update_fields=["attempts", "next_attempt_at"])
-    return email
-
-
-def _record_failure(email: KeyEmail, error: Exception) -> None:
-    # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
-    backoff = timedelta(minutes=min(2 ** (email.attempts - 1), 360))
-    KeyEmail.objects.filter(pk=email.pk).update(
-        last_error=f"{type(error).__name__}: {error}"[:300],
-        next_attempt_at=timezone.now() + backoff,
-    )
-    log.warning("key email for order %s not sent: %s", email.order_id, type(error).__name__)
+        if email is None:
+            return None
+        email.next_attempt_at = now + LEASE
+        email.save(update_fields=["next_attempt_at"])
+    return email, email.next_attempt_at
 
 
 def _send(email: KeyEmail) -> None:

@@ -1,3 +1,5 @@
+from unittest import mock
+
 import pytest
 from django.core import mail
 from django.core.management import call_command
@@ -298,3 +300,16 @@ class BrokenBackend:
         import smtplib
 
         raise smtplib.SMTPServerDisconnected("connection lost")
+
+
+def test_a_worker_that_dies_while_sending_costs_a_retry_not_the_email():
+    order = make_order()
+    deliver("checkout.session.completed", session_obj(order))
+    email = KeyEmail.objects.get(order=order)
+    KeyEmail.objects.filter(pk=email.pk).update(attempts=9)  # one attempt left
+    killed = mock.patch("licenses.emails._send", side_effect=SystemExit)  # the worker dies
+    with killed, pytest.raises(SystemExit):
+        send_key_emails()
+    KeyEmail.objects.update(next_attempt_at=None)  # its lease ran out
+    assert send_key_emails() == 1
+    assert mail.outbox[0].to == [order.email]
