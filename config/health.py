@@ -20,7 +20,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         beat = (
             WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
         )
-        backlog = Delivery.objects.filter(status="pending").count()
+        backlog = Delivery.objects.filter(status="pending", destination__enabled=True).count()
         dead = Delivery.objects.filter(status="dead").count()
     except DatabaseError:
         return JsonResponse({"database": "down"}, status=503)

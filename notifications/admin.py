@@ -34,8 +34,8 @@ class DestinationForm(forms.ModelForm):
 
     def save(self, commit: bool = True):
         destination = super().save(commit=False)
-        if destination.enabled:
-            destination.disabled_reason = ""
+        # Staff decide from here: enabled, or switched off (and then it gets no messages).
+        destination.disabled_reason = ""
         if commit:
             destination.save()
         return destination

@@ -35,19 +35,27 @@ def sync_settings_destination() -> None:
         webhook_id, token = parse_webhook_url(url)
     except InvalidWebhookURL:
         return  # reported by the system checks
-    row = Destination.objects.filter(name=SETTINGS_DESTINATION).first()
-    if row is None:
-        Destination.objects.create(
-            name=SETTINGS_DESTINATION,
-            webhook_id=webhook_id,
-            token=token,
-            from_settings=True,
-            events=list(DEFAULT_EVENTS),
-        )
-    elif (row.webhook_id, row.token) != (webhook_id, token):
+    row, created = Destination.objects.get_or_create(
+        name=SETTINGS_DESTINATION,
+        defaults={
+            "webhook_id": webhook_id,
+            "token": token,
+            "from_settings": True,
+            "events": list(DEFAULT_EVENTS),
+        },
+    )
+    if not created and (row.webhook_id, row.token) != (webhook_id, token):
         row.webhook_id, row.token, row.from_settings = webhook_id, token, True
         row.enabled, row.disabled_reason, row.channel_id = True, "", ""
-        row.save()
+        fields = [
+            "webhook_id",
+            "token",
+            "from_settings",
+            "enabled",
+            "disabled_reason",
+            "channel_id",
+        ]
+        row.save(update_fields=fields)
     _synced.clear()
     _synced[url] = True
 

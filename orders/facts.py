@@ -87,8 +87,11 @@ def record_session(order: Order, session: dict[str, Any], *, source: str) -> boo
     if paid and pi_id and not order.is_paid and order.stripe_payment_intent_id != pi_id:
         # Money taken always wins: the paying attempt's ids are the ones refunds will name.
         order.stripe_payment_intent_id, order.stripe_charge_id, changed = pi_id, "", True
-    if order.amount_total_cents is None and session.get("amount_total") is not None:
-        order.amount_total_cents, changed = session["amount_total"], True
+    total = session.get("amount_total")
+    # What the paying session charged wins over an earlier unpaid attempt's total.
+    if total is not None and (order.amount_total_cents is None or (paid and not order.is_paid)):
+        changed |= order.amount_total_cents != total
+        order.amount_total_cents = total
     if isinstance(charge, dict):
         changed |= _record_charge_details(order, charge)
     if not paid and session.get("status") == "complete":

@@ -205,3 +205,17 @@ def test_a_dead_message_can_be_sent_again_from_the_admin(staff_client):
     )
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.use_fallback) == ("pending", 0, False)
+
+
+def test_staff_can_switch_off_a_destination_discord_refused(staff_client):
+    destination = Destination.objects.create(
+        name="gone", webhook_id="1" * 18, token="t" * 68, enabled=False, disabled_reason="404"
+    )
+    staff_client.post(
+        f"/admin/notifications/destination/{destination.pk}/change/",
+        {"name": "gone", "webhook_url": "", "events": ["order.completed"]},
+    )
+    destination.refresh_from_db()
+    assert (destination.enabled, destination.disabled_reason) == (False, "")
+    paid_order()
+    assert not Delivery.objects.filter(destination=destination).exists()

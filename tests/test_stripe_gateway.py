@@ -441,7 +441,9 @@ def test_no_lock_on_the_order_is_held_while_stripe_answers_a_refund(
 
     thread = threading.Thread(target=refund_in_another_thread)
     thread.start()
+    deadline = time.monotonic() + 10
     while not fake_stripe.requests_to("POST", "/v1/refunds"):
+        assert time.monotonic() < deadline and thread.is_alive(), outcome
         time.sleep(0.01)
     with transaction.atomic():  # the webhook or another staff member can lock it meanwhile
         Order.objects.select_for_update(nowait=True).get(pk=order.pk)
