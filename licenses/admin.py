@@ -52,31 +52,28 @@ class PoolKeyAdmin(admin.ModelAdmin):
         return render(request, "admin/licenses/poolkey/import.html", context)
 
 
+def _each(modeladmin, request, objects, change) -> None:
+    for obj in objects:
+        try:
+            change(obj, staff=request.user)
+        except ValueError as error:
+            modeladmin.message_user(request, f"{obj}: {error}", messages.ERROR)
+
+
 @admin.action(description="Suspend (staff)")
 def suspend(modeladmin, request, queryset):
-    for license in queryset:
-        try:
-            suspend_license(license, staff=request.user)
-        except ValueError as error:
-            modeladmin.message_user(request, f"{license}: {error}", messages.ERROR)
+    _each(modeladmin, request, queryset, suspend_license)
 
 
 @admin.action(description="Reinstate")
 def reinstate(modeladmin, request, queryset):
-    for license in queryset:
-        try:
-            reinstate_license(license, staff=request.user)
-        except ValueError as error:
-            modeladmin.message_user(request, f"{license}: {error}", messages.ERROR)
+    _each(modeladmin, request, queryset, reinstate_license)
 
 
 @admin.action(description="Resend the keys email of these licenses' orders")
 def resend(modeladmin, request, queryset):
-    for order in {license.order for license in queryset.select_related("order")}:
-        try:
-            resend_keys(order, staff=request.user)
-        except ValueError as error:
-            modeladmin.message_user(request, f"{order}: {error}", messages.ERROR)
+    orders = {license.order for license in queryset.select_related("order")}
+    _each(modeladmin, request, orders, resend_keys)
 
 
 @admin.register(License)

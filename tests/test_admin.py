@@ -2,7 +2,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import User
-from licenses.models import PoolKey
+from licenses.models import KeyEmail, PoolKey
 from notifications.models import Delivery, Destination, Notification
 from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
@@ -219,3 +219,30 @@ def test_staff_can_switch_off_a_destination_discord_refused(staff_client):
     assert (destination.enabled, destination.disabled_reason) == (False, "")
     paid_order()
     assert not Delivery.objects.filter(destination=destination).exists()
+
+
+def test_staff_suspend_reinstate_and_resend_keys_from_the_license_admin(staff_client):
+    order = paid_order()
+    license = order.licenses.get()
+
+    def license_action(action):
+        return staff_client.post(
+            "/admin/licenses/license/",
+            {"action": action, "_selected_action": [license.pk]},
+            follow=True,
+        )
+
+    license_action("suspend")
+    license.refresh_from_db()
+    assert (license.status, license.reason, license.changed_by.email) == (
+        "suspended",
+        "staff",
+        "boss@example.com",
+    )
+    page = license_action("suspend").content.decode()  # already suspended: allowed again
+    license_action("reinstate")
+    license.refresh_from_db()
+    assert license.status == "active"
+    license_action("resend")
+    assert KeyEmail.objects.filter(order=order, requested_by__email="boss@example.com").exists()
+    assert license.key not in page
