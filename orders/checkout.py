@@ -53,7 +53,7 @@ def start_checkout(order: Order) -> str:
     """
     items = [
         LineItem(name=item.product.name, unit_amount=item.unit_price_cents, quantity=item.quantity)
-        for item in order.items.select_related("product")
+        for item in order.line_items()
     ]
     try:
         session = get_gateway().create_session(

@@ -2,7 +2,6 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -45,16 +44,11 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
     except GatewayError as error:
         context = {"order": order, "message": error.message}
         return render(request, "orders/checkout_error.html", context, status=502)
-    return _see_other(url)
+    return SeeOther(url)
 
 
 class SeeOther(HttpResponseRedirect):
     status_code = 303
-    allowed_schemes = ["http", "https"]
-
-
-def _see_other(url: str) -> HttpResponse:
-    return SeeOther(url)
 
 
 @login_not_required
@@ -73,7 +67,7 @@ def success(request: HttpRequest) -> HttpResponse:
         return render(request, "orders/problem.html", {"message": error.message}, status=502)
     if order is None:
         raise Http404("No order for this checkout session")
-    return _see_other(reverse("orders:detail", args=[order.public_id]))
+    return SeeOther(reverse("orders:detail", args=[order.public_id]))
 
 
 @login_not_required
@@ -140,13 +134,12 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         action = form.cleaned_data["action"]
         try:
-            with transaction.atomic():
-                next_url = _act(gateway, session, action)
+            next_url = _act(gateway, session, action)  # each action is its own transaction
         except GatewayError as exc:
             error = exc.message
         else:
             if next_url:
-                return _see_other(next_url)
+                return SeeOther(next_url)
             session = gateway.retrieve_session(session_id)
             order.refresh_from_db()
             error = f"{order.failure_message} Try again or use another method."
