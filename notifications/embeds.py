@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from orders.templatetags.shop import money
+from orders.money import format_money as money
 
 from .events import COLOURS, Event
 

@@ -5,7 +5,7 @@ from django.dispatch import receiver
 from licenses.signals import stock_low
 from orders import signals
 from orders.models import Status
-from orders.templatetags.shop import money
+from orders.money import format_money as money
 
 from .embeds import order_embed, stock_embed, when
 from .events import Event

@@ -15,6 +15,7 @@ from django.urls import reverse
 from . import facts
 from .gateways import GatewayError, LineItem, get_gateway
 from .models import Order, OrderItem, OrderTransition, Product, Refund, Status
+from .money import format_money
 from .signals import checkout_started, order_placed
 from .transitions import refunded_amount, transition_order
 from .webhooks import apply_facts, locate_order
@@ -193,14 +194,16 @@ def _refundable(order: Order, amount_cents: int | None, expected_refunded_cents:
     left = order.total_cents - already
     amount = left if amount_cents is None else amount_cents
     if not 0 < amount <= left:
-        raise OrderActionError(f"A refund must be between 0.01 and {left / 100:.2f}.")
+        smallest, most = format_money(1, order.currency), format_money(left, order.currency)
+        raise OrderActionError(f"A refund must be between {smallest} and {most}.")
     if not order.stripe_payment_intent_id:
         raise OrderActionError("This order was paid outside Stripe; refund it there.")
     return amount
 
 
-def retry_order(order: Order, *, staff) -> str:
+def retry_order(order: Order, *, staff, source: str = "") -> str:
     """A failed order gets a new attempt and a new Checkout Session; returns the payment link.
+    Staff retry it, or the customer pays again (`staff=None`, `source` names them).
 
     The old session is closed first, so a tab still open on it cannot take a second payment; if
     the buyer completed it meanwhile, the retry is refused (its payment event is on its way).
@@ -221,7 +224,12 @@ def retry_order(order: Order, *, staff) -> str:
         order.failure_event_created = None
         order.async_payment_pending = False
         order.save()
-        transition_order(order, Status.PENDING, source=_staff(staff), reason="staff retry")
+        transition_order(
+            order,
+            Status.PENDING,
+            source=source or _staff(staff),
+            reason="staff retry" if staff else "paid again by the customer",
+        )
         order_placed.send(sender=Order, order=order)
     return start_checkout(order)
 

@@ -86,7 +86,7 @@ def test_a_double_click_on_refund_refunds_once(staff):
 
 def test_a_refund_larger_than_what_is_left_is_refused(staff):
     order = paid_order()
-    with pytest.raises(OrderActionError, match=r"between 0\.01 and 25\.00"):
+    with pytest.raises(OrderActionError, match=r"between \$0\.01 and \$25\.00"):
         refund_order(order, staff=staff, amount_cents=2501)
     assert order.refunds.count() == 0
 

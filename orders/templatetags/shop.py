@@ -1,15 +1,11 @@
 from django import template
 
-register = template.Library()
+from orders.money import format_money
 
-SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+register = template.Library()
 
 
 @register.filter
-def money(cents: int | None, currency: str = "usd") -> str:
-    """1999, "usd" → "$19.99"; unknown currencies keep their code: "19.99 CHF"."""
-    if cents is None:
-        return "—"
-    amount = f"{cents / 100:,.2f}"
-    symbol = SYMBOLS.get((currency or "").lower())
-    return f"{symbol}{amount}" if symbol else f"{amount} {(currency or '').upper()}"
+def money(minor: int | None, currency: str = "usd") -> str:
+    """1999|money:"usd" → "$19.99"; 1999|money:"jpy" → "¥1,999" (see orders.money)."""
+    return format_money(minor, currency)
