@@ -14,6 +14,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from .models import Dispute, Order, Refund
+from .payment_methods import describe_payment_method
 from .signals import dispute_changed, payment_completed, payment_failed, refund_changed
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
@@ -44,14 +45,6 @@ FACT_FIELDS = [
 def attempt_of(obj: dict[str, Any]) -> int | None:
     value = (obj.get("metadata") or {}).get("attempt")
     return int(value) if str(value or "").isdigit() else None
-
-
-def _describe_method(charge: dict[str, Any]) -> str:
-    details = charge.get("payment_method_details") or {}
-    kind = details.get("type") or ""
-    info = details.get(kind) or {}
-    label = " ".join(filter(None, [info.get("brand"), kind.replace("_", " ")]))
-    return f"{label} •••• {info['last4']}" if info.get("last4") else label
 
 
 def mark_paid(order: Order, *, source: str) -> bool:
@@ -139,7 +132,7 @@ def record_failure(
 
 def _record_charge_details(order: Order, charge: dict[str, Any]) -> bool:
     changed = False
-    method = _describe_method(charge)
+    method = describe_payment_method(charge.get("payment_method_details"))
     if method and order.payment_method != method:
         order.payment_method, changed = method[:100], True
     if charge.get("id") and not order.stripe_charge_id:

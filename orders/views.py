@@ -56,9 +56,8 @@ class SeeOther(HttpResponseRedirect):
 def success(request: HttpRequest) -> HttpResponse:
     session_id = request.GET.get("session_id", "")
     if not session_id or "{" in session_id:
-        return render(
-            request, "orders/problem.html", {"message": "No checkout session given."}, 400
-        )
+        context = {"message": "This link has no checkout session in it."}
+        return render(request, "orders/problem.html", context, status=400)
     try:
         order = fulfil_session(session_id)
     except GatewayError as error:
@@ -74,7 +73,8 @@ def success(request: HttpRequest) -> HttpResponse:
 @require_GET
 def cancel(request: HttpRequest, public_id: str) -> HttpResponse:
     order = find_order(public_id) or _not_found()
-    return render(request, "orders/cancel.html", {"order": order})
+    expired = order.failure_code == "expired" and not order.is_paid
+    return render(request, "orders/cancel.html", {"order": order, "expired": expired})
 
 
 @login_not_required
@@ -88,6 +88,8 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "items": items,
         "sends_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
         "history": order.transitions.all(),
+        # Read through the reverse relation: `orders` imports nothing from `licenses`.
+        "waiting": order.licenses.filter(status="pending").select_related("product"),
         "refreshing": order.status == Status.PENDING,
     }
     return render(request, "orders/order_detail.html", context)

@@ -177,7 +177,7 @@ def test_the_webhook_racing_the_success_page_completes_the_order_once(sent):
         assert sent["payment_completed", order.pk] == 1
         assert order.stripe_payment_intent_id == session["payment_intent"]
         assert order.stripe_charge_id == session["latest_charge"]
-        assert order.payment_method == "visa card •••• 4242"
+        assert order.payment_method == "Visa •••• 4242"
         assert StripeEvent.objects.filter(id=event["id"]).count() == 1
 
 

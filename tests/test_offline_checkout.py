@@ -40,7 +40,7 @@ def test_paying_completes_the_order_through_a_signed_webhook_event(client):
     receipt = client.get(response["Location"], follow=True)
     order.refresh_from_db()
     assert order.status == "completed"
-    assert order.payment_method == "visa card •••• 4242"
+    assert order.payment_method == "Visa •••• 4242"
     assert StripeEvent.objects.filter(type="checkout.session.completed", outcome="applied").exists()
     assert b"Thank you" in receipt.content
 
@@ -81,7 +81,9 @@ def test_letting_the_session_expire_fails_the_order_and_shows_the_cancel_page(cl
     _, order = buy(client, make_product())
     response = press(client, order, "expire")
     assert "/checkout/cancel/" in response["Location"]
-    assert b"not charged" in client.get(response["Location"]).content
+    page = client.get(response["Location"]).content.decode()
+    assert "<h1>Checkout expired</h1>" in page
+    assert "not charged" in page
     order.refresh_from_db()
     assert (order.status, order.failure_code) == ("failed", "expired")
 

@@ -368,7 +368,7 @@ def test_the_success_page_fulfils_a_paid_session_and_redirects_to_the_order(clie
     assert order.stripe_payment_intent_id == intent["id"]
     assert order.stripe_charge_id == intent["latest_charge"]
     assert order.amount_total_cents == 4900
-    assert order.payment_method == "visa card •••• 4242"
+    assert order.payment_method == "Visa •••• 4242"
 
 
 def test_the_success_page_fulfils_once_however_often_it_is_loaded(client, fake_stripe):

@@ -188,11 +188,11 @@ def test_saving_a_stale_order_keeps_the_status_the_state_machine_wrote():
     stale = Order.objects.get(pk=order.pk)
     transition_order(order, Status.COMPLETED, source="evt_1")
 
-    stale.payment_method = "visa card •••• 4242"
+    stale.payment_method = "Visa •••• 4242"
     stale.save()
 
     stored = Order.objects.get(pk=order.pk)
-    assert (stored.status, stored.payment_method) == (Status.COMPLETED, "visa card •••• 4242")
+    assert (stored.status, stored.payment_method) == (Status.COMPLETED, "Visa •••• 4242")
 
 
 @pytest.mark.parametrize("fields", [["status"], ["email", "status"]])

@@ -414,7 +414,7 @@ def test_a_paid_session_with_an_expanded_payment_intent_records_the_charge_and_m
     assert order.status == "completed"
     assert order.stripe_payment_intent_id == f"pi_{order.number}"
     assert order.stripe_charge_id == f"ch_{order.number}"
-    assert order.payment_method == "visa card •••• 4242"
+    assert order.payment_method == "Visa •••• 4242"
 
 
 def test_an_unpaid_completed_session_keeps_the_order_pending_with_an_async_payment_in_flight(
@@ -570,7 +570,7 @@ def test_a_partial_charge_refund_is_recorded_and_the_order_stays_completed(clien
     assert stored.outcome == "applied"
     assert (order.status, order.charge_amount_refunded_cents) == ("completed", 1000)
     assert order.stripe_charge_id == f"ch_{order.number}"
-    assert order.payment_method == "visa card •••• 4242"
+    assert order.payment_method == "Visa •••• 4242"
 
 
 def test_a_full_charge_refund_refunds_the_order(client, order):
