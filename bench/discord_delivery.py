@@ -147,10 +147,10 @@ def start_workers(count: int, log) -> list[subprocess.Popen]:
 
 
 def wait_for_heartbeats(workers: list[subprocess.Popen]) -> None:
-    from notifications.models import WorkerHeartbeat
+    from workers.models import Heartbeat
 
     deadline = time.monotonic() + 30
-    while WorkerHeartbeat.objects.count() < len(workers):
+    while Heartbeat.objects.count() < len(workers):
         if any(w.poll() is not None for w in workers):
             raise RuntimeError("a worker exited while starting")
         if time.monotonic() > deadline:

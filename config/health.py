@@ -1,36 +1,73 @@
+"""GET /healthz: the database, each worker the shop needs in its mode, and their backlogs."""
+
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError
+from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from notifications.models import Delivery, WorkerHeartbeat
+from licenses.emails import MAX_ATTEMPTS
+from licenses.models import KeyEmail
+from notifications.models import Delivery
+from orders.gateways import is_offline
+from orders.models import OfflineEvent
+from workers.models import Heartbeat
 
+# A worker beats every 5 s; a minute of silence means it is gone or stuck.
 STALE = timedelta(seconds=60)
+
+
+def _backlogs(now) -> dict[str, int]:
+    backlogs = {
+        "deliver_notifications": Delivery.objects.filter(
+            status="pending", destination__enabled=True
+        ).count(),
+        "send_key_emails": KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).count(),
+    }
+    if is_offline():  # the test gateway's delayed payments need their own worker
+        backlogs["deliver_test_events"] = OfflineEvent.objects.filter(
+            delivered_at=None, deliver_after__lte=now
+        ).count()
+    return backlogs
 
 
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 while the database answers (with the delivery worker's heartbeat and the outbox
-    backlog, for monitoring), 503 when it does not."""
+    """200 while the database answers, with every expected worker's last heartbeat and backlog
+    ("ok", "stale" or "never seen"; "status" is "degraded" unless all are ok); 503 when the
+    database does not answer."""
+    now = timezone.now()
     try:
-        beat = (
-            WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+        backlogs = _backlogs(now)
+        seen = dict(
+            Heartbeat.objects.filter(kind__in=backlogs)
+            .values("kind")
+            .annotate(last=Max("seen_at"))
+            .values_list("kind", "last")
         )
-        backlog = Delivery.objects.filter(status="pending", destination__enabled=True).count()
         dead = Delivery.objects.filter(status="dead").count()
     except DatabaseError:
         return JsonResponse({"database": "down"}, status=503)
-    worker = "never seen" if beat is None else ("ok" if timezone.now() - beat < STALE else "stale")
+    workers = {
+        kind: {
+            "state": "never seen"
+            if kind not in seen
+            else ("ok" if now - seen[kind] < STALE else "stale"),
+            "seen_at": seen[kind].isoformat() if kind in seen else None,
+            "backlog": backlog,
+        }
+        for kind, backlog in backlogs.items()
+    }
+    healthy = all(worker["state"] == "ok" for worker in workers.values())
     return JsonResponse(
         {
+            "status": "ok" if healthy else "degraded",
             "database": "ok",
-            "worker": worker,
-            "worker_seen_at": beat.isoformat() if beat else None,
-            "outbox_backlog": backlog,
+            "workers": workers,
             "outbox_dead": dead,
         }
     )

@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "orders",
     "licenses",
     "notifications",
+    "workers",
+    "dashboards",
 ]
 
 MIDDLEWARE = [

@@ -159,11 +159,3 @@ class GlobalRateLimit(models.Model):
 
     def __str__(self) -> str:
         return f"global limit until {self.blocked_until}"
-
-
-class WorkerHeartbeat(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    seen_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.name} seen {self.seen_at}"

@@ -25,7 +25,6 @@ from .models import (
     DeliveryStatus,
     Destination,
     GlobalRateLimit,
-    WorkerHeartbeat,
 )
 
 MAX_BATCH = 10
@@ -251,7 +250,3 @@ def deliver_due(worker: str = "inline", *, max_messages: int = 1000) -> int:
     while sent < max_messages and deliver_one(worker):
         sent += 1
     return sent
-
-
-def beat(worker: str) -> None:
-    WorkerHeartbeat.objects.update_or_create(name=worker, defaults={"seen_at": timezone.now()})

@@ -2,30 +2,59 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import OperationalError
+from django.utils import timezone
 
-from notifications.worker import beat
+from tests.factories import make_order
+from workers.command import beat
 
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_answers_200_with_the_worker_and_the_backlog(client):
+def test_healthz_reports_every_worker_the_test_mode_needs_with_its_backlog(client):
+    make_order()  # an order.pending notification waits for a destination's worker: none yet
     response = client.get("/healthz")
+
     assert response.status_code == 200
-    assert response.json() == {
-        "database": "ok",
-        "worker": "never seen",
-        "worker_seen_at": None,
-        "outbox_backlog": 0,
-        "outbox_dead": 0,
+    body = response.json()
+    assert (body["status"], body["database"]) == ("degraded", "ok")
+    assert set(body["workers"]) == {
+        "deliver_notifications",
+        "send_key_emails",
+        "deliver_test_events",
     }
-    beat("host:1")
-    assert client.get("/healthz").json()["worker"] == "ok"
+    assert body["workers"]["send_key_emails"] == {
+        "state": "never seen",
+        "seen_at": None,
+        "backlog": 0,
+    }
+
+
+def test_healthz_is_ok_once_each_expected_worker_beats_and_stale_when_one_stops(client):
+    for kind in ("deliver_notifications", "send_key_emails", "deliver_test_events"):
+        beat(kind, f"host:{kind}")
+    assert client.get("/healthz").json()["status"] == "ok"
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert {w["state"] for w in body["workers"].values()} == {"stale"}
+
+
+def test_healthz_does_not_expect_the_test_gateway_worker_with_stripe_configured(client, settings):
+    settings.STRIPE_SECRET_KEY = "sk_test_abc"
+    for kind in ("deliver_notifications", "send_key_emails"):
+        beat(kind, f"host:{kind}")
+    body = client.get("/healthz").json()
+    assert set(body["workers"]) == {"deliver_notifications", "send_key_emails"}
+    assert body["status"] == "ok"
 
 
 def test_healthz_answers_503_when_the_database_is_down(client, monkeypatch):
