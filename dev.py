@@ -9,6 +9,7 @@ Only the standard library is used here: this script is what installs everything 
 """
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -79,10 +80,10 @@ def reset_staff_password(env: dict) -> str:
 
 
 def is_test_mode(env: dict) -> bool:
-    """Whether the shop runs on the offline test gateway, as its settings (and .env) decide."""
-    code = "from orders.gateways import is_offline; print(is_offline())"
-    result = manage("shell", "-c", code, env=env, capture_output=True, text=True)
-    return result.stdout.strip() == "True"
+    """Whether the shop runs on the offline test gateway, as its settings (and .env) decide.
+    `payment_mode` prints nothing but its JSON answer."""
+    result = manage("payment_mode", env=env, capture_output=True, text=True)
+    return json.loads(result.stdout)["test_mode"] is True
 
 
 def start() -> None:

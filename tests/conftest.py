@@ -1,5 +1,6 @@
 import pytest
 
+from tests.browser import browser  # noqa: F401  (Playwright's Chromium, module-scoped)
 from tests.fake_discord import fake_discord  # noqa: F401  (the fake Discord fixture)
 from tests.fake_stripe import fake_stripe  # noqa: F401  (the fake Stripe fixture)
 

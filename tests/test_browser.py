@@ -1,18 +1,9 @@
-"""A shopper's path through the offline TEST MODE gateway, in a real browser.
+"""A shopper's path through the offline TEST MODE gateway, in a real browser (tests/browser.py):
+Playwright drives Debian's `chromium` against pytest-django's live server. Screenshots are for a
+person to look at; nothing asserts on them."""
 
-Playwright (sync API) drives Debian's `chromium` against pytest-django's live server. Without
-chromium or the `playwright` package the module is skipped here, but fails under CI=true, so a
-missing install step shows up as a red build instead of a quiet skip. Screenshots go to
-<tmp>/shots/ for a person to look at; nothing asserts on them.
-"""
-
-import importlib.util
-import os
 import re
-import shutil
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -20,50 +11,13 @@ from django.utils import timezone
 
 from orders.gateways.offline import deliver_due_events
 from orders.models import Order
+from tests.browser import WAIT_MS, shoot, skip_without_a_browser
 from tests.factories import make_product
 
-CHROMIUM = shutil.which("chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
-MISSING = (
-    "the `playwright` Python package is not installed"
-    if importlib.util.find_spec("playwright") is None
-    else "no `chromium` on PATH (apt-get install chromium)"
-    if CHROMIUM is None
-    else ""
-)
-if not MISSING:
-    from playwright.sync_api import expect, sync_playwright
-elif not IN_CI:
-    pytest.skip(f"browser tests need a browser: {MISSING}", allow_module_level=True)
+skip_without_a_browser()
+from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SHOTS = Path(tempfile.gettempdir()) / "shots"
-# Chromium's background services would otherwise reach for the network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# Long enough for a slow CI machine and two meta refreshes (every 3 s), short enough to fail fast.
-WAIT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if MISSING:
-        pytest.fail(f"CI must run the browser tests, but {MISSING}", pytrace=False)
-
-    # The sync API keeps an event loop running on this thread, which Django's async-safety check
-    # mistakes for async code calling the ORM (the test's own queries, the database flush).
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -75,11 +29,6 @@ def page(browser, live_server, settings):
     page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
 def buy_now(page, product, *, email: str = "ada@example.com", quantity: int = 1) -> None:

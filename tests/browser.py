@@ -1,0 +1,64 @@
+"""Playwright driving Debian's `chromium`, shared by the browser tests.
+
+Without chromium or the `playwright` package a browser test is skipped here, but fails under
+CI=true, so a missing install step shows up as a red build instead of a quiet skip. Screenshots go
+to <tmp>/shots/ unless a test saves them under docs/screenshots/ for the README.
+"""
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+MISSING = (
+    "the `playwright` Python package is not installed"
+    if importlib.util.find_spec("playwright") is None
+    else "no `chromium` on PATH (apt-get install chromium)"
+    if CHROMIUM is None
+    else ""
+)
+SHOTS = Path(tempfile.gettempdir()) / "shots"
+# Chromium's background services would otherwise reach for the network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Long enough for a slow CI machine and two page refreshes, short enough to fail fast.
+WAIT_MS = 15_000
+
+
+def skip_without_a_browser() -> None:
+    """Call at a browser test module's top."""
+    if MISSING and not IN_CI:
+        pytest.skip(f"browser tests need a browser: {MISSING}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if MISSING and IN_CI:
+        pytest.fail(f"CI must run the browser tests, but {MISSING}", pytrace=False)
+    if MISSING:
+        pytest.skip(f"browser tests need a browser: {MISSING}")
+    from playwright.sync_api import sync_playwright
+
+    # The sync API keeps an event loop running on this thread, which Django's async-safety check
+    # mistakes for async code calling the ORM (the test's own queries, the database flush).
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shoot(page, name: str, folder: Path = SHOTS) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=folder / f"{name}.png", full_page=True)

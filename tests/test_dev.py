@@ -1,0 +1,31 @@
+"""dev.py, the README's first command: what it decides before it starts anything."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
+dev = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(dev)
+
+
+@pytest.mark.parametrize(
+    ("key", "test_mode"), [("", True), ("sk_test_51Example", False), ("rk_live_x", False)]
+)
+def test_dev_py_reads_the_payment_mode_the_settings_decide(key, test_mode):
+    # As dev.py runs it: a child process with the settings' environment (and .env, if any).
+    env = {**os.environ, "STRIPE_SECRET_KEY": key, "DEBUG": "1"}
+    assert dev.is_test_mode(env) is test_mode
+
+
+def test_dev_py_is_not_fooled_by_what_django_prints_at_start(monkeypatch):
+    # Django 5.2's shell prints "N objects imported automatically" before any code runs; the
+    # probe must not read a shell's chatter.
+    calls = []
+    real = dev.manage
+    monkeypatch.setattr(dev, "manage", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert dev.is_test_mode({**os.environ, "STRIPE_SECRET_KEY": ""}) is True
+    assert calls == [("payment_mode",)]
