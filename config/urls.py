@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from .health import healthz
+from .views import favicon
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon),
     path("", include("licenses.urls")),
     path("", include("orders.urls")),
 ]
