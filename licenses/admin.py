@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from config.admin_mixins import ViewOnly
 from orders.models import LicenseKind, Product
 
 from .emails import resend_keys
@@ -17,15 +18,12 @@ class ImportKeysForm(forms.Form):
 
 
 @admin.register(PoolKey)
-class PoolKeyAdmin(admin.ModelAdmin):
+class PoolKeyAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["__str__", "product", "imported_at", "claimed_at"]
     list_filter = ["product", ("claimed_at", admin.EmptyFieldListFilter)]
     fields = ["product", "imported_at", "claimed_at"]
     readonly_fields = ["product", "imported_at", "claimed_at"]
     change_list_template = "admin/licenses/poolkey/change_list.html"
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     def get_urls(self):
         extra = [
@@ -77,10 +75,11 @@ def resend(modeladmin, request, queryset):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["__str__", "masked_key", "status", "reason", "created_at"]
     list_filter = ["status", "reason", "product"]
     search_fields = ["order__number", "order__email"]
+    list_select_related = ["order", "product"]
     exclude = ["key", "key_hash"]
     readonly_fields = [
         "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
@@ -88,17 +87,9 @@ class LicenseAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     actions = [suspend, reinstate, resend]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the record of what was sold and paid: never deleted from a form
-
 
 @admin.register(KeyEmail)
-class KeyEmailAdmin(admin.ModelAdmin):
+class KeyEmailAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["order", "created_at", "sent_at", "attempts", "last_error"]
+    list_select_related = ["order"]
     readonly_fields = [f.name for f in KeyEmail._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False

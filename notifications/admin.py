@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.loader import render_to_string
 
+from config.admin_mixins import ViewOnly, pretty_json
+
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import Event
 from .models import Delivery, DeliveryAttempt, Destination, Notification
@@ -81,30 +83,28 @@ def send_again(modeladmin, request, queryset):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["notification", "destination", "status", "attempts", "last_status", "sent_at"]
     list_filter = ["status", "destination"]
+    list_select_related = ["notification", "destination"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [AttemptInline]
     actions = [send_again]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["event", "__str__", "order", "created_at"]
     list_filter = ["event"]
-    readonly_fields = ["event", "order", "preview", "created_at", "embed"]
+    readonly_fields = ["event", "order", "preview", "created_at", "embed_json"]
+    fields = readonly_fields
+    list_select_related = ["order"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # a record of what happened: viewable, not editable
+    @admin.display(description="Embed (JSON)")
+    def embed_json(self, notification: Notification) -> str:
+        return pretty_json(notification.embed)
 
     @admin.display(description="Preview")
     def preview(self, notification: Notification) -> str:
         """The embed roughly as Discord shows it (all text escaped)."""
         return render_to_string("notifications/embed_preview.html", {"embed": notification.embed})
-
-    def has_add_permission(self, request) -> bool:
-        return False

@@ -1,17 +1,27 @@
+from datetime import UTC, datetime
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from config.admin_mixins import ViewOnly, money_field, pretty_json
 
 from .checkout import OrderActionError, complete_order, refund_order, retry_order
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
+from .money import format_money
+from .transitions import refunded_amount
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "price_cents", "currency", "license_kind", "active"]
+    list_display = ["name", "slug", "price", "license_kind", "active"]
     list_filter = ["active", "license_kind"]
     prepopulated_fields = {"slug": ["name"]}
+
+    price = money_field("price_cents", "price")
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -27,6 +37,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ItemInline(ReadOnlyInline):
     model = OrderItem
+    fields = ["product", "quantity", "unit_price"]
+    readonly_fields = fields
+
+    @admin.display(description="unit price")
+    def unit_price(self, item) -> str:
+        return format_money(item.unit_price_cents, item.order.currency)
 
 
 class TransitionInline(ReadOnlyInline):
@@ -35,10 +51,24 @@ class TransitionInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
+    fields = [
+        "stripe_refund_id",
+        "amount",
+        "status",
+        "reason",
+        "failure_reason",
+        "requested_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+    amount = money_field("amount_cents", "amount")
 
 
 class DisputeInline(ReadOnlyInline):
     model = Dispute
+    fields = ["stripe_dispute_id", "amount", "status", "reason", "evidence_due_by", "created_at"]
+    readonly_fields = fields
+    amount = money_field("amount_cents", "amount")
 
 
 def _each(modeladmin, request: HttpRequest, orders: QuerySet, action, done: str) -> None:
@@ -119,30 +149,48 @@ def _close(won: bool):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    list_display = ["number", "email", "status", "total_cents", "currency", "created_at"]
+class OrderAdmin(ViewOnly, admin.ModelAdmin):
+    list_display = ["number", "email", "status", "total", "created_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["number", "email", "stripe_session_id", "stripe_payment_intent_id"]
-    readonly_fields = [f.name for f in Order._meta.fields]
+    fields = [
+        "number", "public_id", "status", "email", "user", "currency", "subtotal", "total",
+        "refunded", "payment_method", "paid_at", "paid_source", "async_payment_pending",
+        "failure_code", "failure_message", "attempt", "livemode", "stripe_session_id",
+        "stripe_payment_intent_id", "stripe_charge_id", "disputes_summary", "created_at",
+        "updated_at",
+    ]  # fmt: skip
+    readonly_fields = fields
     inlines = [ItemInline, TransitionInline, RefundInline, DisputeInline]
     actions = [complete, refund, retry, open_dispute, _close(True), _close(False)]
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    subtotal = money_field("subtotal_cents", "subtotal (catalog)")
+    total = money_field("total_cents", "total", ordering="amount_total_cents")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the record of what was sold and paid: never deleted from a form
+    @admin.display(description="refunded")
+    def refunded(self, order: Order) -> str:
+        return format_money(refunded_amount(order), order.currency)
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["id", "type", "outcome", "order", "received_at"]
     list_filter = ["outcome", "type"]
     search_fields = ["id", "payment_intent_id"]
-    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+    list_select_related = ["order"]
+    fields = [
+        "id", "type", "outcome", "detail", "order", "livemode", "created_at", "received_at",
+        "payment_intent_id", "payload_shown",
+    ]  # fmt: skip
+    readonly_fields = fields
 
-    def has_add_permission(self, request) -> bool:
-        return False
+    @admin.display(description="created at Stripe", ordering="created")
+    def created_at(self, event: StripeEvent) -> str:
+        return date_format(
+            datetime.fromtimestamp(event.created, UTC).astimezone(timezone.get_current_timezone()),
+            "DATETIME_FORMAT",
+        )
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the record of what was sold and paid: never deleted from a form
+    @admin.display(description="payload")
+    def payload_shown(self, event: StripeEvent) -> str:
+        return pretty_json(event.payload)

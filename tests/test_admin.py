@@ -4,9 +4,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.models import User
 from licenses.models import KeyEmail, PoolKey
 from notifications.models import Delivery, Destination, Notification
-from orders.checkout import start_checkout
+from orders.checkout import complete_order, start_checkout
 from orders.gateways.offline import OfflineGateway
-from orders.models import LicenseKind
+from orders.models import LicenseKind, StripeEvent
 from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,6 +119,50 @@ def test_the_admin_pages_open(staff_client):
         "/admin/notifications/delivery/",
     ]:
         assert staff_client.get(url).status_code == 200, url
+
+
+def test_the_admin_shows_money_in_the_orders_currency_and_times_as_dates(staff_client):
+    order = make_order(product=make_product(price_cents=1999, currency="jpy"))
+    complete_order(order, staff=None)
+    listing = staff_client.get("/admin/orders/order/").content.decode()
+    page = staff_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    assert "¥1,999" in listing and "¥1,999" in page
+    assert "19.99" not in listing + page
+    assert "TOTAL CENTS" not in listing.upper()
+
+    event = StripeEvent.objects.create(
+        id="evt_1", type="charge.refunded", created=1796122657, payload={"b": 1, "a": {"c": 2}},
+        outcome="applied",
+    )  # fmt: skip
+    page = staff_client.get(f"/admin/orders/stripeevent/{event.pk}/change/").content.decode()
+    assert "1796122657" not in page
+    assert "2026" in page  # 1796122657 is in November 2026
+    assert "{\n  &quot;a&quot;: {\n    &quot;c&quot;: 2\n  },".replace("\\n", "\n") in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/orders/order/{order}/change/",
+        "/admin/orders/stripeevent/{event}/change/",
+        "/admin/licenses/license/{license}/change/",
+        "/admin/notifications/notification/{notification}/change/",
+        "/admin/notifications/delivery/{delivery}/change/",
+    ],
+)
+def test_read_only_admin_pages_have_no_save_button(staff_client, fake_discord, url):
+    fake_discord.destination("orders")
+    order = paid_order()
+    ids = {
+        "order": order.pk,
+        "event": StripeEvent.objects.filter(order=order).first().pk,
+        "license": order.licenses.get().pk,
+        "notification": order.notifications.first().pk,
+        "delivery": Delivery.objects.first().pk,
+    }
+    page = staff_client.get(url.format(**ids))
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
 
 
 def test_license_keys_are_not_shown_in_the_license_admin(staff_client):
