@@ -1,9 +1,12 @@
 """Licenses follow their order: issued on completion, suspended by a dispute, reinstated when that
-dispute is won, revoked on refund. Runs inside the order's transition (see receivers.py)."""
+dispute is won, revoked on refund or a lost chargeback (and active again if an appeal wins the
+money back). Runs inside the order's transition (see receivers.py)."""
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from orders import disputes
 from orders.models import Dispute, LicenseKind, Order
 
 from .emails import queue_key_email
@@ -23,6 +26,7 @@ def issue_licenses(
         return []
     now = timezone.now()
     issued, pool_claims = [], {}
+    chargeback = _lost_dispute_id(order) if reason == SuspensionReason.CHARGEBACK else ""
     for item in order.line_items():
         product = item.product
         if product.license_kind == LicenseKind.NONE:
@@ -32,11 +36,10 @@ def issue_licenses(
             if not with_keys:
                 license.status, license.activated_at = Status.REVOKED, None
                 license.reason, license.revoked_at = reason, now
-            elif product.license_kind == LicenseKind.GENERATED:
-                license.key = generate_key(product.license_prefix)
-                license.key_hash = hash_key(license.key)
-            elif claim_pool_key(license):
-                pool_claims[product] = pool_claims.get(product, 0) + 1
+                license.dispute_id = chargeback
+            elif _give_key(license):
+                if product.license_kind == LicenseKind.POOL:
+                    pool_claims[product] = pool_claims.get(product, 0) + 1
             else:
                 license.status, license.activated_at = Status.PENDING, None
             issued.append(license)
@@ -49,8 +52,23 @@ def issue_licenses(
     return issued
 
 
+def _give_key(license: License) -> bool:
+    """A generated key, or the oldest key in stock of a pool product (False: none left)."""
+    if license.product.license_kind == LicenseKind.GENERATED:
+        license.key = generate_key(license.product.license_prefix)
+        license.key_hash = hash_key(license.key)
+        return True
+    return claim_pool_key(license)
+
+
+def _lost_dispute_id(order: Order) -> str:
+    lost = order.disputes.filter(status=Dispute.Status.LOST).order_by("id").first()
+    return lost.stripe_dispute_id if lost else ""
+
+
 def suspend_for_dispute(order: Order) -> int:
-    dispute = order.disputes.filter(status__in=Dispute.OPEN).order_by("created_at", "id").first()
+    open_statuses = [*disputes.OPEN_RANK, *disputes.APPEAL_RANK]
+    dispute = order.disputes.filter(status__in=open_statuses).order_by("created_at", "id").first()
     return order.licenses.filter(status__in=[Status.ACTIVE, Status.PENDING]).update(
         status=Status.SUSPENDED,
         reason=SuspensionReason.DISPUTE,
@@ -60,30 +78,43 @@ def suspend_for_dispute(order: Order) -> int:
 
 
 def reinstate_after_dispute(order: Order) -> int:
-    """Lift only the suspensions made by disputes that are now closed in our favour; a staff
-    suspension stays."""
-    won = order.disputes.filter(status__in=Dispute.CLOSED - {"lost"})
-    suspended = order.licenses.filter(
-        status=Status.SUSPENDED,
-        reason=SuspensionReason.DISPUTE,
-        dispute_id__in=won.values("stripe_dispute_id"),
+    """Lift only the suspensions made by disputes that are now closed in our favour, and the
+    revocations of a chargeback won on appeal (the money came back); a staff suspension stays."""
+    won = order.disputes.filter(status__in=disputes.FAVOURABLE).values("stripe_dispute_id")
+    undone = order.licenses.filter(dispute_id__in=won).filter(
+        Q(status=Status.SUSPENDED, reason=SuspensionReason.DISPUTE)
+        | Q(status=Status.REVOKED, reason=SuspensionReason.CHARGEBACK)
     )
-    return sum(_reinstate(license) for license in suspended)
+    undone = list(undone.select_related("product"))
+    # Licenses recorded revoked before the payment was ever told (a chargeback that came first)
+    # never had a key: they get one now.
+    keyed = [license for license in undone if not license.key and _give_key(license)]
+    for license in keyed:
+        license.save(update_fields=["key", "key_hash", "pool_key"])
+    for product in {lic.product for lic in keyed if lic.product.license_kind == LicenseKind.POOL}:
+        alert_if_low(product, claimed=sum(lic.product == product for lic in keyed), waiting=False)
+    if keyed:
+        queue_key_email(order.pk)
+    return sum(_reinstate(license) for license in undone)
 
 
 def _reinstate(license: License) -> int:
     license.status = Status.ACTIVE if license.key else Status.PENDING
-    license.reason, license.dispute_id, license.suspended_at = "", "", None
+    license.reason, license.dispute_id = "", ""
+    license.suspended_at = license.revoked_at = None
     license.activated_at = license.activated_at or (timezone.now() if license.key else None)
-    license.save(update_fields=["status", "reason", "dispute_id", "suspended_at", "activated_at"])
+    fields = ["status", "reason", "dispute_id", "suspended_at", "revoked_at", "activated_at"]
+    license.save(update_fields=fields)
     return 1
 
 
 def revoke_all(order: Order, *, reason: str) -> int:
-    """Final: a revoked license never comes back (a new grant is a new key)."""
-    return order.licenses.exclude(status=Status.REVOKED).update(
-        status=Status.REVOKED, reason=reason, revoked_at=timezone.now()
-    )
+    """Final: a revoked license never comes back (a new grant is a new key), except after a
+    chargeback won on appeal, so a chargeback's revocation names its dispute."""
+    changes = {"status": Status.REVOKED, "reason": reason, "revoked_at": timezone.now()}
+    if reason == SuspensionReason.CHARGEBACK:
+        changes["dispute_id"] = _lost_dispute_id(order)
+    return order.licenses.exclude(status=Status.REVOKED).update(**changes)
 
 
 @transaction.atomic

@@ -12,8 +12,8 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
     """Runs inside the transition's transaction; every branch is idempotent."""
     to = transition.to_status
     if to == Status.COMPLETED:
-        if transition.from_status == Status.DISPUTED:
-            reinstate_after_dispute(order)
+        if transition.from_status in (Status.DISPUTED, Status.REFUNDED):
+            reinstate_after_dispute(order)  # refunded → completed: a chargeback won on appeal
         else:
             issue_licenses(order)
     elif to == Status.DISPUTED:

@@ -102,6 +102,7 @@ TITLES = {
     Event.ORDER_REFUNDED: "Order refunded",
     Event.ORDER_DISPUTED: "Payment disputed",
     Event.ORDER_DISPUTE_CLOSED: "Dispute closed",
+    Event.ORDER_REFUND_FAILED: "Refund failed",
 }
 
 

@@ -12,6 +12,7 @@ class Event(models.TextChoices):
     ORDER_REFUNDED = "order.refunded"
     ORDER_DISPUTED = "order.disputed"
     ORDER_DISPUTE_CLOSED = "order.dispute_closed"
+    ORDER_REFUND_FAILED = "order.refund_failed"
     LICENSE_STOCK_LOW = "license.stock_low"
     TEST = "test", "test (send_test_notification)"
 
@@ -25,6 +26,7 @@ COLOURS = {
     Event.ORDER_REFUNDED: 0x95A5A6,
     Event.ORDER_DISPUTED: 0x9B59B6,
     Event.ORDER_DISPUTE_CLOSED: 0x9B59B6,
+    Event.ORDER_REFUND_FAILED: 0xE74C3C,
     Event.LICENSE_STOCK_LOW: 0xE74C3C,
     Event.TEST: 0x3498DB,
 }

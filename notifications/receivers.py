@@ -1,11 +1,14 @@
-"""Each orders/licenses signal becomes a notification. Receivers only write outbox rows."""
+"""Each orders/licenses signal becomes a notification. Receivers only write outbox rows, from
+the final facts the signal carries."""
 
 from django.dispatch import receiver
 
 from licenses.signals import stock_low
 from orders import signals
+from orders.disputes import APPEAL, CLOSED_AFTER_APPEAL, INQUIRY
 from orders.models import Status
-from orders.money import format_money as money
+from orders.money import format_money
+from orders.transitions import outcome
 
 from .embeds import order_embed, stock_embed, when
 from .events import Event
@@ -35,8 +38,9 @@ def notify_payment_completed(sender, order, **kwargs) -> None:
 
 @receiver(signals.order_transitioned, dispatch_uid="notify_order_completed")
 def notify_order_completed(sender, order, transition, **kwargs) -> None:
-    # disputed → completed is told by order.dispute_closed.
-    if transition.to_status == Status.COMPLETED and transition.from_status != Status.DISPUTED:
+    # Back to completed from disputed (or refunded, after an appeal) is told by order.dispute_closed.
+    returned = transition.from_status in (Status.DISPUTED, Status.REFUNDED)
+    if transition.to_status == Status.COMPLETED and not returned:
         _notify(Event.ORDER_COMPLETED, order)
 
 
@@ -45,35 +49,65 @@ def notify_payment_failed(sender, order, code, message, **kwargs) -> None:
     _notify(Event.PAYMENT_FAILED, order, [("Reason", f"{message} ({code})")])
 
 
-@receiver(signals.refund_changed, dispatch_uid="notify_order_refunded")
-def notify_order_refunded(sender, order, refund, newly_succeeded=False, **kwargs) -> None:
-    if not newly_succeeded:
-        return
-    amount = money(refund.amount_cents, refund.currency)
-    kind = "full" if refund.amount_cents >= order.total_cents else "partial"
+@receiver(signals.refund_counted, dispatch_uid="notify_order_refunded")
+def notify_order_refunded(sender, order, refund, refunded_total, fully_refunded, **kwargs) -> None:
+    so_far = f"{format_money(refunded_total, order.currency)} of {format_money(order.total_cents, order.currency)}"
     _notify(
         Event.ORDER_REFUNDED,
         order,
-        [("Refund", f"{amount} ({kind})"), ("Refund reason", refund.reason)],
+        [
+            ("Refund", format_money(refund.amount_cents, refund.currency)),
+            ("Refunded", f"{so_far}: {'refunded in full' if fully_refunded else 'partial'}"),
+            ("Refund reason", refund.reason),
+        ],
     )
 
 
+@receiver(signals.refund_failed, dispatch_uid="notify_refund_failed")
+def notify_refund_failed(sender, order, refund, **kwargs) -> None:
+    _notify(
+        Event.ORDER_REFUND_FAILED,
+        order,
+        [
+            ("Refund", format_money(refund.amount_cents, refund.currency)),
+            (
+                "Failure",
+                f"{refund.status}: {(refund.failure_reason or 'no reason given').replace('_', ' ')}",
+            ),
+            (
+                "Action",
+                "The customer has neither the money nor the license: refund again or settle it on /mgmt.",
+            ),
+        ],
+    )
+
+
+def _stage(dispute) -> str:
+    if dispute.stage in (APPEAL, CLOSED_AFTER_APPEAL):
+        return "Appeal"
+    return "Inquiry" if dispute.status in INQUIRY else "Chargeback"
+
+
 @receiver(signals.dispute_changed, dispatch_uid="notify_dispute")
-def notify_dispute(sender, order, dispute, created, **kwargs) -> None:
+def notify_dispute(sender, order, dispute, change, **kwargs) -> None:
     details = [
+        ("Stage", _stage(dispute)),
         ("Dispute reason", dispute.reason.replace("_", " ")),
-        ("Amount", money(dispute.amount_cents, dispute.currency)),
+        ("Amount", format_money(dispute.amount_cents, dispute.currency)),
     ]
-    if created:  # a dispute first seen closed was opened all the same
-        _notify(
-            Event.ORDER_DISPUTED, order, [*details, ("Evidence due", when(dispute.evidence_due_by))]
-        )
-    if not dispute.is_open:
-        _notify(
-            Event.ORDER_DISPUTE_CLOSED,
-            order,
-            [*details, ("Outcome", dispute.status.replace("_", " "))],
-        )
+    if change == "closed":
+        _notify(Event.ORDER_DISPUTE_CLOSED, order, [*details, ("Outcome", outcome(dispute))])
+        return
+    headline = {"escalated": "Escalated from an inquiry", "appealed": "Reopened by an appeal"}
+    _notify(
+        Event.ORDER_DISPUTED,
+        order,
+        [
+            *details,
+            ("Change", headline.get(change, "")),
+            ("Evidence due", when(dispute.evidence_due_by)),
+        ],
+    )
 
 
 @receiver(stock_low, dispatch_uid="notify_stock_low")

@@ -137,7 +137,7 @@ def _close(won: bool):
         gateway = get_gateway()
 
         def close_open(order):
-            for dispute in order.disputes.filter(status__in=Dispute.OPEN):
+            for dispute in (d for d in order.disputes.all() if d.is_open):
                 gateway.close_dispute(dispute.stripe_dispute_id, won=won)
 
         _each(modeladmin, request, orders, close_open, "dispute closed")

@@ -5,4 +5,5 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        # The system checks, and the offline gateway's delivery of its events to the webhook.
+        from . import checks, offline_events  # noqa: F401

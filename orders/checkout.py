@@ -5,11 +5,13 @@ the status through `transitions`, so the webhook and these paths share one set o
 """
 
 import contextlib
+import logging
 import time
 import uuid
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.urls import reverse
 
 from . import facts
@@ -17,8 +19,11 @@ from .gateways import GatewayError, LineItem, get_gateway
 from .models import Order, OrderItem, OrderTransition, Product, Refund, Status
 from .money import format_money
 from .signals import checkout_started, order_placed
-from .transitions import refunded_amount, transition_order
-from .webhooks import apply_facts, locate_order
+from .stripe_events import locate_order
+from .transitions import transition_order
+from .updates import update_order
+
+log = logging.getLogger(__name__)
 
 
 class OrderActionError(Exception):
@@ -82,10 +87,11 @@ def start_checkout(order: Order) -> str:
 def _record_checkout_error(order: Order, error: GatewayError) -> None:
     with transaction.atomic():
         order = _lock(order)
-        apply_facts(
+        update_order(
             order,
-            lambda: facts.record_failure(
+            lambda changes: facts.record_failure(
                 order,
+                changes,
                 attempt=order.attempt,
                 code=error.code,
                 message=error.message,
@@ -104,9 +110,9 @@ def fulfil_session(session_id: str) -> Order | None:
         order = locate_order(session)
         if order is None:
             return None
-        apply_facts(
+        update_order(
             order,
-            lambda: facts.record_session(order, session, source="success page"),
+            lambda changes: facts.record_session(order, session, changes, source="success page"),
             source="success page",
         )
     return order
@@ -132,7 +138,9 @@ def complete_order(order: Order, *, staff, note: str = "") -> Order:
         order.payment_method = (note or "offline payment recorded by staff")[:100]
         order.save()
         source = _staff(staff)
-        apply_facts(order, lambda: facts.mark_paid(order, source=source), source=source)
+        update_order(
+            order, lambda changes: facts.mark_paid(order, changes, source=source), source=source
+        )
     return order
 
 
@@ -158,7 +166,9 @@ def refund_order(
     No lock is held while Stripe answers. The Idempotency-Key comes from the order and the
     refund's sequence, so two clicks at once ask Stripe with one key and get one refund, and a
     retry after a timeout gets Stripe's first answer instead of a second refund.
-    `expected_refunded_cents` (what the staff member saw) rejects a stale form.
+    `expected_refunded_cents` (what the staff member saw) rejects a stale form. An order whose
+    refund failed (refund_failed_at) may be refunded again, up to what did not reach the customer;
+    a refund that then succeeds clears the flag.
     """
     with transaction.atomic():
         order = _lock(order)
@@ -171,34 +181,77 @@ def refund_order(
         metadata={"order_id": str(order.public_id), "reason": reason[:500]},
     )
     source = _staff(staff)
+
+    def merge(changes: facts.Changes) -> None:
+        row = facts.record_refund(
+            order,
+            refund,
+            changes,
+            source=source,
+            requested_by=staff,
+            sequence=sequence,
+            reason=reason,
+        )
+        if order.refund_failed_at and row.status == Refund.State.SUCCEEDED:
+            order.refund_failed_at = None
+            changes.mark()
+
     with transaction.atomic():
         order = _lock(order)
-        apply_facts(
-            order,
-            lambda: facts.record_refund(
-                order, refund, source=source, requested_by=staff, sequence=sequence, reason=reason
-            ),
-            source=source,
-        )
+        update_order(order, merge, source=source)
     return order.refunds.get(stripe_refund_id=refund["id"])
 
 
+def returned_amount(order: Order) -> int:
+    """What went back to the customer, or is on its way: Stripe's count for the charge, less the
+    refunds that failed or were canceled since, or our own refunds, whichever is more."""
+    by_status = dict(
+        order.refunds.values_list("status").annotate(total=Sum("amount_cents")).order_by()
+    )
+    undone = sum(by_status.get(status, 0) for status in facts.UNDONE_REFUNDS)
+    ours = sum(total for status, total in by_status.items() if status not in facts.UNDONE_REFUNDS)
+    return max(order.charge_amount_refunded_cents - undone, ours, 0)
+
+
+def refundable_amount(order: Order) -> int:
+    return max(order.total_cents - returned_amount(order), 0)
+
+
 def _refundable(order: Order, amount_cents: int | None, expected_refunded_cents: int | None) -> int:
-    if order.status != Status.COMPLETED:
+    again = order.refund_failed_at is not None and order.status in (
+        Status.COMPLETED,
+        Status.REFUNDED,
+    )
+    if order.status != Status.COMPLETED and not again:
         raise OrderActionError(
             f"Only a completed order can be refunded; this one is {order.status}."
         )
-    already = refunded_amount(order)
+    already = returned_amount(order)
     if expected_refunded_cents is not None and expected_refunded_cents != already:
         raise OrderActionError("This order was refunded meanwhile; reload it and check first.")
-    left = order.total_cents - already
+    left = max(order.total_cents - already, 0)
     amount = left if amount_cents is None else amount_cents
     if not 0 < amount <= left:
+        if not left:
+            raise OrderActionError("Nothing is left to refund on this order.")
         smallest, most = format_money(1, order.currency), format_money(left, order.currency)
         raise OrderActionError(f"A refund must be between {smallest} and {most}.")
     if not order.stripe_payment_intent_id:
         raise OrderActionError("This order was paid outside Stripe; refund it there.")
     return amount
+
+
+@transaction.atomic
+def settle_refund_failure(order: Order, *, staff) -> Order:
+    """Staff: a failed refund was dealt with outside the shop (paid back another way, or the
+    customer agreed); the order is no longer flagged. The caller records who did it."""
+    order = _lock(order)
+    if order.refund_failed_at is None:
+        raise OrderActionError("No failed refund is waiting on this order.")
+    order.refund_failed_at = None
+    order.save(update_fields=["refund_failed_at", "updated_at"])
+    log.info("order %s: failed refund settled by %s", order.number, _staff(staff))
+    return order
 
 
 def retry_order(order: Order, *, staff, source: str = "") -> str:

@@ -2,26 +2,29 @@
 
 Every merge is commutative and idempotent (set once, keep the max, move forward only), so any
 order and any repetition of events leaves the same facts; `transitions.sync_status` then derives
-the status from them. Callers hold the order's row lock and save the order once afterwards
-(`webhooks.apply_facts` does both). Each function returns whether anything changed and sends
-the matching signal only then.
+the status from them. The functions only merge: they note what really changed in `Changes`, and
+`updates.update_order` saves, derives the status and tells the other apps afterwards, with the
+final facts. Callers hold the order's row lock.
 """
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Sum
 from django.utils import timezone
 
+from . import disputes
 from .models import Dispute, Order, Refund
 from .payment_methods import describe_payment_method
-from .signals import dispute_changed, payment_completed, payment_failed, refund_changed
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.
 FINAL_FAILURES = {"async_payment_failed", "expired"}
+# A refund that did not reach the customer after it was asked for.
+UNDONE_REFUNDS = {Refund.State.FAILED, Refund.State.CANCELED}
 
-# The Order fields these functions write; `apply_facts` saves exactly these.
+# The Order fields these functions write; `update_order` saves exactly these.
 FACT_FIELDS = [
     "paid_at",
     "paid_source",
@@ -35,6 +38,7 @@ FACT_FIELDS = [
     "refunds_succeeded_cents",
     "disputes_summary",
     "open_dispute_reason",
+    "refund_failed_at",
     "amount_total_cents",
     "stripe_payment_intent_id",
     "stripe_charge_id",
@@ -42,134 +46,169 @@ FACT_FIELDS = [
 ]
 
 
+@dataclass
+class Changes:
+    """What a merge really changed, for the signals sent once the order is saved."""
+
+    touched: bool = False  # any fact changed: the order must be saved
+    paid: bool = False
+    failure: tuple[str, str] | None = None  # (code, message)
+    counted_refunds: list[Refund] = field(default_factory=list)  # now count as money returned
+    undone_refunds: list[Refund] = field(default_factory=list)  # failed or canceled
+    disputes: list[tuple[Dispute, str]] = field(default_factory=list)  # (dispute, what happened)
+
+    def mark(self, changed: bool = True) -> bool:
+        self.touched |= changed
+        return changed
+
+
 def attempt_of(obj: dict[str, Any]) -> int | None:
     value = (obj.get("metadata") or {}).get("attempt")
     return int(value) if str(value or "").isdigit() else None
 
 
-def mark_paid(order: Order, *, source: str) -> bool:
+def id_of(value: Any) -> str:
+    """A Stripe reference, expanded (an object) or not (its id)."""
+    return str((value.get("id") if isinstance(value, dict) else value) or "")
+
+
+def mark_paid(order: Order, changes: Changes, *, source: str) -> None:
     if order.is_paid:
-        return False
+        return
     order.paid_at = timezone.now()
     order.paid_source = source[:255]
     order.async_payment_pending = False
-    payment_completed.send(sender=Order, order=order, source=source)
-    return True
+    changes.paid = changes.mark()
 
 
-def record_ids(order: Order, *, payment_intent: str = "", charge: str = "") -> bool:
+def record_ids(
+    order: Order, changes: Changes, *, payment_intent: str = "", charge: str = ""
+) -> None:
     """Keep the first PaymentIntent and charge ids we learn; refunds and disputes find orders by them."""
-    changed = False
     if payment_intent and not order.stripe_payment_intent_id:
-        order.stripe_payment_intent_id, changed = payment_intent, True
+        order.stripe_payment_intent_id = payment_intent
+        changes.mark()
     if charge and not order.stripe_charge_id:
-        order.stripe_charge_id, changed = charge, True
-    return changed
+        order.stripe_charge_id = charge
+        changes.mark()
 
 
-def record_session(order: Order, session: dict[str, Any], *, source: str) -> bool:
+def record_session(order: Order, session: dict[str, Any], changes: Changes, *, source: str) -> None:
     """checkout.session.completed / async_payment_succeeded, or a session the success page fetched."""
     paid = session.get("payment_status") in ("paid", "no_payment_required")
     current = attempt_of(session) in (None, order.attempt)
     if not paid and not current:
-        return False  # an old attempt's unpaid session says nothing about the current one
-    pi = session.get("payment_intent")
-    charge = pi.get("latest_charge") if isinstance(pi, dict) else None
-    pi_id = pi.get("id") if isinstance(pi, dict) else pi
-    changed = False
+        return  # an old attempt's unpaid session says nothing about the current one
+    intent = session.get("payment_intent")
+    pi_id = id_of(intent)
     if paid and pi_id and not order.is_paid and order.stripe_payment_intent_id != pi_id:
         # Money taken always wins: the paying attempt's ids are the ones refunds will name.
-        order.stripe_payment_intent_id, order.stripe_charge_id, changed = pi_id, "", True
+        order.stripe_payment_intent_id, order.stripe_charge_id = pi_id, ""
+        changes.mark()
     total = session.get("amount_total")
     # What the paying session charged wins over an earlier unpaid attempt's total.
     if total is not None and (order.amount_total_cents is None or (paid and not order.is_paid)):
-        changed |= order.amount_total_cents != total
+        changes.mark(order.amount_total_cents != total)
         order.amount_total_cents = total
+    charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     if isinstance(charge, dict):
-        changed |= _record_charge_details(order, charge)
+        _record_charge_details(order, charge, changes)
+    else:
+        record_ids(order, changes, charge=id_of(charge))
     if not paid and session.get("status") == "complete":
-        changed |= _payment_in_flight(order)
-    changed |= record_ids(order, payment_intent=pi_id or "")
-    return mark_paid(order, source=source) | changed if paid else changed
+        _payment_in_flight(order, changes)
+    record_ids(order, changes, payment_intent=pi_id)
+    if paid:
+        mark_paid(order, changes, source=source)
 
 
-def _payment_in_flight(order: Order) -> bool:
+def _payment_in_flight(order: Order, changes: Changes) -> None:
     """A session completed unpaid (a bank debit is on its way). Its declines came before it, so
     they no longer count; a failure that ended the session still does."""
     if order.is_paid or order.async_payment_pending or order.failure_code in FINAL_FAILURES:
-        return False
+        return
     order.async_payment_pending = True
     order.failure_code = order.failure_message = order.failure_source = ""
     order.failure_event_created = None
-    return True
+    changes.mark()
 
 
 def record_failure(
-    order: Order, *, attempt: int | None, code: str, message: str, created: int, source: str
-) -> bool:
+    order: Order,
+    changes: Changes,
+    *,
+    attempt: int | None,
+    code: str,
+    message: str,
+    created: int,
+    source: str,
+) -> None:
     """The failure of the current attempt: a final one (the session expired or its delayed
     payment failed) over a decline, else the latest by (created, event id). Ignored once paid,
     and a decline is ignored once the session completed with a payment in flight."""
     if order.is_paid or attempt not in (None, order.attempt):
-        return False
+        return
     final, kept_final = code in FINAL_FAILURES, order.failure_code in FINAL_FAILURES
     if not final and (order.async_payment_pending or kept_final):
-        return False
+        return
     newer = order.failure_event_created is None or (created, source) > (
         order.failure_event_created,
         order.failure_source,
     )
     if not (newer or (final and not kept_final)):
-        return False
+        return
     order.failure_code = code[:100]
     order.failure_message = message[:500]
     order.failure_event_created = created
     order.failure_source = source[:255]
     order.async_payment_pending = False
-    payment_failed.send(sender=Order, order=order, code=code, message=message, source=source)
-    return True
+    changes.failure = (code, message)
+    changes.mark()
 
 
-def _record_charge_details(order: Order, charge: dict[str, Any]) -> bool:
-    changed = False
+def _record_charge_details(order: Order, charge: dict[str, Any], changes: Changes) -> None:
     method = describe_payment_method(charge.get("payment_method_details"))
     if method and order.payment_method != method:
-        order.payment_method, changed = method[:100], True
-    if charge.get("id") and not order.stripe_charge_id:
-        order.stripe_charge_id, changed = charge["id"], True
+        order.payment_method = method[:100]
+        changes.mark()
+    record_ids(order, changes, charge=id_of(charge))
     if order.amount_total_cents is None and charge.get("amount") is not None:
-        order.amount_total_cents, changed = charge["amount"], True
-    return changed
+        order.amount_total_cents = charge["amount"]
+        changes.mark()
 
 
-def record_charge(order: Order, charge: dict[str, Any], *, source: str) -> bool:
+def record_charge(order: Order, charge: dict[str, Any], changes: Changes, *, source: str) -> None:
     """charge.refunded: the charge's refunded total only grows; embedded refunds are recorded too."""
-    changed = _record_charge_details(order, charge)
+    _record_charge_details(order, charge, changes)
     refunded = charge.get("amount_refunded") or 0
     if refunded > order.charge_amount_refunded_cents:
-        order.charge_amount_refunded_cents, changed = refunded, True
+        order.charge_amount_refunded_cents = refunded
+        changes.mark()
     for refund in (charge.get("refunds") or {}).get("data") or []:
-        changed |= record_refund(order, refund, source=source)
-    return mark_paid(order, source=source) | changed
+        record_refund(order, refund, changes, source=source)
+    mark_paid(order, changes, source=source)
 
 
 def record_refund(
     order: Order,
     refund: dict[str, Any],
+    changes: Changes,
     *,
     source: str,
     requested_by=None,
     sequence: int | None = None,
     reason: str = "",
-) -> bool:
-    succeeded = refund["status"] == Refund.State.SUCCEEDED
+) -> Refund:
+    """A refund's status only climbs Refund.RANK; seen succeeded once, it counts for good."""
+    status = refund["status"]
+    succeeded = status == Refund.State.SUCCEEDED
     row, created = Refund.objects.get_or_create(
         stripe_refund_id=refund["id"],
         defaults={
             "order": order,
             "amount_cents": refund["amount"],
             "currency": refund.get("currency") or order.currency,
-            "status": refund["status"],
+            "status": status,
             "succeeded_once": succeeded,
             "reason": reason or (refund.get("metadata") or {}).get("reason") or "",
             "failure_reason": refund.get("failure_reason") or "",
@@ -181,46 +220,74 @@ def record_refund(
     if sequence and row.sequence is None:
         row.sequence, row.requested_by, row.reason = sequence, requested_by, reason or row.reason
         fields += ["sequence", "requested_by", "reason"]
-    moved = not created and Refund.RANK[refund["status"]] > Refund.RANK[row.status]
+    moved = not created and Refund.RANK[status] > Refund.RANK[row.status]
     if moved:
-        row.status = refund["status"]
+        row.status = status
         row.failure_reason = refund.get("failure_reason") or ""
         fields += ["status", "failure_reason"]
-    # Seen succeeded once, a refund counts for good, whichever of its events comes first.
-    newly_succeeded = succeeded and (created or not row.succeeded_once)
-    if newly_succeeded and not created:
+    newly_counted = succeeded and (created or not row.succeeded_once)
+    if newly_counted and not created:
         row.succeeded_once = True
         fields.append("succeeded_once")
     if fields:
         row.save(update_fields=[*fields, "updated_at"])
-    if newly_succeeded:
+    if newly_counted:
         total = order.refunds.filter(succeeded_once=True).aggregate(s=Sum("amount_cents"))["s"]
         order.refunds_succeeded_cents = total or 0
-    if created or moved or newly_succeeded:
-        refund_changed.send(
-            sender=Order, order=order, refund=row, created=created, newly_succeeded=newly_succeeded
-        )
-    implied = refund["status"] != "failed" and mark_paid(order, source=source)
-    return created or moved or newly_succeeded or implied
+        changes.counted_refunds.append(row)
+    if (created or moved) and status in UNDONE_REFUNDS:
+        # The customer did not get this money back: staff must act (refund again or settle).
+        order.refund_failed_at = order.refund_failed_at or timezone.now()
+        changes.undone_refunds.append(row)
+    changes.mark(created or moved or newly_counted)
+    record_ids(order, changes, payment_intent=id_of(refund.get("payment_intent")))
+    record_ids(order, changes, charge=id_of(refund.get("charge")))
+    if status not in UNDONE_REFUNDS:
+        mark_paid(order, changes, source=source)
+    return row
 
 
-def record_dispute(order: Order, dispute: dict[str, Any], *, event_type: str, source: str) -> bool:
-    due = (dispute.get("evidence_details") or {}).get("due_by")
-    row, created = Dispute.objects.get_or_create(
+def record_dispute(
+    order: Order,
+    dispute: dict[str, Any],
+    changes: Changes,
+    *,
+    event_type: str,
+    created: int,
+    source: str,
+) -> None:
+    """A dispute moves forward only (orders.disputes); its evidence deadline follows the status
+    that is current."""
+    status = dispute["status"]
+    row, new = Dispute.objects.get_or_create(
         stripe_dispute_id=dispute["id"],
         defaults={
             "order": order,
             "amount_cents": dispute["amount"],
             "currency": dispute.get("currency") or order.currency,
-            "status": dispute["status"],
+            "status": status,
+            "status_created": created,
+            "appealed_at": created if status in disputes.APPEAL_RANK else None,
             "reason": dispute.get("reason") or "",
-            "evidence_due_by": datetime.fromtimestamp(due, UTC) if due else None,
+            "evidence_due_by": _due_by(dispute),
         },
     )
+    before = None if new else (row.stage, row.status)
     fields = []
-    if not created and Dispute.RANK.get(dispute["status"], 0) > Dispute.RANK.get(row.status, 0):
-        row.status = dispute["status"]
-        fields.append("status")
+    if (
+        not new
+        and status in disputes.APPEAL_RANK
+        and (row.appealed_at is None or created < row.appealed_at)
+    ):
+        row.appealed_at = created
+        fields.append("appealed_at")
+    told = disputes.position(status, created, row.appealed_at)
+    if not new and told > disputes.position(row.status, row.status_created, row.appealed_at):
+        row.status, row.status_created = status, created
+        fields += ["status", "status_created"]
+        if _due_by(dispute) != row.evidence_due_by and "evidence_details" in dispute:
+            row.evidence_due_by = _due_by(dispute)
+            fields.append("evidence_due_by")
     if event_type.endswith("funds_withdrawn") and not row.funds_withdrawn:
         row.funds_withdrawn = True
         fields.append("funds_withdrawn")
@@ -229,19 +296,24 @@ def record_dispute(order: Order, dispute: dict[str, Any], *, event_type: str, so
         fields.append("funds_reinstated")
     if fields:
         row.save(update_fields=[*fields, "updated_at"])
-    if created or "status" in fields:
+    told_changes = disputes.change_between(before, (row.stage, row.status))
+    if new or "status" in fields or "appealed_at" in fields:
         _summarise_disputes(order)
-        dispute_changed.send(sender=Order, order=order, dispute=row, created=created)
-    return (
-        bool(created or fields)
-        | record_ids(order, charge=dispute.get("charge") or "")
-        | mark_paid(order, source=source)
-    )
+    changes.disputes += [(row, change) for change in told_changes]
+    changes.mark(new or bool(fields))
+    record_ids(order, changes, payment_intent=id_of(dispute.get("payment_intent")))
+    record_ids(order, changes, charge=id_of(dispute.get("charge")))
+    mark_paid(order, changes, source=source)
+
+
+def _due_by(dispute: dict[str, Any]) -> datetime | None:
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    return datetime.fromtimestamp(due, UTC) if due else None
 
 
 def _summarise_disputes(order: Order) -> None:
-    disputes = list(order.disputes.order_by("created_at", "id"))
-    open_reasons = [d.reason for d in disputes if d.is_open]
-    lost = any(d.status == "lost" for d in disputes)
+    rows = list(order.disputes.order_by("created_at", "id"))
+    open_reasons = [d.reason for d in rows if d.is_open]
+    lost = any(d.status == Dispute.Status.LOST for d in rows)
     order.disputes_summary = "lost" if lost else ("open" if open_reasons else "")
     order.open_dispute_reason = open_reasons[0] if open_reasons else ""

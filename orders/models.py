@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Prefetch, Q, prefetch_related_objects
 
+from . import disputes
+
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -102,6 +104,9 @@ class Order(models.Model):
         help_text='"lost" if any dispute was lost, else "open" if any is open.',
     )
     open_dispute_reason = models.CharField(max_length=100, blank=True)
+    # A refund that failed (or was canceled) after it was asked for: the customer has neither
+    # money nor license. Set by the facts, cleared by staff (refund again or mark settled).
+    refund_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -218,22 +223,33 @@ class Refund(models.Model):
         return self.stripe_refund_id
 
 
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses (API 2026-10-28.endive); orders.disputes orders them."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Chargeback: needs response"
+    UNDER_REVIEW = "under_review", "Chargeback: under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    PREVENTED = "prevented", "Prevented"
+    APPEAL_NEEDS_RESPONSE = "appeal_needs_response", "Appeal: needs response"
+    APPEAL_UNDER_REVIEW = "appeal_under_review", "Appeal: under review"
+
+
 class Dispute(models.Model):
-    OPEN = {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
-    CLOSED = {"warning_closed", "won", "lost", "prevented"}
-    RANK = {
-        "warning_needs_response": 0,
-        "needs_response": 0,
-        "warning_under_review": 1,
-        "under_review": 1,
-        **dict.fromkeys(CLOSED, 2),
-    }
+    Status = DisputeStatus
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="disputes")
     stripe_dispute_id = models.CharField(max_length=255, unique=True)
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=30)
+    status = models.CharField(max_length=30, choices=DisputeStatus)
+    # Stripe `created` of the event that told the current status, and of the earliest appeal
+    # status seen: together they keep the status moving forward only (orders.disputes).
+    status_created = models.BigIntegerField(default=0)
+    appealed_at = models.BigIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=100, blank=True)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
     funds_withdrawn = models.BooleanField(default=False)
@@ -243,13 +259,26 @@ class Dispute(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DisputeStatus.values), name="dispute_status_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.stripe_dispute_id
 
     @property
     def is_open(self) -> bool:
-        return self.status in self.OPEN
+        return disputes.is_open(self.status)
+
+    @property
+    def needs_response(self) -> bool:
+        return self.status in disputes.NEEDS_RESPONSE
+
+    @property
+    def stage(self) -> int:
+        return disputes.stage_of(self.status, self.status_created, self.appealed_at)
 
 
 class EventOutcome(models.TextChoices):
@@ -273,8 +302,11 @@ class StripeEvent(models.Model):
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="stripe_events"
     )
-    # The PaymentIntent an unmatched refund or dispute event names: applied once an order knows it.
+    api_version = models.CharField(max_length=40, blank=True)
+    # The PaymentIntent and charge an unmatched refund or dispute event names: applied once an
+    # order knows either.
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    charge_id = models.CharField(max_length=255, blank=True, db_index=True)
     outcome = models.CharField(max_length=20, choices=EventOutcome)
     detail = models.CharField(max_length=500, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,6 +1,7 @@
 """What `orders` tells the other apps. Every signal is sent inside the transaction that made the
-change, once per real change (never for a duplicate event), so receivers can write outbox rows and
-licenses atomically with it."""
+change, once per real change (never for a duplicate event), after the order is saved and its
+status derived (`updates.update_order`), so receivers get the final facts and can write outbox
+rows and licenses atomically with the change."""
 
 from django.dispatch import Signal
 
@@ -14,8 +15,12 @@ checkout_started = Signal()
 payment_completed = Signal()
 # order, code, message, source: an attempt failed (declined, async failure, expired, Stripe error)
 payment_failed = Signal()
-# order, refund (Refund), created (bool), newly_succeeded (bool: it counts as refunded money
-# from now on): a refund became known, changed status, or was seen succeeded
-refund_changed = Signal()
-# order, dispute (Dispute), created (bool): a dispute opened or moved (closed: not dispute.is_open)
+# order, refund (Refund), refunded_total (minor units returned in all, after this change),
+# fully_refunded (bool): a refund now counts as money returned
+refund_counted = Signal()
+# order, refund (Refund): a refund failed or was canceled after it was asked for; the order is
+# flagged (Order.refund_failed_at) until staff refund again or mark it settled
+refund_failed = Signal()
+# order, dispute (Dispute), change: "opened", "escalated" (an inquiry became a chargeback),
+# "closed" (dispute.status is the outcome) or "appealed"
 dispute_changed = Signal()

@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from . import disputes
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
 
@@ -20,6 +21,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     (F, R): "refund arrived before the payment event",
     (P, D): "dispute arrived before the payment event",
     (F, D): "dispute arrived before the payment event",
+    (R, D): "an appeal reopened a lost dispute",
+    # An appeal's outcome can arrive before the appeal itself: the lost chargeback was won back.
+    (R, C): "a lost dispute won on appeal",
 }
 
 
@@ -69,14 +73,18 @@ def refunded_amount(order: Order) -> int:
     return max(order.charge_amount_refunded_cents, order.refunds_succeeded_cents)
 
 
+def is_fully_refunded(order: Order) -> bool:
+    """Only against what Stripe charged: the catalog price may be less than a taxed total, and
+    refunded is final, so it must not be decided early."""
+    return bool(order.amount_total_cents) and refunded_amount(order) >= order.amount_total_cents
+
+
 def derive_status(order: Order) -> tuple[str, str]:
     """The status the payment facts call for, with the reason to record. Reads only the order
     row: `facts` keeps the refund and dispute summaries on it."""
     if order.disputes_summary == "lost":
         return R, "chargeback lost"
-    # Only against what Stripe charged: the catalog price may be less than a taxed total, and
-    # refunded is final, so it must not be decided early.
-    if order.amount_total_cents and refunded_amount(order) >= order.amount_total_cents:
+    if is_fully_refunded(order):
         return R, "refunded in full"
     if order.disputes_summary == "open":
         return D, "dispute opened: " + order.open_dispute_reason
@@ -93,6 +101,16 @@ def sync_status(order: Order, *, source: str) -> OrderTransition | None:
     to, reason = derive_status(order)
     if to == order.status or (order.status, to) not in ALLOWED:
         return None
-    if order.status == D and to == C:
-        reason = "dispute closed: " + ", ".join(d.status for d in order.disputes.all())
+    if order.status in (D, R) and to == C:
+        closed = [d for d in order.disputes.all() if not d.is_open]
+        reason = "dispute closed: " + ", ".join(outcome(d) for d in closed)
+    elif order.status == R and to == D:
+        reason = "dispute appealed: " + order.open_dispute_reason
     return transition_order(order, to, source=source, reason=reason)
+
+
+def outcome(dispute) -> str:
+    """How a closed dispute ended, in words: "won", "lost on appeal", "inquiry closed"…"""
+    words = {"warning_closed": "inquiry closed", "prevented": "prevented"}
+    text = words.get(dispute.status, dispute.status)
+    return f"{text} on appeal" if dispute.stage == disputes.CLOSED_AFTER_APPEAL else text

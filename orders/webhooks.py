@@ -1,7 +1,9 @@
-"""Stripe webhooks: verify the signature over the raw body, store each event once, apply its facts.
+"""Stripe webhooks: verify the signature over the raw body, store each event once, dispatch it.
 
-`receive()` is the whole path for a delivered body (the view and the offline gateway call it).
-`handle_stripe_event()` is the part after verification, shared with `stripe_replay_events`.
+`receive()` is the whole path for a delivered body (the view and the offline gateway's delivery
+call it). `handle_stripe_event()` is the part after verification, shared with
+`stripe_replay_events`. What an event means for its order is in `stripe_events`; applying it is
+`updates.update_order`.
 """
 
 import hashlib
@@ -9,18 +11,16 @@ import hmac
 import json
 import logging
 import time
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 
-from . import facts
 from .gateways import livemode_expected
-from .models import Order, OrderTransition, StripeEvent
-from .transitions import sync_status
+from .models import Order, StripeEvent
+from .stripe_events import HANDLERS, locate_order, references
+from .updates import lock_references, update_order
 
 log = logging.getLogger(__name__)
 Outcome = StripeEvent.Outcome
@@ -89,7 +89,7 @@ def handle_stripe_event(event: dict[str, Any]) -> StripeEvent:
             return StripeEvent.objects.get(id=event["id"])
         outcome, order, detail = _dispatch(event, record)
         record.outcome, record.order, record.detail = outcome, order, detail[:500]
-        record.save(update_fields=["outcome", "order", "detail", "payment_intent_id"])
+        record.save(update_fields=["outcome", "order", "detail", "payment_intent_id", "charge_id"])
     log.info("stripe event %s %s: %s %s", record.id, record.type, outcome, detail)
     return record
 
@@ -97,11 +97,22 @@ def handle_stripe_event(event: dict[str, Any]) -> StripeEvent:
 def _store_once(event: dict[str, Any]) -> StripeEvent | None:
     """Insert the event unless its id is stored already (then None). One statement, no savepoint:
     a concurrent delivery of the same id waits for the first to commit, then inserts nothing."""
+    version = str(event.get("api_version") or "")[:40]
+    if version and version != settings.STRIPE_API_VERSION:
+        # Processed all the same (stripe listen and replays of old events send older versions);
+        # the fields the handlers read are the same across them.
+        log.warning(
+            "stripe event %s has api_version %s, the shop pins %s",
+            event["id"],
+            version,
+            settings.STRIPE_API_VERSION,
+        )
     record = StripeEvent(
         id=event["id"],
         type=event["type"],
         livemode=bool(event.get("livemode")),
         created=int(event.get("created") or time.time()),
+        api_version=version,
         payload=event,
         outcome=Outcome.NO_CHANGE,
     )
@@ -126,157 +137,16 @@ def _dispatch(event: dict[str, Any], record: StripeEvent) -> tuple[str, Order | 
     if record.livemode != livemode_expected():
         return Outcome.LIVEMODE_MISMATCH, None, f"livemode={record.livemode}"
     obj = event["data"]["object"]
-    pi = _payment_intent_of(obj)
-    if pi:
-        _lock_payment_intent(pi)
+    payment_intent, charge = references(obj)
+    lock_references(payment_intent, charge)
     order = locate_order(obj)
     if order is None:
-        record.payment_intent_id = pi
+        record.payment_intent_id, record.charge_id = payment_intent, charge
         return Outcome.UNKNOWN_ORDER, None, "no order matches this event yet"
-    changed, transition = apply_facts(order, lambda: handler(order, obj, event), source=event["id"])
-    if not (changed or transition):
-        return Outcome.NO_CHANGE, order, ""
-    return Outcome.APPLIED, order, str(transition) if transition else "facts recorded"
-
-
-def apply_facts(
-    order: Order, merge: Callable[[], bool], *, source: str
-) -> tuple[bool, OrderTransition | None]:
-    """Run `merge` on the locked order, catch up on events that waited for its PaymentIntent,
-    and bring the status in line. Returns (facts changed, transition made)."""
-    known_pi = order.stripe_payment_intent_id
-    changed = merge()
-    if order.stripe_payment_intent_id != known_pi:
-        changed |= _apply_deferred(order)
-    if changed:
-        order.save(update_fields=facts.FACT_FIELDS)
-    return changed, sync_status(order, source=source)
-
-
-def _apply_deferred(order: Order) -> bool:
-    """Apply refund and dispute events that arrived before the order knew its PaymentIntent."""
-    _lock_payment_intent(order.stripe_payment_intent_id)
-    waiting = StripeEvent.objects.filter(
-        outcome=Outcome.UNKNOWN_ORDER, payment_intent_id=order.stripe_payment_intent_id
-    ).order_by("created", "id")
-    changed = False
-    for stored in waiting:
-        before = {name: getattr(order, name) for name in facts.FACT_FIELDS}
-        try:
-            with transaction.atomic():  # one event Stripe never sent right must not block the rest
-                changed |= HANDLERS[stored.type](
-                    order, stored.payload["data"]["object"], stored.payload
-                )
-        except (KeyError, TypeError, ValueError, DatabaseError) as error:
-            for name, value in before.items():  # the savepoint undid the rows, this the order
-                setattr(order, name, value)
-            log.error("stored event %s could not be applied: %r", stored.id, error)
-            stored.detail = f"could not be applied late: {type(error).__name__}"
-        else:
-            stored.outcome, stored.detail = Outcome.APPLIED, "applied late"
-        stored.order = order
-        stored.save(update_fields=["outcome", "order", "detail"])
-    return changed
-
-
-def _lock_payment_intent(pi: str) -> None:
-    """Serialise "event for a PaymentIntent no order knows yet" with "order learns that
-    PaymentIntent", so a deferred event is never stored unseen by the order that needs it.
-    SQLite needs nothing: its IMMEDIATE transactions already run one at a time."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [pi])
-
-
-def _payment_intent_of(obj: dict[str, Any]) -> str:
-    if obj.get("object") in ("charge", "refund", "dispute"):
-        pi = obj.get("payment_intent")
-        return (pi.get("id") if isinstance(pi, dict) else pi) or ""
-    return ""
-
-
-def locate_order(obj: dict[str, Any]) -> Order | None:
-    # NO KEY UPDATE: rows that merely point at the order (a queued key email, a license) can
-    # still be written meanwhile, so a key import and a webhook never deadlock.
-    orders = Order.objects.select_for_update(no_key=True)
-    order_id = (obj.get("metadata") or {}).get("order_id") or obj.get("client_reference_id")
-    if order_id and obj.get("object") in ("checkout.session", "payment_intent"):
-        try:
-            return orders.filter(public_id=uuid.UUID(str(order_id))).first()
-        except ValueError:
-            return None
-    if obj.get("object") == "checkout.session":
-        return orders.filter(stripe_session_id=obj["id"]).first()
-    if obj.get("object") == "payment_intent":
-        return orders.filter(stripe_payment_intent_id=obj["id"]).first()
-    pi = _payment_intent_of(obj)
-    charge = obj["id"] if obj.get("object") == "charge" else obj.get("charge")
-    if pi:
-        return orders.filter(stripe_payment_intent_id=pi).first()
-    return orders.filter(stripe_charge_id=charge).first() if charge else None
-
-
-def _on_session(order: Order, session: dict[str, Any], event: dict[str, Any]) -> bool:
-    return facts.record_session(order, session, source=event["id"])
-
-
-def _session_failure(code: str, message: str) -> Callable[..., bool]:
-    def handle(order: Order, session: dict[str, Any], event: dict[str, Any]) -> bool:
-        return facts.record_failure(
-            order,
-            attempt=facts.attempt_of(session),
-            code=code,
-            message=message,
-            created=int(event.get("created") or 0),
-            source=event["id"],
-        )
-
-    return handle
-
-
-def _on_payment_failed(order: Order, intent: dict[str, Any], event: dict[str, Any]) -> bool:
-    attempt = facts.attempt_of(intent)
-    if attempt not in (None, order.attempt):
-        return False  # an older attempt's PaymentIntent must not become the order's
-    error = intent.get("last_payment_error") or {}
-    changed = facts.record_ids(order, payment_intent=intent["id"])
-    return changed | facts.record_failure(
-        order,
-        attempt=attempt,
-        code=error.get("decline_code") or error.get("code") or "payment_failed",
-        message=error.get("message") or "The payment failed.",
-        created=int(event.get("created") or 0),
-        source=event["id"],
+    update = update_order(
+        order, lambda changes: handler(order, obj, event, changes), source=event["id"]
     )
-
-
-def _on_charge(order: Order, charge: dict[str, Any], event: dict[str, Any]) -> bool:
-    return facts.record_charge(order, charge, source=event["id"])
-
-
-def _on_refund(order: Order, refund: dict[str, Any], event: dict[str, Any]) -> bool:
-    return facts.record_refund(order, refund, source=event["id"])
-
-
-def _on_dispute(order: Order, dispute: dict[str, Any], event: dict[str, Any]) -> bool:
-    return facts.record_dispute(order, dispute, event_type=event["type"], source=event["id"])
-
-
-HANDLERS: dict[str, Callable[[Order, dict[str, Any], dict[str, Any]], bool]] = {
-    "checkout.session.completed": _on_session,
-    "checkout.session.async_payment_succeeded": _on_session,
-    "checkout.session.async_payment_failed": _session_failure(
-        "async_payment_failed", "The delayed payment failed."
-    ),
-    "checkout.session.expired": _session_failure("expired", "The checkout session expired."),
-    "payment_intent.payment_failed": _on_payment_failed,
-    "charge.refunded": _on_charge,
-    "refund.created": _on_refund,
-    "refund.updated": _on_refund,
-    "refund.failed": _on_refund,
-    "charge.dispute.created": _on_dispute,
-    "charge.dispute.updated": _on_dispute,
-    "charge.dispute.closed": _on_dispute,
-    "charge.dispute.funds_withdrawn": _on_dispute,
-    "charge.dispute.funds_reinstated": _on_dispute,
-}
+    if not (update.changed or update.transition):
+        return Outcome.NO_CHANGE, order, ""
+    detail = str(update.transition) if update.transition else "facts recorded"
+    return Outcome.APPLIED, order, detail

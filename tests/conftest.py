@@ -14,3 +14,10 @@ def _plain_static_files(settings):
     }
     settings.STRIPE_SECRET_KEY = ""
     settings.STRIPE_WEBHOOK_SECRET = "whsec_offline_test_gateway"
+
+
+@pytest.fixture
+def staff():
+    from accounts.models import User
+
+    return User.objects.create_superuser("boss@example.com", "pw")

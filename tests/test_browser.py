@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from orders.gateways.offline import deliver_due_events
 from orders.models import Order
+from orders.offline_events import deliver_due_events
 from tests.browser import WAIT_MS, shoot, skip_without_a_browser
 from tests.factories import make_product
 

@@ -8,7 +8,8 @@ from licenses.lifecycle import revoke_all
 from licenses.models import License, PoolKey
 from licenses.pool import import_keys
 from orders.models import LicenseKind
-from orders.webhooks import handle_stripe_event, locate_order
+from orders.stripe_events import locate_order
+from orders.webhooks import handle_stripe_event
 from tests.factories import make_event, make_order, make_product, session_obj
 
 pytestmark = [

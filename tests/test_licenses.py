@@ -4,7 +4,6 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from accounts.models import User
 from licenses.emails import resend_keys, send_key_emails
 from licenses.keys import CROCKFORD, generate_key, hash_key
 from licenses.lifecycle import reinstate_license, suspend_license
@@ -37,11 +36,6 @@ def pay(order):
 
 def statuses(order):
     return sorted(order.licenses.values_list("status", flat=True))
-
-
-@pytest.fixture
-def staff():
-    return User.objects.create_superuser("boss@example.com", "pw")
 
 
 @pytest.fixture

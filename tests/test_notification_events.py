@@ -33,10 +33,11 @@ def events_of(order):
     return list(order.notifications.order_by("id").values_list("event", flat=True))
 
 
-def test_a_paid_order_tells_pending_then_payment_and_completion():
+def test_a_paid_order_tells_pending_then_completion_and_payment():
     order = make_order()
     deliver("checkout.session.completed", session_obj(order))
-    assert events_of(order) == ["order.pending", "payment.completed", "order.completed"]
+    # The status moves first; then what changed is told with the final facts.
+    assert events_of(order) == ["order.pending", "order.completed", "payment.completed"]
 
 
 def test_each_event_has_its_colour_a_link_to_mgmt_and_the_order_facts(settings):
@@ -64,7 +65,8 @@ def test_refunds_and_disputes_carry_their_amount_reason_and_deadline():
         f["name"]: f["value"]
         for f in order.notifications.get(event="order.refunded").embed["fields"]
     }
-    assert refund["Refund"] == "$10.00 (partial)"
+    assert refund["Refund"] == "$10.00"
+    assert refund["Refunded"] == "$10.00 of $25.00: partial"
     opened = {
         f["name"]: f["value"]
         for f in order.notifications.get(event="order.disputed").embed["fields"]

@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders import webhooks
-from orders.gateways.offline import deliver_due_events
 from orders.models import OfflineEvent, Order, StripeEvent
+from orders.offline_events import deliver_due_events
 from tests.factories import make_product
 
 pytestmark = pytest.mark.django_db(transaction=True)

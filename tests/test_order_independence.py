@@ -42,7 +42,8 @@ SIGNALS = [
     "order_transitioned",
     "payment_completed",
     "payment_failed",
-    "refund_changed",
+    "refund_counted",
+    "refund_failed",
     "dispute_changed",
 ]
 
@@ -76,6 +77,18 @@ def deliver_signed(events: list[dict[str, Any]]) -> None:
     for event in events:
         response = signed_post(client, event)
         assert response.status_code == 200, response.content
+
+
+def assert_no_embed_told_twice(order: Order) -> None:
+    """Each notification says something the others do not (its time aside)."""
+    told = [
+        (
+            n.event,
+            json.dumps({k: v for k, v in n.embed.items() if k != "timestamp"}, sort_keys=True),
+        )
+        for n in order.notifications.all()
+    ]
+    assert len(told) == len(set(told)), Counter(told).most_common(3)
 
 
 def shuffled_with_duplicates(count: int) -> st.SearchStrategy[list[int]]:
@@ -121,6 +134,8 @@ def check_any_delivery_order(
         stored = StripeEvent.objects.filter(id__in=[e["id"] for e in events])
         assert stored.count() == len(events)
         assert not stored.filter(outcome=StripeEvent.Outcome.UNKNOWN_ORDER).exists()
+
+        assert_no_embed_told_twice(order)
 
         trail = audit_trail(order)
         sent.clear()

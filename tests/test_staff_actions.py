@@ -1,6 +1,5 @@
 import pytest
 
-from accounts.models import User
 from orders.checkout import (
     OrderActionError,
     complete_order,
@@ -15,11 +14,6 @@ from orders.transitions import refunded_amount
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def staff():
-    return User.objects.create_superuser("boss@example.com", "pw")
 
 
 def paid_order(quantity: int = 1) -> Order:

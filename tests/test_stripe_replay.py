@@ -10,9 +10,9 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from orders.checkout import refund_order
-from orders.gateways.offline import deliver_due_events
 from orders.management.commands.stripe_replay_events import parse_duration
 from orders.models import Order, Refund, StripeEvent
+from orders.offline_events import deliver_due_events
 from orders.webhooks import handle_stripe_event
 from tests.factories import make_product, signed_post
 

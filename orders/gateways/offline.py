@@ -1,27 +1,27 @@
 """The offline test gateway: Stripe's part played locally, as Saleor's dummy gateway does.
 
-Objects live in `OfflineObject`; every action emits Stripe-shaped events into `OfflineEvent`,
-which are signed with STRIPE_WEBHOOK_SECRET and go through the real webhook verification and
-handler (`deliver_due_events`), immediately after the action commits or, for delayed payment
-methods, when the worker finds them due.
+Objects live in `OfflineObject`; every action emits Stripe-shaped events into `OfflineEvent`.
+`orders.offline_events` signs them with STRIPE_WEBHOOK_SECRET and hands them to the real webhook
+verification and handler: immediately after the action commits (on `events_emitted`) or, for
+delayed payment methods, when the `deliver_test_events` worker finds them due.
 """
 
-import json
-import logging
 import secrets
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 
 from ..models import OfflineEvent, OfflineObject
 from . import GatewayError, LineItem
 
-log = logging.getLogger(__name__)
+# Events were emitted for delivery now (after the emitting transaction commits).
+events_emitted = Signal()
 
 DECLINES = {
     "card_declined": "Your card was declined.",
@@ -67,43 +67,16 @@ def emit(event_type: str, obj: dict[str, Any], *, delay: float = 0) -> OfflineEv
     event.payload["id"] = event.id
     event.save(update_fields=["payload"])
     if not delay:
-        transaction.on_commit(deliver_due_events)
+        transaction.on_commit(lambda: events_emitted.send(sender=OfflineEvent))
     return event
 
 
-def deliver_due_events(limit: int = 100) -> int:
-    """Sign and hand due events to the webhook handler; what fails stays for the next round."""
-    from ..webhooks import receive, sign_payload
-
-    delivered = 0
-    for event_id in _due_event_ids(limit):
-        with transaction.atomic():
-            event = OfflineEvent.objects.select_for_update().filter(id=event_id).first()
-            if event is None or event.delivered_at:
-                continue
-            body = json.dumps(event.payload).encode()
-            try:
-                receive(body, sign_payload(body, settings.STRIPE_WEBHOOK_SECRET))
-            except Exception:
-                # What Stripe does after a 500: keep the event and try again on the next round.
-                log.exception("offline event %s %s not delivered", event.id, event.type)
-                continue
-            if event.type.startswith("checkout.session."):
-                _save(event.payload["data"]["object"], "session")
-            event.delivered_at = timezone.now()
-            event.save(update_fields=["delivered_at"])
-            delivered += 1
-    return delivered
-
-
-def _due_event_ids(limit: int) -> list[str]:
-    due = OfflineEvent.objects.filter(delivered_at=None, deliver_after__lte=timezone.now())
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            return list(
-                due.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
-            )
-    return list(due.values_list("id", flat=True)[:limit])
+def record_delivered(event: OfflineEvent) -> None:
+    """The webhook took `event`: a session's state is what its last delivered event says."""
+    if event.type.startswith("checkout.session."):
+        _save(event.payload["data"]["object"], "session")
+    event.delivered_at = timezone.now()
+    event.save(update_fields=["delivered_at"])
 
 
 def _charge_for(session: dict[str, Any], method: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 from orders.gateways import is_offline
-from orders.gateways.offline import deliver_due_events
+from orders.offline_events import deliver_due_events
 from workers.command import WorkerCommand
 
 

@@ -1,0 +1,64 @@
+"""A dispute's stage, so that it only moves forward whatever order Stripe's events arrive in.
+
+Stages: open (an inquiry or a chargeback) → closed → appeal → closed after the appeal. An inquiry
+escalated to a chargeback moves forward within the open stage. `won` and `lost` appear both before
+and after an appeal, so a closing status is read against the earliest appeal seen: a close at or
+after that time is the appeal's outcome. A status is kept with the Stripe `created` of the event
+that told it; the current one is the greatest (stage, rank, created) seen, which is the same for
+any arrival order of the same events.
+"""
+
+OPEN, CLOSED, APPEAL, CLOSED_AFTER_APPEAL = 0, 1, 2, 3
+# Forward moves within a stage: an inquiry, under review, escalated, then under review again.
+OPEN_RANK = {
+    "warning_needs_response": 0,
+    "warning_under_review": 1,
+    "needs_response": 2,
+    "under_review": 3,
+}
+APPEAL_RANK = {"appeal_needs_response": 0, "appeal_under_review": 1}
+CLOSING = {"warning_closed", "won", "lost", "prevented"}
+INQUIRY = {"warning_needs_response", "warning_under_review", "warning_closed"}
+NEEDS_RESPONSE = {"warning_needs_response", "needs_response", "appeal_needs_response"}
+# In the shop's favour: the money stays (an inquiry closed, a chargeback won or prevented).
+FAVOURABLE = {"warning_closed", "won", "prevented"}
+
+Position = tuple[int, int, int, str]
+
+
+def stage_of(status: str, created: int, appealed_at: int | None) -> int:
+    if status in OPEN_RANK:
+        return OPEN
+    if status in APPEAL_RANK:
+        return APPEAL
+    return CLOSED_AFTER_APPEAL if appealed_at is not None and appealed_at <= created else CLOSED
+
+
+def position(status: str, created: int, appealed_at: int | None) -> Position:
+    """What orders the statuses Stripe told: the greatest is the dispute's current one."""
+    rank = OPEN_RANK.get(status, APPEAL_RANK.get(status, 0))
+    return stage_of(status, created, appealed_at), rank, created, status
+
+
+def is_open(status: str) -> bool:
+    return status in OPEN_RANK or status in APPEAL_RANK
+
+
+def change_between(before: tuple[int, str] | None, after: tuple[int, str]) -> list[str]:
+    """What people are told when a dispute moves from (stage, status) `before` to `after`:
+    opened, escalated, closed or appealed (a dispute first seen closed was opened all the same)."""
+    stage, status = after
+    if before is None:
+        if stage == APPEAL:
+            return ["appealed"]
+        return ["opened", "closed"] if stage in (CLOSED, CLOSED_AFTER_APPEAL) else ["opened"]
+    old_stage, old_status = before
+    if stage == old_stage and status == old_status:
+        return []
+    if stage == OPEN:
+        escalated = old_status in INQUIRY and status not in INQUIRY
+        return ["escalated"] if escalated else []
+    if stage == APPEAL:
+        return ["appealed"] if old_stage != APPEAL else []
+    # A closing status re-read as the appeal's outcome (its appeal arrived late) was told already.
+    return ["closed"] if status != old_status or old_stage in (OPEN, APPEAL) else []

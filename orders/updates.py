@@ -1,0 +1,117 @@
+"""The one way payment facts reach an order, whoever brings them: the webhook, the success page,
+staff actions, the replay command and the offline gateway all call `update_order`.
+
+In one transaction it merges the facts, applies the events that were waiting for this order,
+saves, derives the status (`transition_order` sends `order_transitioned`), and only then tells the
+other apps what changed, with the final facts: so a receiver never works the facts out again.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+
+from . import facts, signals
+from .facts import Changes
+from .models import Order, OrderTransition, StripeEvent
+from .stripe_events import HANDLERS
+from .transitions import is_fully_refunded, refunded_amount, sync_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Update:
+    changed: bool  # a fact changed
+    transition: OrderTransition | None
+
+
+def update_order(order: Order, merge: Callable[[Changes], None], *, source: str) -> Update:
+    """Merge facts into `order` (locked by the caller) with `merge`, and everything that follows."""
+    with transaction.atomic(savepoint=False):
+        changes = Changes()
+        known = _references(order)
+        merge(changes)
+        if _references(order) - known:
+            _apply_waiting_events(order, changes)
+        if changes.touched:
+            order.save(update_fields=facts.FACT_FIELDS)
+        transition = sync_status(order, source=source)
+        _announce(order, changes, source=source)
+    return Update(changes.touched, transition)
+
+
+def _references(order: Order) -> set[str]:
+    return {ref for ref in (order.stripe_payment_intent_id, order.stripe_charge_id) if ref}
+
+
+def lock_references(*references: str) -> None:
+    """Serialise "an event for a PaymentIntent or charge no order knows yet" with "an order learns
+    that id", so a waiting event is never stored unseen by the order that needs it. Sorted, so two
+    transactions take them in one order. SQLite needs nothing: its IMMEDIATE transactions already
+    run one at a time."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for ref in sorted(set(filter(None, references))):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [ref])
+
+
+def _apply_waiting_events(order: Order, changes: Changes) -> None:
+    """Apply refund and dispute events that arrived before the order knew their PaymentIntent or
+    charge; one of them may teach the order another id, which more events may wait for."""
+    done: set[str] = set()
+    while refs := _references(order) - done:
+        done |= refs
+        lock_references(*refs)
+        waiting = StripeEvent.objects.filter(
+            Q(payment_intent_id__in=refs) | Q(charge_id__in=refs),
+            outcome=StripeEvent.Outcome.UNKNOWN_ORDER,
+        ).order_by("created", "id")
+        for stored in waiting:
+            _apply_late(order, stored, changes)
+
+
+def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
+    before = {name: getattr(order, name) for name in facts.FACT_FIELDS}
+    told = Changes(
+        **{name: list(value) for name, value in vars(changes).items() if isinstance(value, list)}
+    )
+    try:
+        with transaction.atomic():  # one event Stripe never sent right must not block the rest
+            HANDLERS[stored.type](order, stored.payload["data"]["object"], stored.payload, changes)
+    except (KeyError, TypeError, ValueError, DatabaseError) as error:
+        for name, value in before.items():  # the savepoint undid the rows, this the order
+            setattr(order, name, value)
+        for name in ("counted_refunds", "undone_refunds", "disputes"):
+            setattr(changes, name, getattr(told, name))
+        log.error("stored event %s could not be applied: %r", stored.id, error)
+        stored.detail = f"could not be applied late: {type(error).__name__}"
+    else:
+        stored.outcome, stored.detail = StripeEvent.Outcome.APPLIED, "applied late"
+    stored.order = order
+    stored.save(update_fields=["outcome", "order", "detail"])
+
+
+def _announce(order: Order, changes: Changes, *, source: str) -> None:
+    if changes.paid:
+        signals.payment_completed.send(sender=Order, order=order, source=source)
+    if changes.failure:
+        code, message = changes.failure
+        signals.payment_failed.send(
+            sender=Order, order=order, code=code, message=message, source=source
+        )
+    for refund in changes.counted_refunds:
+        signals.refund_counted.send(
+            sender=Order,
+            order=order,
+            refund=refund,
+            refunded_total=refunded_amount(order),
+            fully_refunded=is_fully_refunded(order),
+        )
+    for refund in changes.undone_refunds:
+        signals.refund_failed.send(sender=Order, order=order, refund=refund)
+    for dispute, change in changes.disputes:
+        signals.dispute_changed.send(sender=Order, order=order, dispute=dispute, change=change)
