@@ -117,6 +117,38 @@ def disputed_until(outcome: str) -> Callable[[Order], list[Step]]:
     return steps
 
 
+def dispute_steps(order: Order, *statuses: str) -> list[Step]:
+    """A dispute going through `statuses`, told as Stripe tells each move."""
+    dispute, steps = f"dp_{order.number}", []
+    for n, status in enumerate(statuses):
+        closing = status in ("won", "lost", "warning_closed", "prevented")
+        kind = "created" if n == 0 else ("closed" if closing else "updated")
+        steps.append((f"charge.dispute.{kind}", dispute_obj(order, dispute, status)))
+    return steps
+
+
+def appealed(first: str, then: str) -> Callable[[Order], list[Step]]:
+    def steps(order: Order) -> list[Step]:
+        return [
+            *paid(order),
+            *dispute_steps(
+                order, "needs_response", first, "appeal_needs_response", "appeal_under_review", then
+            ),
+        ]
+
+    return steps
+
+
+def escalated(order: Order) -> list[Step]:
+    """An inquiry that became a chargeback, then won."""
+    statuses = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+    return [*paid(order), *dispute_steps(order, *statuses, "won")]
+
+
+def prevented(order: Order) -> list[Step]:
+    return [*paid(order), *dispute_steps(order, "warning_needs_response", "prevented")]
+
+
 def expired(order: Order) -> list[Step]:
     session = session_obj(order, status="expired", payment_status="unpaid")
     return [("checkout.session.expired", session)]
@@ -149,6 +181,10 @@ LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
     "dispute won": (disputed_until("won"), "completed"),
     "dispute lost": (disputed_until("lost"), "refunded"),
     "inquiry closed with a warning": (disputed_until("warning_closed"), "completed"),
+    "dispute lost, won on appeal": (appealed("lost", "won"), "completed"),
+    "dispute won, lost on appeal": (appealed("won", "lost"), "refunded"),
+    "inquiry escalated to a chargeback, won": (escalated, "completed"),
+    "dispute prevented": (prevented, "completed"),
     "expired": (expired, "failed"),
     "declined then expired": (after_a_decline(expired), "failed"),
     "async payment succeeded": (async_payment("succeeded"), "completed"),
