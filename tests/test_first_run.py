@@ -47,7 +47,12 @@ def shop(tmp_path_factory):
     }
     log = (folder / "dev.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "dev.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "dev.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its web server and workers can be stopped as one group
     )
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + STARTUP
@@ -61,8 +66,13 @@ def shop(tmp_path_factory):
         except OSError:
             continue
     yield SimpleNamespace(url=url, log=Path(log.name), health=health)
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    process.send_signal(signal.SIGINT)  # Ctrl-C, as the README says
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail(f"dev.py did not stop on Ctrl-C:\n{Path(log.name).read_text()[-2000:]}")
 
 
 def test_dev_py_starts_the_shop_in_test_mode_with_every_test_mode_worker(shop):
