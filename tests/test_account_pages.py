@@ -250,6 +250,7 @@ def test_a_pending_order_polls_its_live_fragment_until_it_leaves_pending():
     client = as_("owner")
     full = client.get(f"/account/orders/{order.number}/")
     assert 'hx-trigger="every 3s"' in page(full)
+    assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in page(full)
     assert "This page updates by itself." in page(full)
     assert "HX-Request" in full["Vary"]
 
@@ -261,7 +262,8 @@ def test_a_pending_order_polls_its_live_fragment_until_it_leaves_pending():
     fragment = page(client.get(f"/account/orders/{order.number}/", headers={"HX-Request": "true"}))
     assert '<span class="status completed">Completed</span>' in fragment
     assert "hx-trigger" not in fragment  # the swap removes the poll
-    assert "hx-trigger" not in page(client.get(f"/account/orders/{order.number}/"))
+    after = page(client.get(f"/account/orders/{order.number}/"))
+    assert "hx-trigger" not in after and "refresh" not in after
 
 
 def test_account_pages_carry_no_inline_script_or_style():
