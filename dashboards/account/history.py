@@ -99,7 +99,7 @@ def transition_words(row: OrderTransition, *, codes: dict[str, str]) -> str:
             return "You started a new payment"
         return "The shop sent you a new payment link"
     if to == Status.COMPLETED and came_from == Status.DISPUTED:
-        return "Dispute closed: the payment stands, your licenses work again"
+        return "Dispute closed: the payment stands"
     if to == Status.COMPLETED:
         return (
             "Payment recorded by the shop" if row.source.startswith("staff") else "Payment received"
