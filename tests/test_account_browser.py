@@ -4,7 +4,6 @@ by link, keys with a working copy button, and "Pay again" after a declined card.
 are saved at desktop and phone widths under docs/screenshots/ for the README."""
 
 import re
-from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -12,7 +11,7 @@ from django.core.cache import cache
 from licenses.models import License
 from orders.models import Order
 from tests.account_support import order_in
-from tests.browser import WAIT_MS, shoot, skip_without_a_browser
+from tests.browser import DESKTOP, WAIT_MS, shoot_both, skip_without_a_browser
 from tests.factories import make_product
 
 skip_without_a_browser()
@@ -21,9 +20,6 @@ from playwright.sync_api import expect  # noqa: E402
 from tests.test_browser import buy_now, deliver_delayed_events, press  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 375, "height": 740}
 
 
 @pytest.fixture
@@ -36,16 +32,6 @@ def page(browser, live_server, settings):
     page.set_default_timeout(WAIT_MS)
     yield page
     context.close()
-
-
-def shoot_both(page, name: str) -> None:
-    """Save the page at desktop and phone widths; at 375 px nothing may scroll sideways."""
-    shoot(page, f"{name}-desktop", SCREENSHOTS)
-    page.set_viewport_size(PHONE)
-    width = page.evaluate("document.scrollingElement.scrollWidth")
-    assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
-    shoot(page, f"{name}-phone", SCREENSHOTS)
-    page.set_viewport_size(DESKTOP)
 
 
 def sign_in_by_link(page, email: str) -> None:
