@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .discord import Answer, execute_webhook
-from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed
+from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed, for_message
 from .models import (
     Delivery,
     DeliveryAttempt,
@@ -41,7 +41,7 @@ class Claim:
             fallback_embed(d.notification.embed) if d.use_fallback else d.notification.embed
             for d in self.deliveries
         ]
-        payload = {"embeds": embeds, "allowed_mentions": {"parse": []}}
+        payload = {"embeds": for_message(embeds), "allowed_mentions": {"parse": []}}
         if self.destination.username:
             payload["username"] = self.destination.username
         return payload
@@ -115,10 +115,13 @@ def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
         destination.blocked_until = head.next_attempt_at  # messages go out in order
         destination.save(update_fields=["blocked_until"])
         return []
-    batch, size = [head], embed_size(head.notification.embed)
+    # Sizes as a message carries the embeds (links moved into descriptions count); a batch is
+    # always a prefix of `rows`, shaped alike.
+    sizes = [embed_size(e) for e in for_message([r.notification.embed for r in rows])]
+    batch, size = [head], sizes[0]
     if not (head.solo or head.use_fallback):
-        for row in rows[1:]:
-            size += embed_size(row.notification.embed)
+        for row, row_size in zip(rows[1:], sizes[1:], strict=True):
+            size += row_size
             waiting = row.next_attempt_at and row.next_attempt_at > now
             if row.solo or row.use_fallback or waiting or size > MESSAGE_TOTAL:
                 break

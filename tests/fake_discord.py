@@ -2,10 +2,12 @@
 
 It keeps a per-webhook bucket advertised in X-RateLimit-* headers, a hidden per-channel limit
 answered by a 429 with scope `shared`, a global 429 on demand, Discord's body validation (400,
-code 50035), 404 (10015) for a deleted webhook and 401 (50027) for a wrong token, and 500, 502,
-dropped connections, slow answers and hanging requests on demand. Every request is recorded with
-what the sender had been told: a request that arrives while its sender was told to wait (by
-`X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a violation.
+code 50035; 400 `{"embeds": ["0"]}` for an embed `url` whose host has no dot), 404 (10015) for a
+deleted webhook and 401 (50027) for a wrong token, and 500, 502, dropped connections, slow
+answers and hanging requests on demand. Every request is recorded with what the sender had been
+told: a request that arrives while its sender was told to wait (by `X-RateLimit-Remaining: 0` and
+`Reset-After`, or by a 429's `retry_after`) is a violation. What a channel SHOWS is recorded too:
+of several embeds of one message sharing a `url`, Discord shows only the first.
 
     def test_something(fake_discord):
         destination = fake_discord.destination("orders")
@@ -120,6 +122,27 @@ def embed_size(embed: dict[str, Any]) -> int:
     return sum(len(p) for p in parts if isinstance(p, str))
 
 
+def dotted_host(url: str) -> bool:
+    """Whether Discord accepts `url` as an embed's link: it refuses a host without a dot
+    (`localhost`, `shop:8000`), as Gitea, Grafana and Bugsink users found."""
+    host = urlsplit(url).hostname or ""
+    return "." in host.strip(".")
+
+
+def visible(embeds: list[Any]) -> list[Any]:
+    """What a channel shows of one message's embeds: Discord's message docs say that of several
+    embeds sharing a `url`, only the first is shown."""
+    seen: set[str] = set()
+    shown = []
+    for embed in embeds:
+        url = embed.get("url") if isinstance(embed, dict) else None
+        if url is None or url not in seen:
+            shown.append(embed)
+        if url is not None:
+            seen.add(url)
+    return shown
+
+
 def validation_errors(body: Any) -> dict[str, Any] | None:
     """Discord's answer to an invalid body (the whole 400 JSON), or None if it is accepted."""
     if not isinstance(body, dict):
@@ -149,7 +172,9 @@ def validation_errors(body: Any) -> dict[str, Any] | None:
         return {"code": 50035, "message": "Invalid Form Body", "errors": errors}
     if not body.get("content") and not embeds:
         return {"code": 50006, "message": "Cannot send an empty message"}
-    return None
+    # Checked after the form: Discord's whole answer is then this, with no code or message.
+    dotless = [str(n) for n, e in enumerate(embeds) if "url" in e and not dotted_host(e["url"])]
+    return {"embeds": dotless} if dotless else None
 
 
 def pings(body: dict[str, Any]) -> list[str]:
@@ -187,6 +212,11 @@ class Request:
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
+        """What the channel shows of this message (embeds sharing a `url` hidden)."""
+        return visible(self.sent_embeds)
+
+    @property
+    def sent_embeds(self) -> list[dict[str, Any]]:
         return (self.body.get("embeds") or []) if isinstance(self.body, dict) else []
 
     @property
@@ -297,7 +327,17 @@ class FakeDiscord:
             ]
 
     def embeds(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        """What the channel shows, in order: embeds Discord hides are left out."""
         return [embed for message in self.messages(webhook_id) for embed in message.embeds]
+
+    def hidden_embeds(self) -> list[dict[str, Any]]:
+        """Embeds that were accepted but that Discord does not show (a `url` seen earlier in
+        their message)."""
+        hidden = []
+        for message in self.messages():
+            shown = [id(e) for e in message.embeds]
+            hidden += [e for e in message.sent_embeds if id(e) not in shown]
+        return hidden
 
     def violations(self) -> list[Request]:
         with self.lock:
@@ -336,6 +376,7 @@ class FakeDiscord:
                 "violations": len(self.violations()),
                 "messages": len(self.messages()),
                 "embeds": len(self.embeds()),
+                "hidden_embeds": len(self.hidden_embeds()),
                 "embeds_per_webhook": dict(
                     Counter(r.webhook_id for r in self.messages() for _ in r.embeds)
                 ),
@@ -569,14 +610,17 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_discord(settings):
     """A running fake Discord with short limits, and the worker's settings matching them."""
     fake = FakeDiscord(
-        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=1.0
+        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=6.0
     ).start()
     fake.auto_register = False
     settings.DISCORD_API_BASE = fake.url
     settings.DISCORD_WEBHOOK_URL = ""
     settings.DISCORD_CHANNEL_LIMIT = fake.channel_limit
     settings.DISCORD_CHANNEL_WINDOW = fake.channel_window
-    settings.DISCORD_TIMEOUT = 0.5
+    # Generous: a request that times out although Discord posted it is sent again (at most one
+    # duplicate, by design), and a busy machine must not make tests see that. Tests of hangs
+    # shorten both (`short_timeouts`).
+    settings.DISCORD_TIMEOUT = 5.0
     settings.DISCORD_BACKOFF_BASE = 0.05
     settings.DISCORD_BACKOFF_CAP = 0.2
     settings.DISCORD_POLL_INTERVAL = 0.02

@@ -26,7 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications import worker
-from notifications.embeds import order_embed
+from notifications.embeds import for_message, order_embed, order_link
 from notifications.events import Event
 from notifications.models import (
     Delivery,
@@ -38,6 +38,7 @@ from notifications.models import (
 )
 from notifications.outbox import enqueue
 from notifications.worker import deliver_due, deliver_one
+from orders.models import Order
 from tests.factories import make_order, make_product
 from tests.fake_discord import validation_errors
 from workers.models import Heartbeat
@@ -72,6 +73,57 @@ def deliver_all(worker_name: str = "test", *, timeout: float = 30) -> None:
 def titles(fake, destination: Destination) -> list[str]:
     """The embed titles Discord accepted for `destination`, in the order they arrived."""
     return [embed["title"] for embed in fake.embeds(destination.webhook_id)]
+
+
+# A backlog of 100 events of 10 orders, each order's ten events one after another: every message
+# of ten embeds is then one order's, all with the same link.
+ORDER_EVENTS = [
+    Event.CHECKOUT_STARTED,
+    Event.ORDER_PENDING,
+    Event.PAYMENT_FAILED,
+    Event.ORDER_PENDING,
+    Event.CHECKOUT_STARTED,
+    Event.ORDER_COMPLETED,
+    Event.ORDER_REFUNDED,
+    Event.ORDER_DISPUTED,
+    Event.ORDER_DISPUTE_CLOSED,
+    Event.ORDER_REFUNDED,
+]
+
+
+def make_orders(count: int = 10) -> list[Order]:
+    """Orders placed before any destination exists, so that their own notifications stay put."""
+    product = make_product()
+    return [make_order(product=product) for _ in range(count)]
+
+
+def order_backlog(orders: list[Order], *, start: int = 0) -> list[Notification]:
+    """Ten events per order, numbered from `start` in the order they happen, in the outbox."""
+    backlog = []
+    for order in orders:
+        for event in ORDER_EVENTS:
+            number = [("Backlog", str(start + len(backlog)))]
+            backlog.append(enqueue(event, order_embed(event, order, number), order=order))
+    return backlog
+
+
+def backlog_number(embed: dict) -> int:
+    return int(next(f["value"] for f in embed["fields"] if f["name"] == "Backlog"))
+
+
+def assert_channel_shows_every_event_once_in_order(
+    fake, destination: Destination, backlog: list[Notification]
+) -> None:
+    """What the channel shows (embeds Discord hides left out): every event once, in order, each
+    with its order's link, as the embed's link or in its text."""
+    shown = fake.embeds(destination.webhook_id)
+    assert [backlog_number(embed) for embed in shown] == list(range(len(backlog)))
+    for embed, notification in zip(shown, backlog, strict=True):
+        link = order_link(notification.order)
+        assert embed.get("url") == link or link in embed.get("description", ""), embed
+    assert fake.hidden_embeds() == []
+    assert Delivery.objects.filter(destination=destination).exclude(status=SENT).count() == 0
+    assert fake.violations() == []
 
 
 def attempt_codes(delivery: Delivery) -> list[int | None]:
@@ -121,10 +173,16 @@ def test_a_destination_with_a_thread_posts_into_that_thread(fake_discord):
 # A burst.
 
 
+def order_with_two_events(product) -> None:
+    """An order whose two events (pending, then completed) link to the same page."""
+    order = make_order(product=product)
+    enqueue(Event.ORDER_COMPLETED, order_embed(Event.ORDER_COMPLETED, order), order=order)
+
+
 def place_orders(product, count: int) -> None:
     try:
         for _ in range(count):
-            make_order(product=product)
+            order_with_two_events(product)
     finally:
         connection.close()
 
@@ -137,25 +195,26 @@ def place_orders(product, count: int) -> None:
     ],
 )
 def test_a_thousand_events_in_a_burst_arrive_complete_in_order_once_within_every_limit(
-    fake_discord, producer
+    fake_discord, settings, producer
 ):
+    settings.SITE_URL = "https://shop.example.com"  # a link Discord takes as an embed's url
     destination = fake_discord.destination("orders")
     product = make_product()
     # A backlog before the worker starts: however fast this machine is next to the producer,
-    # the worker's first message has ten embeds to batch.
-    for _ in range(100):
-        make_order(product=product)
+    # the worker's first message has ten embeds to batch, two per order with the same link.
+    for _ in range(50):
+        order_with_two_events(product)
     if producer == "in its own thread":
-        placing = threading.Thread(target=place_orders, args=(product, 900))
+        placing = threading.Thread(target=place_orders, args=(product, 450))
         placing.start()
         while placing.is_alive():
             if not deliver_due("burst"):
                 time.sleep(0.005)
         placing.join()
     else:
-        for n in range(900):
-            make_order(product=product)
-            if n % 10 == 0:
+        for n in range(450):
+            order_with_two_events(product)
+            if n % 5 == 0:
                 deliver_one("burst")
     deliver_all("burst", timeout=60)
 
@@ -164,8 +223,12 @@ def test_a_thousand_events_in_a_burst_arrive_complete_in_order_once_within_every
     received = [ids[title] for title in titles(fake_discord, destination)]
     assert received == sorted(ids.values())  # all of them, each once, in order
     assert Delivery.objects.filter(status=SENT).count() == 1000
-    sizes = [len(message.embeds) for message in fake_discord.messages()]
+    sizes = [len(message.sent_embeds) for message in fake_discord.messages()]
     assert sizes[0] == 10
+    assert fake_discord.hidden_embeds() == []  # one embed per message carries an order's url
+    for message in fake_discord.messages():
+        links = [embed["url"] for embed in message.sent_embeds if "url" in embed]
+        assert len(links) == len(set(links))
     assert {json.dumps(r.allowed_mentions) for r in fake_discord.requests} == {'{"parse": []}'}
     assert fake_discord.most_429s_in_one_window() <= 1
     assert fake_discord.violations() == []
@@ -229,9 +292,15 @@ def test_a_global_rate_limit_holds_every_destination_until_it_ends(fake_discord)
 # Outages.
 
 
+def short_timeouts(fake, settings) -> None:
+    """A hang outlasts the worker's timeout, in seconds rather than minutes."""
+    settings.DISCORD_TIMEOUT, fake.hang_seconds = 2.0, 3.0
+
+
 def test_500_502_a_dropped_connection_and_a_hang_are_retried_until_everything_arrives(
-    fake_discord,
+    fake_discord, settings
 ):
+    short_timeouts(fake_discord, settings)
     destination = fake_discord.destination("orders")
     for kind in ("500", "502", "drop", "hang"):
         fake_discord.fail_next(kind)
@@ -343,7 +412,8 @@ def test_a_refused_embed_is_sent_once_as_the_minimal_fallback_never_as_the_same_
     assert [r.status for r in fake_discord.requests] == [400, 200, 400, 200, 200]
     assert titles(fake_discord, destination) == ["before", "x" * 199 + "…", "after"]
     fallback = fake_discord.messages()[1].embeds[0]
-    assert fallback["url"] == "https://shop.example/mgmt/orders/ABC/"
+    assert "url" not in fallback  # Discord may have refused the embed for its link
+    assert "https://shop.example/mgmt/orders/ABC/" in fallback["description"]
     delivery = Delivery.objects.get(notification=refused)
     assert delivery.status == SENT
     assert attempt_codes(delivery) == [400, 400, 200]
@@ -380,6 +450,98 @@ def test_an_oversize_customer_name_becomes_a_valid_embed_that_pings_nobody(fake_
         assert message.pings == []
     assert len(titles(fake_discord, destination)) == 3
     assert Delivery.objects.filter(status=SENT).count() == 3
+
+
+# What the channel shows: Discord hides embeds that share a link, and refuses links to a host
+# without a dot (the default SITE_URL, http://localhost:8000).
+
+
+@pytest.mark.parametrize(
+    "site_url", ["default", "http://shop:8000", "https://shop.example.com", "http://127.0.0.1:8000"]
+)
+def test_a_backlog_of_100_events_of_10_orders_shows_every_event_once_in_order(
+    fake_discord, settings, site_url
+):
+    if site_url != "default":
+        settings.SITE_URL = site_url
+    orders = make_orders()
+    destination = fake_discord.destination("orders")
+    backlog = order_backlog(orders)
+
+    deliver_all()
+
+    assert_channel_shows_every_event_once_in_order(fake_discord, destination, backlog)
+    assert [len(m.sent_embeds) for m in fake_discord.messages()] == [10] * 10  # still batched
+    assert {r.status for r in fake_discord.requests} == {200}
+
+
+def test_in_one_message_only_the_first_embed_of_an_order_carries_its_link(fake_discord, settings):
+    settings.SITE_URL = "https://shop.example.com"
+    [first, second] = make_orders(2)
+    destination = fake_discord.destination("orders")
+    for order in (first, second, first, second, first):
+        enqueue(Event.ORDER_PENDING, order_embed(Event.ORDER_PENDING, order), order=order)
+
+    deliver_all()
+
+    [message] = fake_discord.messages(destination.webhook_id)
+    links = [embed.get("url") for embed in message.sent_embeds]
+    assert links == [order_link(first), order_link(second), None, None, None]
+    assert [
+        order_link(o) in e.get("description", "")
+        for o, e in zip((first, second, first, second, first), message.sent_embeds, strict=True)
+    ] == [False, False, True, True, True]
+
+
+def test_an_order_link_to_a_host_without_a_dot_is_sent_in_the_description(settings):
+    settings.SITE_URL = "http://localhost:8000"
+    order = make_order()
+
+    [embed] = for_message([order_embed(Event.ORDER_COMPLETED, order)])
+
+    assert "url" not in embed
+    assert embed["description"] == order_link(order)
+    assert validation_errors({"embeds": [embed]}) is None
+
+
+def test_a_link_discord_refused_is_never_kept_in_the_fallback(fake_discord):
+    destination = fake_discord.destination("orders")
+    link = "http://shop:8000/mgmt/orders/ABC/"
+    refused = notify("x" * 300, url=link)  # stored before this shop knew better
+
+    deliver_all()
+
+    delivery = Delivery.objects.get(notification=refused)
+    assert delivery.status == SENT
+    [embed] = fake_discord.embeds(destination.webhook_id)
+    assert "url" not in embed
+    assert link in embed["description"]
+
+
+def test_send_test_notification_sends_an_embed_shaped_like_an_order_embed(fake_discord, settings):
+    settings.SITE_URL = "https://shop.example.com"
+    fake_discord.destination("orders")
+
+    call_command("send_test_notification", "--destination", "orders", stdout=StringIO())
+
+    [embed] = fake_discord.embeds()
+    assert embed["url"] == "https://shop.example.com/mgmt/"
+    assert embed["footer"] == {"text": "License Shop"}
+    assert [f["name"] for f in embed["fields"]] == ["Shop", "Sent by"]
+
+
+def test_send_test_notification_carries_the_link_as_real_embeds_do_with_the_default_site_url(
+    fake_discord,
+):
+    fake_discord.destination("orders")
+    out = StringIO()
+
+    call_command("send_test_notification", "--destination", "orders", stdout=out)
+
+    [embed] = fake_discord.embeds()
+    assert "url" not in embed
+    assert f"{settings.SITE_URL}/mgmt/" in embed["description"]
+    assert "sent" in out.getvalue()
 
 
 # Workers.
@@ -642,6 +804,7 @@ def test_send_test_notification_to_a_disabled_destination_says_why(fake_discord)
 
 def test_the_token_never_appears_in_logs_errors_or_output(fake_discord, settings, caplog):
     caplog.set_level(logging.DEBUG)
+    short_timeouts(fake_discord, settings)
     destination = fake_discord.destination("orders")
     fake_discord.fail_next("500")
     fake_discord.fail_next("hang")
@@ -746,3 +909,35 @@ def test_the_fake_runs_standalone_with_its_stats_and_controls_over_http():
     assert stats["rate_limited"] == {"user": 1}
     assert stats["violations"] == 1
     assert stats["embeds"] == 2
+
+
+def test_the_fake_shows_only_the_first_of_several_embeds_sharing_a_url(fake_discord):
+    fake_discord.add_webhook("1000", "token-1000")
+    link = "https://shop.example.com/mgmt/orders/ABC/"
+    body = {"embeds": [{"title": "a", "url": link}, {"title": "b", "url": link}, {"title": "c"}]}
+
+    assert post(fake_discord, "1000", "token-1000", body).status_code == 200
+
+    assert [e["title"] for e in fake_discord.embeds()] == ["a", "c"]
+    assert [e["title"] for e in fake_discord.hidden_embeds()] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("link", "accepted"),
+    [
+        ("http://localhost:8000/mgmt/orders/1/", False),
+        ("http://shop:8000/mgmt/orders/1/", False),
+        ("https://shop.example.com/mgmt/orders/1/", True),
+        ("http://127.0.0.1:8000/mgmt/orders/1/", True),
+    ],
+)
+def test_the_fake_refuses_an_embed_link_to_a_host_without_a_dot_as_discord_does(
+    fake_discord, link, accepted
+):
+    fake_discord.add_webhook("1000", "token-1000")
+    body = {"embeds": [{"title": "ok"}, {"title": "link", "url": link}]}
+
+    answer = post(fake_discord, "1000", "token-1000", body)
+
+    expected = (200, None) if accepted else (400, {"embeds": ["1"]})
+    assert (answer.status_code, None if accepted else answer.json()) == expected
