@@ -160,6 +160,8 @@ def record(claim: Claim, answer: Answer) -> None:
         row.last_status, row.last_error = answer.status or None, answer.error
         if answer.ok:
             row.status, row.sent_at, row.message_id = DeliveryStatus.SENT, now, answer.message_id
+        elif answer.destination_problem:
+            pass  # the message was fine: it waits, as is, until staff fix the destination
         elif answer.permanent:
             _after_refusal(row, batch=len(rows))
         elif answer.transient:
@@ -231,11 +233,9 @@ def _update_destination(destination: Destination, answer: Answer, now: datetime,
             ).update(blocked_until=wait)
     if answer.transient:
         waits.append(min((r.next_attempt_at for r in rows if r.next_attempt_at), default=now))
-    if answer.gone:
+    if answer.destination_problem:
         destination.enabled = False
-        destination.disabled_reason = (
-            f"Discord answered {answer.status}: the webhook was deleted or its token is wrong."
-        )
+        destination.disabled_reason = answer.destination_problem
     destination.blocked_until = max((w for w in waits if w), default=None)
 
 

@@ -3,11 +3,12 @@
 It keeps a per-webhook bucket advertised in X-RateLimit-* headers, a hidden per-channel limit
 answered by a 429 with scope `shared`, a global 429 on demand, Discord's body validation (400,
 code 50035; 400 `{"embeds": ["0"]}` for an embed `url` whose host has no dot), 404 (10015) for a
-deleted webhook and 401 (50027) for a wrong token, and 500, 502, dropped connections, slow
-answers and hanging requests on demand. Every request is recorded with what the sender had been
-told: a request that arrives while its sender was told to wait (by `X-RateLimit-Remaining: 0` and
-`Reset-After`, or by a 429's `retry_after`) is a violation. What a channel SHOWS is recorded too:
-of several embeds of one message sharing a `url`, Discord shows only the first.
+deleted webhook and 401 (50027) for a wrong token, forum channels (400, 220001, without a
+thread) and their threads, and on demand: 500, 502, dropped connections, slow answers and hanging
+requests. Every request is recorded with what the sender had been told: a request that arrives
+while its sender was told to wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a
+429's `retry_after`) is a violation. What a channel SHOWS is recorded too: of several embeds of
+one message sharing a `url`, Discord shows only the first.
 
     def test_something(fake_discord):
         destination = fake_discord.destination("orders")
@@ -18,7 +19,7 @@ of several embeds of one message sharing a `url`, Discord shows only the first.
 Standalone, for benchmarks, unknown webhooks are created on first use; GET /_stats answers the
 counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_next", "kind":
 "502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "delete_webhook",
-"webhook_id": "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id"}:
+"webhook_id": "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
 
     python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2
 """
@@ -229,6 +230,7 @@ class Webhook:
     token: str
     channel_id: str
     deleted: bool = False
+    forum: bool = False  # a forum or media channel: every message needs a thread
 
 
 @dataclass
@@ -272,6 +274,7 @@ class FakeDiscord:
         self.wait_until: dict[str, float] = {}
         self.global_until = 0.0
         self.global_next: deque[float] = deque()
+        self.threads: dict[str, str] = {}  # thread id → its channel
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
         self.server = ThreadingHTTPServer((host, port), _Handler)
@@ -290,10 +293,18 @@ class FakeDiscord:
 
     # What tests do.
 
-    def add_webhook(self, webhook_id: str, token: str, *, channel_id: str = "") -> None:
-        """Register a webhook; webhooks given one `channel_id` share its hidden limit."""
+    def add_webhook(
+        self, webhook_id: str, token: str, *, channel_id: str = "", forum: bool = False
+    ) -> None:
+        """Register a webhook; webhooks given one `channel_id` share its hidden limit. The
+        webhook of a `forum` (or media) channel posts only into a thread of it."""
         with self.lock:
-            self.webhooks[webhook_id] = Webhook(token, channel_id or webhook_id)
+            self.webhooks[webhook_id] = Webhook(token, channel_id or webhook_id, forum=forum)
+
+    def add_thread(self, webhook_id: str, thread_id: str) -> None:
+        """A thread (a forum's post) in the channel of `webhook_id`."""
+        with self.lock:
+            self.threads[thread_id] = self.webhooks[webhook_id].channel_id
 
     def delete_webhook(self, webhook_id: str) -> None:
         with self.lock:
@@ -402,20 +413,39 @@ class FakeDiscord:
             self.delete_webhook(command["webhook_id"])
         elif action == "add_webhook":
             self.add_webhook(
-                command["webhook_id"], command["token"], channel_id=command.get("channel_id", "")
+                command["webhook_id"],
+                command["token"],
+                channel_id=command.get("channel_id", ""),
+                forum=command.get("forum", False),
             )
         else:
             raise ValueError(f"unknown action {action!r}")
 
     def destination(
-        self, name: str = "orders", *, webhook_id: str = "", channel_id: str = "", **fields: Any
+        self,
+        name: str = "orders",
+        *,
+        webhook_id: str = "",
+        channel_id: str = "",
+        forum: bool = False,
+        **fields: Any,
     ):
-        """A Destination for a webhook registered on this server (a new one by default)."""
+        """A Destination for a webhook registered on this server (a new one by default); its
+        `thread_id`, if given, is a thread of the webhook's channel."""
         from notifications.models import Destination
 
         webhook_id, token = webhook_id or snowflake(), secrets.token_urlsafe(51)
-        self.add_webhook(webhook_id, token, channel_id=channel_id)
+        self.add_webhook(webhook_id, token, channel_id=channel_id, forum=forum)
+        if fields.get("thread_id"):
+            self.add_thread(webhook_id, fields["thread_id"])
         return Destination.objects.create(name=name, webhook_id=webhook_id, token=token, **fields)
+
+    def webhook_url(self, destination, *, thread_id: str = "") -> str:
+        """The URL Discord shows for the destination's webhook, as staff would paste it."""
+        query = f"?thread_id={thread_id}" if thread_id else ""
+        return (
+            f"https://discord.com/api/webhooks/{destination.webhook_id}/{destination.token}{query}"
+        )
 
     # Discord's side.
 
@@ -477,6 +507,11 @@ class FakeDiscord:
             return self._limited(request, "shared", wait, headers)
         if problem := validation_errors(request.body):
             return 400, problem, headers
+        if request.thread_id and self.threads.get(request.thread_id) != webhook.channel_id:
+            return 404, {"message": "Unknown Channel", "code": 10003}, headers
+        if webhook.forum and not request.thread_id:
+            message = "Webhooks posted to forum channels must have a thread_name or thread_id"
+            return 400, {"message": message, "code": 220001}, headers
         sent.append(now)
         return 200, self._message(request, webhook), headers
 

@@ -23,9 +23,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications import worker
+from notifications.admin import DestinationForm
+from notifications.discord import Answer, parse_webhook_url
 from notifications.embeds import for_message, order_embed, order_link
 from notifications.events import Event
 from notifications.models import (
@@ -544,6 +547,151 @@ def test_send_test_notification_carries_the_link_as_real_embeds_do_with_the_defa
     assert "sent" in out.getvalue()
 
 
+# Threads and forum channels.
+
+
+def test_a_pasted_webhook_url_keeps_its_thread():
+    url = "https://discord.com/api/webhooks/123456789012345678/" + "t" * 68
+    assert parse_webhook_url(url + "?thread_id=987654321098765432") == (
+        "123456789012345678",
+        "t" * 68,
+        "987654321098765432",
+    )
+    assert parse_webhook_url(url + "?wait=true").thread_id == ""
+
+
+def test_the_settings_webhook_url_keeps_its_thread_and_delivers_the_backlog_into_it(
+    fake_discord, settings
+):
+    orders = make_orders()
+    destination = fake_discord.destination("settings")
+    fake_discord.add_thread(destination.webhook_id, "987654321098765432")
+    settings.DISCORD_WEBHOOK_URL = fake_discord.webhook_url(
+        destination, thread_id="987654321098765432"
+    )
+    destination.delete()  # the shop knows it from the setting only
+
+    backlog = order_backlog(orders)
+    deliver_all()
+
+    from_settings = Destination.objects.get(from_settings=True)
+    assert from_settings.thread_id == "987654321098765432"
+    assert {m.thread_id for m in fake_discord.messages()} == {"987654321098765432"}
+    assert_channel_shows_every_event_once_in_order(fake_discord, from_settings, backlog)
+
+
+def test_the_admin_form_keeps_the_thread_of_a_pasted_url_and_the_thread_stays_editable(
+    fake_discord,
+):
+    destination = fake_discord.destination("orders")
+    url = fake_discord.webhook_url(destination, thread_id="987654321098765432")
+    data = {"name": "orders", "events": ["order.completed"], "enabled": "on"}
+
+    form = DestinationForm({**data, "webhook_url": url, "thread_id": ""}, instance=destination)
+    assert form.is_valid(), form.errors
+    form.save()
+    destination.refresh_from_db()
+    assert destination.thread_id == "987654321098765432"
+
+    form = DestinationForm(
+        {**data, "webhook_url": "", "thread_id": "111111111111111111"}, instance=destination
+    )
+    assert form.is_valid(), form.errors
+    form.save()
+    destination.refresh_from_db()
+    assert (destination.token, destination.thread_id) == (destination.token, "111111111111111111")
+
+
+def test_a_forum_webhook_without_a_thread_disables_its_destination_and_keeps_every_message(
+    fake_discord,
+):
+    orders = make_orders()
+    forum = fake_discord.destination("forum", forum=True)
+    backlog = order_backlog(orders)
+
+    deliver_all()
+
+    forum.refresh_from_db()
+    assert not forum.enabled
+    assert "220001" in forum.disabled_reason
+    assert "forum" in forum.disabled_reason and "thread" in forum.disabled_reason
+    assert [(r.status, len(r.sent_embeds)) for r in fake_discord.requests] == [(400, 10)]
+    assert not Delivery.objects.filter(Q(solo=True) | Q(use_fallback=True)).exists()
+    assert forum.deliveries.filter(status=PENDING).count() == 100
+    meanwhile = order_backlog(orders[:1], start=100)
+    assert forum.deliveries.filter(status=PENDING).count() == 110
+
+    fake_discord.add_thread(forum.webhook_id, "987654321098765432")  # staff set a thread
+    Destination.objects.filter(pk=forum.pk).update(
+        thread_id="987654321098765432", enabled=True, disabled_reason=""
+    )
+    deliver_all()
+
+    assert_channel_shows_every_event_once_in_order(fake_discord, forum, backlog + meanwhile)
+
+
+def test_a_thread_that_no_longer_exists_disables_its_destination_with_the_reason(fake_discord):
+    destination = fake_discord.destination("orders", thread_id="987654321098765432")
+    fake_discord.threads.clear()  # someone deleted the thread
+    notify("event")
+
+    deliver_all()
+
+    destination.refresh_from_db()
+    assert not destination.enabled
+    assert "10003" in destination.disabled_reason
+    assert "thread" in destination.disabled_reason
+    assert destination.deliveries.get().status == PENDING
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "words"),
+    [
+        (400, 220001, "forum"),
+        (400, 220002, "forum"),
+        (400, 220003, "forum"),
+        (400, 220004, "forum"),
+        (400, 40058, "forum"),
+        (400, 50008, "text channel"),
+        (400, 50024, "kind of channel"),
+        (400, 160005, "locked"),
+        (404, 10003, "thread"),
+        (404, 10015, "deleted"),
+        (401, 50027, "token"),
+        (403, 50001, "access"),
+        (403, 50013, "permission"),
+        (403, None, "no longer"),
+        (404, None, "deleted"),
+    ],
+)
+def test_what_is_about_the_destination_not_the_message_is_told_in_words(status, code, words):
+    answer = Answer(status=status, error_code=code)
+
+    assert words in answer.destination_problem
+    assert str(status) in answer.destination_problem
+    assert not answer.permanent and not answer.transient
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, 50035), (400, None), (400, 240000), (413, 40005)]
+)
+def test_a_refusal_of_the_message_is_not_about_the_destination(status, code):
+    answer = Answer(status=status, error_code=code)
+
+    assert answer.destination_problem == ""
+    assert answer.permanent
+
+
+def test_send_test_notification_to_a_forum_without_a_thread_fails_saying_why(fake_discord):
+    fake_discord.destination("forum", forum=True)
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="Not every destination"):
+        call_command("send_test_notification", "--destination", "forum", stdout=out)
+
+    assert "forum" in out.getvalue()
+
+
 # Workers.
 
 
@@ -941,3 +1089,21 @@ def test_the_fake_refuses_an_embed_link_to_a_host_without_a_dot_as_discord_does(
 
     expected = (200, None) if accepted else (400, {"embeds": ["1"]})
     assert (answer.status_code, None if accepted else answer.json()) == expected
+
+
+def test_the_fake_wants_a_thread_for_a_forum_and_knows_its_threads(fake_discord):
+    fake_discord.add_webhook("1000", "token-1000", forum=True)
+    fake_discord.add_thread("1000", "555555555555555555")
+    body = {"embeds": [{"title": "hi"}]}
+
+    no_thread = post(fake_discord, "1000", "token-1000", body)
+    url = f"{fake_discord.url}/webhooks/1000/token-1000"
+    in_thread, unknown = (
+        requests.post(url, json=body, params={"wait": "true", "thread_id": t}, timeout=5)
+        for t in ("555555555555555555", "666666666666666666")
+    )
+
+    assert (no_thread.status_code, no_thread.json()["code"]) == (400, 220001)
+    assert in_thread.status_code == 200
+    assert in_thread.json()["channel_id"] == "555555555555555555"
+    assert (unknown.status_code, unknown.json()["code"]) == (404, 10003)
