@@ -1,8 +1,9 @@
 """Discord webhooks over plain HTTP: one request, and what Discord's answer means for the sender.
 
 No Django here. Errors are one small contract: `Answer.permanent` (do not retry this body),
-`Answer.destination_problem` (no body would be accepted: why, in words), `Answer.transient`
-(try again later), or a wait in `retry_after`.
+`Answer.destination_problem` (no body would be accepted: why, in words), `Answer.banned`
+(Cloudflare refuses this address), `Answer.transient` (try again later), or a wait in
+`retry_after`.
 """
 
 import re
@@ -96,6 +97,8 @@ class Answer:
     error_code: int | None = None
     error: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    # A 429 without Discord's JSON body or X-RateLimit-Scope: Cloudflare refuses this address.
+    banned: bool = False
 
     @property
     def ok(self) -> bool:
@@ -104,6 +107,11 @@ class Answer:
     @property
     def rate_limited(self) -> bool:
         return self.status == 429
+
+    @property
+    def address_wide(self) -> bool:
+        """A 429 that holds every request from this address: Discord's global limit, or a ban."""
+        return self.rate_limited and (self.is_global or self.scope == "global" or self.banned)
 
     @property
     def destination_problem(self) -> str:
@@ -131,6 +139,12 @@ class Answer:
     @property
     def transient(self) -> bool:
         return self.status == 0 or self.status >= 500 or self.error_code in TEMPORARY_ERRORS
+
+    @property
+    def invalid(self) -> bool:
+        """Counted by Discord towards its ban of an address (10,000 in 10 minutes): 401, 403,
+        and 429 except the `shared` scope."""
+        return self.status in (401, 403) or (self.rate_limited and self.scope != "shared")
 
 
 def execute_webhook(
@@ -171,7 +185,13 @@ def _read(response: requests.Response, token: str) -> Answer:
         answer.message_id = str(body.get("id", ""))
     elif answer.rate_limited:
         answer.retry_after = _number(body.get("retry_after"), float)
-        if answer.retry_after is None:
+        # Discord always says how long in its JSON body; Cloudflare's ban page (HTML, or a
+        # static JSON message) says nothing, and may last an hour (discord-api-docs 5810).
+        answer.banned = answer.retry_after is None and not answer.scope
+        if answer.banned:
+            answer.retry_after = _number(headers.get("Retry-After"), float)
+            answer.error = "HTTP 429 without Discord's rate-limit body: a Cloudflare ban"
+        elif answer.retry_after is None:
             answer.retry_after = _number(headers.get("Retry-After"), float) or 1.0
     else:
         answer.error_code = _number(body.get("code"), int)

@@ -4,11 +4,13 @@ It keeps a per-webhook bucket advertised in X-RateLimit-* headers, a hidden per-
 answered by a 429 with scope `shared`, a global 429 on demand, Discord's body validation (400,
 code 50035; 400 `{"embeds": ["0"]}` for an embed `url` whose host has no dot), 404 (10015) for a
 deleted webhook and 401 (50027) for a wrong token, forum channels (400, 220001, without a
-thread) and their threads, and on demand: 500, 502, dropped connections, slow answers and hanging
-requests. Every request is recorded with what the sender had been told: a request that arrives
-while its sender was told to wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a
-429's `retry_after`) is a violation. What a channel SHOWS is recorded too: of several embeds of
-one message sharing a `url`, Discord shows only the first.
+thread) and their threads, and on demand: 500, 502, dropped connections, slow answers, hanging
+requests, a 429 while `X-RateLimit-Remaining` is still above 0, and Cloudflare's ban (429 with
+an HTML page, no JSON body, no X-RateLimit-* headers) for every request during it. Every request is
+recorded with what the sender had been told: a request that arrives while its sender was told to
+wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a
+violation. What a channel SHOWS is recorded too: of several embeds of one message sharing a
+`url`, Discord shows only the first.
 
     def test_something(fake_discord):
         destination = fake_discord.destination("orders")
@@ -18,8 +20,9 @@ one message sharing a `url`, Discord shows only the first.
 
 Standalone, for benchmarks, unknown webhooks are created on first use; GET /_stats answers the
 counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_next", "kind":
-"502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "delete_webhook",
-"webhook_id": "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
+"502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "throttle_next",
+"retry_after": 2}, {"action": "ban", "seconds": 600}, {"action": "delete_webhook", "webhook_id":
+"..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
 
     python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2
 """
@@ -210,6 +213,7 @@ class Request:
     thread_id: str = ""
     message_id: str = ""
     pings: list[str] = field(default_factory=list)
+    banned: bool = False  # answered by Cloudflare's ban page
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
@@ -219,6 +223,11 @@ class Request:
     @property
     def sent_embeds(self) -> list[dict[str, Any]]:
         return (self.body.get("embeds") or []) if isinstance(self.body, dict) else []
+
+    @property
+    def invalid(self) -> bool:
+        """Counted by Discord towards its ban threshold: 401, 403, and a 429 not `shared`."""
+        return self.status in (401, 403) or (self.status == 429 and self.scope != "shared")
 
     @property
     def allowed_mentions(self) -> Any:
@@ -274,6 +283,9 @@ class FakeDiscord:
         self.wait_until: dict[str, float] = {}
         self.global_until = 0.0
         self.global_next: deque[float] = deque()
+        self.throttles: deque[float] = deque()
+        self.banned_until = 0.0
+        self.ban_body = "html"
         self.threads: dict[str, str] = {}  # thread id → its channel
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
@@ -324,6 +336,21 @@ class FakeDiscord:
         with self.lock:
             self.global_next.append(retry_after)
 
+    def throttle_next(self, retry_after: float = 1.0, *, times: int = 1) -> None:
+        """The next `times` requests meet a 429 (scope `user`) although the bucket still has
+        requests left and says so in `X-RateLimit-Remaining`: Remaining is no promise
+        (discord-api-docs issue 1454: a 429 right after `Remaining: 2`)."""
+        with self.lock:
+            self.throttles.extend([retry_after] * times)
+
+    def ban(self, seconds: float = 3600.0, *, body: str = "html") -> None:
+        """Cloudflare bans this address for `seconds`: every request meets a 429 without
+        Discord's JSON body or X-RateLimit-* headers; `body` "html" is Cloudflare's page, "json"
+        the static message some get instead (discord-api-docs issue 5810)."""
+        assert body in ("html", "json"), body
+        with self.lock:
+            self.banned_until, self.ban_body = time.time() + seconds, body
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
         with self.arrived:
             return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
@@ -349,6 +376,10 @@ class FakeDiscord:
             shown = [id(e) for e in message.embeds]
             hidden += [e for e in message.sent_embeds if id(e) not in shown]
         return hidden
+
+    def invalid_requests(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.invalid]
 
     def violations(self) -> list[Request]:
         with self.lock:
@@ -388,6 +419,7 @@ class FakeDiscord:
                 "messages": len(self.messages()),
                 "embeds": len(self.embeds()),
                 "hidden_embeds": len(self.hidden_embeds()),
+                "invalid_requests": len(self.invalid_requests()),
                 "embeds_per_webhook": dict(
                     Counter(r.webhook_id for r in self.messages() for _ in r.embeds)
                 ),
@@ -409,6 +441,10 @@ class FakeDiscord:
             )
         elif action == "limit_globally":
             self.limit_globally(command.get("retry_after", 1.0))
+        elif action == "throttle_next":
+            self.throttle_next(command.get("retry_after", 1.0), times=command.get("times", 1))
+        elif action == "ban":
+            self.ban(command.get("seconds", 3600.0), body=command.get("body", "html"))
         elif action == "delete_webhook":
             self.delete_webhook(command["webhook_id"])
         elif action == "add_webhook":
@@ -466,6 +502,9 @@ class FakeDiscord:
         )
         self.requests.append(request)
         self.arrived.notify_all()
+        if now < self.banned_until:  # Cloudflare answers before Discord sees anything
+            request.status, request.banned = 429, True
+            return (429, *self._ban_page(), None)
         status, answer, headers, fault = self._answer(request, token, now)
         request.status = 0 if fault and fault.kind in ("drop", "hang") else status
         if status == 200:
@@ -487,12 +526,30 @@ class FakeDiscord:
             return (int(fault.kind) if fault.kind.isdigit() else 0), {}, {}, fault
         return (*self._post(request, webhook, now), fault)
 
+    def _ban_page(self) -> tuple[Any, dict[str, str]]:
+        if self.ban_body == "json":
+            message = (
+                "You are being blocked from accessing our API temporarily due to exceeding our"
+                " rate limits frequently."
+            )
+            return {"code": 0, "message": message}, {}
+        page = b"<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare"
+        page += b" to restrict access</title></head><body>error code: 1015</body></html>"
+        return page, {"Content-Type": "text/html; charset=UTF-8"}
+
     def _post(self, request: Request, webhook: Webhook, now: float):
         """Discord's limits, then its validation, then the message."""
         if self.global_next and now >= self.global_until:
             self.global_until = now + self.global_next.popleft()
         if now < self.global_until:
             return self._limited(request, "global", self.global_until - now, {})
+        if self.throttles:
+            bucket = self.buckets[request.webhook_id]
+            if now >= bucket.started + self.bucket_window:
+                bucket.started, bucket.used = now, 0
+            remaining = self.bucket_limit - bucket.used
+            headers = self._bucket_headers(request.webhook_id, remaining, bucket, now)
+            return self._limited(request, "user", self.throttles.popleft(), headers)
         headers = self._spend_bucket(request, now)
         if headers is None:
             bucket = self.buckets[request.webhook_id]

@@ -2,6 +2,7 @@
 Discord's limits and flags any request sent while its sender had been told to wait (DESIGN,
 "Discord notifications")."""
 
+import itertools
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from notifications import worker
+from notifications import ip_limits, worker
 from notifications.admin import DestinationForm
 from notifications.discord import Answer, parse_webhook_url
 from notifications.embeds import for_message, order_embed, order_link
@@ -39,7 +40,7 @@ from notifications.models import (
     GlobalRateLimit,
     Notification,
 )
-from notifications.outbox import enqueue
+from notifications.outbox import enqueue, resend
 from notifications.worker import deliver_due, deliver_one
 from orders.models import Order
 from tests.factories import make_order, make_product
@@ -692,6 +693,117 @@ def test_send_test_notification_to_a_forum_without_a_thread_fails_saying_why(fak
     assert "forum" in out.getvalue()
 
 
+# Cloudflare bans, and 429s the headers did not announce.
+
+
+def ban_episodes(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("page", ["html", "json"])
+def test_a_ban_holds_every_destination_for_minutes_and_the_backlog_arrives_once_it_ends(
+    fake_discord, caplog, page
+):
+    caplog.set_level(logging.INFO, logger="notifications")
+    orders = make_orders()
+    first, second = fake_discord.destination("first"), fake_discord.destination("second")
+    backlog = order_backlog(orders)
+    fake_discord.ban(seconds=3600, body=page)
+    start = timezone.now()
+
+    assert deliver_due() == 1
+    assert deliver_due() == 0  # no destination may send: the ban is the address's
+    assert len(fake_discord.requests) == 1
+    first_wait = GlobalRateLimit.objects.get().blocked_until - start
+    assert timedelta(minutes=5) <= first_wait <= timedelta(minutes=10)
+    moments = [start]
+    while moments[-1] < start + timedelta(hours=1):  # while the ban lasts, try when told
+        moments.append(GlobalRateLimit.objects.get().blocked_until)
+        with time_machine.travel(moments[-1], tick=False):
+            deliver_due()
+    waits = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    assert min(waits) >= timedelta(minutes=5)
+    assert waits[-1] >= 3 * waits[0]  # longer and longer, jitter aside
+    banned = [r for r in fake_discord.requests if r.banned]
+    assert 2 <= len(banned) <= 5  # in an hour
+    assert len(ban_episodes(caplog)) == 1  # once per episode, not per request
+    assert "ban" in ban_episodes(caplog)[0].lower()
+
+    with time_machine.travel(start + timedelta(hours=5), tick=True):
+        deliver_all()
+
+    assert_channel_shows_every_event_once_in_order(fake_discord, first, backlog)
+    assert_channel_shows_every_event_once_in_order(fake_discord, second, backlog)
+    assert len(ban_episodes(caplog)) == 1
+    assert any("again" in r.getMessage() for r in caplog.records)
+    assert_token_hidden(first, caplog.text)
+
+
+def test_a_ban_counts_towards_a_messages_age_and_a_dead_message_can_be_sent_again(
+    fake_discord, settings
+):
+    destination = fake_discord.destination("orders")
+    old = notify("too old")
+    Delivery.objects.filter(notification=old).update(
+        created_at=timezone.now() - timedelta(seconds=settings.DISCORD_MAX_AGE + 1)
+    )
+    fake_discord.ban(seconds=600)
+
+    assert deliver_one("test")
+
+    delivery = Delivery.objects.get(notification=old)
+    assert delivery.status == DEAD
+    assert resend(Delivery.objects.filter(pk=delivery.pk)) == 1
+    with time_machine.travel(timezone.now() + timedelta(hours=2), tick=True):
+        deliver_all()
+    assert titles(fake_discord, destination) == ["too old"]
+
+
+def test_invalid_requests_stay_far_below_discords_ban_threshold_at_any_number_of_destinations(
+    fake_discord, monkeypatch
+):
+    """Discord bans an address after 10,000 invalid requests (401, 403, 429 not `shared`) in 10
+    minutes. Each destination alone makes few (401 and 403 disable it; a 429 makes it wait), but
+    many destinations could add up: so the worker keeps a shared count and stops every request
+    at INVALID_BUDGET in 10 minutes. A request claimed before the count filled may still be in
+    flight, one per worker, and one per worker may have been claimed just before the window
+    opened: at most INVALID_BUDGET + 2 times workers invalid requests in any 10 minutes, whatever the
+    number of destinations."""
+    monkeypatch.setattr(ip_limits, "INVALID_BUDGET", 5)
+    destinations = [fake_discord.destination(f"dest {n}") for n in range(40)]
+    Destination.objects.update(token="wrong-" + "t" * 60)  # every one answers 401
+    notify("event")
+    start = timezone.now()
+
+    deliver_due()
+
+    assert len(fake_discord.invalid_requests()) == 5  # not 40
+    assert deliver_due() == 0
+    with time_machine.travel(start + timedelta(minutes=10, seconds=1), tick=False):
+        deliver_due()
+    assert len(fake_discord.invalid_requests()) == 10
+    assert Destination.objects.filter(enabled=False).count() == 10
+    assert all(d.deliveries.get().status == PENDING for d in destinations)
+
+    monkeypatch.undo()
+    workers = 100  # far more than any shop runs
+    assert ip_limits.INVALID_BUDGET + 2 * workers <= 10_000 / 8
+
+
+def test_a_429_while_remaining_was_above_zero_is_waited_out_and_nothing_is_lost(fake_discord):
+    orders = make_orders()
+    destination = fake_discord.destination("orders")
+    backlog = order_backlog(orders)
+    fake_discord.throttle_next(retry_after=0.3)
+
+    deliver_all()
+
+    [throttled] = fake_discord.rate_limited()
+    assert throttled.scope == "user"
+    assert_channel_shows_every_event_once_in_order(fake_discord, destination, backlog)
+    assert fake_discord.most_429s_in_one_window() == 1
+
+
 # Workers.
 
 
@@ -1107,3 +1219,35 @@ def test_the_fake_wants_a_thread_for_a_forum_and_knows_its_threads(fake_discord)
     assert in_thread.status_code == 200
     assert in_thread.json()["channel_id"] == "555555555555555555"
     assert (unknown.status_code, unknown.json()["code"]) == (404, 10003)
+
+
+@pytest.mark.parametrize("page", ["html", "json"])
+def test_the_fake_bans_like_cloudflare_every_request_without_rate_limit_headers(fake_discord, page):
+    fake_discord.add_webhook("1000", "token-1000")
+    fake_discord.ban(seconds=600, body=page)
+
+    answers = [post(fake_discord, w, "token-1000", {"embeds": [{"title": "hi"}]}) for w in "12"]
+
+    assert [a.status_code for a in answers] == [429, 429]  # even for an unknown webhook
+    assert not [h for a in answers for h in a.headers if h.lower().startswith("x-ratelimit")]
+    assert "retry_after" not in answers[0].text
+    assert ("text/html" in answers[0].headers["Content-Type"]) == (page == "html")
+    assert len(fake_discord.invalid_requests()) == 2
+
+
+def test_the_fake_can_answer_429_while_remaining_is_still_above_zero(fake_discord):
+    fake_discord.add_webhook("1000", "token-1000")
+    body = {"embeds": [{"title": "hi"}]}
+
+    first = post(fake_discord, "1000", "token-1000", body)
+    fake_discord.throttle_next(retry_after=0.5)
+    throttled = post(fake_discord, "1000", "token-1000", body)
+    too_early = post(fake_discord, "1000", "token-1000", body)
+
+    assert first.status_code == 200
+    assert first.headers["X-RateLimit-Remaining"] == "4"
+    assert throttled.status_code == 429
+    assert throttled.headers["X-RateLimit-Remaining"] == "4"
+    assert throttled.json()["retry_after"] == 0.5
+    assert fake_discord.violations() == [fake_discord.requests[2]]
+    assert too_early.status_code == 200  # the bucket had room: only the sender broke the rule
