@@ -49,9 +49,13 @@ def _references(order: Order) -> set[str]:
 
 def lock_references(*references: str) -> None:
     """Serialise "an event for a PaymentIntent or charge no order knows yet" with "an order learns
-    that id", so a waiting event is never stored unseen by the order that needs it. Sorted, so two
-    transactions take them in one order. SQLite needs nothing: its IMMEDIATE transactions already
-    run one at a time."""
+    that id", so a waiting event is never stored unseen by the order that needs it.
+
+    An event takes one key (its PaymentIntent, else its charge) before it looks for its order; an
+    order takes the ids it newly learns, after its row. An event only waits for an order's row when
+    that order already knew the event's key, which it then does not take again, so no two
+    transactions wait for each other. SQLite needs nothing: its IMMEDIATE transactions already run
+    one at a time."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:

@@ -143,7 +143,9 @@ def _dispatch(event: dict[str, Any], record: StripeEvent) -> tuple[str, Order | 
         return Outcome.LIVEMODE_MISMATCH, None, f"livemode={record.livemode}"
     obj = event["data"]["object"]
     payment_intent, charge = references(obj)
-    lock_references(payment_intent, charge)
+    # One key per event, its PaymentIntent when it names one: an event holding two could wait
+    # for one held by a transaction that is waiting for the other (a deadlock).
+    lock_references(payment_intent or charge)
     order = locate_order(obj)
     if order is None:
         record.payment_intent_id, record.charge_id = payment_intent, charge
