@@ -4,6 +4,8 @@ from pathlib import Path
 
 import environ
 
+from .caches import cache_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -131,7 +133,8 @@ LICENSE_VALIDATE_WINDOW = env.int("LICENSE_VALIDATE_WINDOW", default=60)
 # Behind a reverse proxy every request comes from the proxy: name the header it sets (e.g.
 # X-Forwarded-For) and the limiter counts the address the proxy saw (the header's last entry).
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# The limiter's counts: shared by every process only in a shared cache (Redis in production).
+CACHES = {"default": cache_config(env("CACHE_URL", default="locmemcache://"))}
 
 DISCORD_WEBHOOK_URL = env("DISCORD_WEBHOOK_URL", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")

@@ -83,6 +83,7 @@ def test_deploy_check_passes_the_production_settings_built_from_the_environment(
         "SECURE_HSTS_SECONDS": "31536000",
         "STRIPE_SECRET_KEY": "sk_live_abc",
         "STRIPE_WEBHOOK_SECRET": "whsec_real",
+        "CACHE_URL": "redis://127.0.0.1:6379/0",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
