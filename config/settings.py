@@ -149,6 +149,8 @@ DISCORD_BACKOFF_CAP = env.float("DISCORD_BACKOFF_CAP", default=300)
 DISCORD_MAX_AGE = env.float("DISCORD_MAX_AGE", default=24 * 3600)
 DISCORD_POLL_INTERVAL = env.float("DISCORD_POLL_INTERVAL", default=0.2)
 MGMT_PATH = env("MGMT_PATH", default="mgmt").strip("/")
+# `manage.py prune` deletes what is older than this many days (unless --older-than says otherwise).
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=90)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
