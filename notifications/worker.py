@@ -8,6 +8,7 @@ connection. A crash between the send and the record leaves the rows pending: aft
 they are sent again (at most one duplicate, never a loss).
 """
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from .models import (
     GlobalRateLimit,
 )
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 10
 LEASE = timedelta(seconds=60)
 
@@ -173,6 +175,43 @@ def record(claim: Claim, answer: Answer) -> None:
     _update_destination(destination, answer, now, rows)
     destination.lease_owner, destination.lease_until = "", None
     destination.save()
+    _log_attempt(destination, answer, rows)
+
+
+def _outcome(answer: Answer, rows: list[Delivery]) -> str:
+    if answer.ok:
+        return "sent"
+    if any(row.status == DeliveryStatus.DEAD for row in rows):
+        return "dead"
+    if answer.rate_limited:
+        return "rate_limited"
+    if answer.gone:
+        return "destination_disabled"
+    return "refused" if answer.permanent else "retry"
+
+
+def _log_attempt(destination: Destination, answer: Answer, rows: list[Delivery]) -> None:
+    """One line per request to Discord: ids, destination name, answer and outcome; never the
+    webhook URL (its token) nor the embeds (customer emails)."""
+    outcome = _outcome(answer, rows)
+    fields = {
+        "destination": destination.name,
+        "delivery_ids": [row.pk for row in rows],
+        "notification_ids": [row.notification_id for row in rows],
+        "status_code": answer.status,
+        "batch_size": len(rows),
+        "outcome": outcome,
+    }
+    log.log(
+        logging.INFO if answer.ok else logging.WARNING,
+        "discord delivery %s to %s: HTTP %s, %s embed(s), %s",
+        fields["delivery_ids"],
+        destination.name,
+        answer.status or "none (network error or timeout)",
+        len(rows),
+        outcome,
+        extra=fields,
+    )
 
 
 def _after_refusal(row: Delivery, *, batch: int) -> None:
