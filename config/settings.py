@@ -160,6 +160,16 @@ CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
 # The limiter's counts: shared by every process only in a shared cache (Redis in production).
 CACHES = {"default": cache_config(env("CACHE_URL", default="locmemcache://"))}
 
+# Customers' /account: sign-in links work once, for ACCOUNT_LINK_MAX_AGE seconds; links asked for
+# are limited per email and per client address in each ACCOUNT_LINK_WINDOW (counted in CACHES).
+ACCOUNT_LINK_MAX_AGE = env.int("ACCOUNT_LINK_MAX_AGE", default=15 * 60)
+ACCOUNT_LINK_EMAIL_RATE = env.int("ACCOUNT_LINK_EMAIL_RATE", default=5)
+ACCOUNT_LINK_CLIENT_RATE = env.int("ACCOUNT_LINK_CLIENT_RATE", default=20)
+ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
+# "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.
+ACCOUNT_RESEND_KEYS_RATE = env.int("ACCOUNT_RESEND_KEYS_RATE", default=3)
+ACCOUNT_RESEND_KEYS_WINDOW = env.int("ACCOUNT_RESEND_KEYS_WINDOW", default=3600)
+
 DISCORD_WEBHOOK_URL = env("DISCORD_WEBHOOK_URL", default="")
 DISCORD_API_BASE = env("DISCORD_API_BASE", default="https://discord.com/api/v10")
 DISCORD_TIMEOUT = env.float("DISCORD_TIMEOUT", default=10)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon),
+    path("account/", include("dashboards.account.urls")),
     path("", include("licenses.urls")),
     path("", include("orders.urls")),
 ]

@@ -15,24 +15,37 @@ class DestinationForm(forms.ModelForm):
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Paste the webhook URL from Discord (Server settings → Integrations → Webhooks). "
-        "Only its id and token are kept; leave empty to keep the current one.",
+        "Only its id, token and thread (?thread_id=) are kept; leave empty to keep the current one.",
     )
     events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = Destination
         fields = ["name", "webhook_url", "events", "enabled", "thread_id", "username"]
+        help_texts = {
+            "thread_id": "Post into this thread. A forum or media channel needs one (a post's "
+            "id); a pasted URL's ?thread_id= fills it in."
+        }
 
     def clean_webhook_url(self) -> str:
         url = self.cleaned_data["webhook_url"]
+        self.pasted_thread = ""
         if not url and not self.instance.token:
             raise forms.ValidationError("A webhook URL is needed.")
         if url:
             try:
-                self.instance.webhook_id, self.instance.token = parse_webhook_url(url)
+                webhook = parse_webhook_url(url)
             except InvalidWebhookURL as error:
                 raise forms.ValidationError(str(error)) from None
+            self.instance.webhook_id, self.instance.token = webhook.webhook_id, webhook.token
+            self.pasted_thread = webhook.thread_id
         return ""  # the URL itself is never stored or shown again
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if getattr(self, "pasted_thread", ""):  # the URL's thread wins over the field
+            cleaned["thread_id"] = self.pasted_thread
+        return cleaned
 
     def save(self, commit: bool = True):
         destination = super().save(commit=False)

@@ -1,12 +1,15 @@
 """Discord webhooks over plain HTTP: one request, and what Discord's answer means for the sender.
 
 No Django here. Errors are one small contract: `Answer.permanent` (do not retry this body),
-`Answer.gone` (the webhook is deleted or its token is wrong), or a wait in `retry_after`.
+`Answer.destination_problem` (no body would be accepted: why, in words), `Answer.banned`
+(Cloudflare refuses this address), `Answer.transient` (try again later), or a wait in
+`retry_after`.
 """
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs
 
 import requests
 
@@ -16,19 +19,66 @@ WEBHOOK_URL = re.compile(
 )
 
 
+THREAD_ID = re.compile(r"^\d{15,25}$", re.ASCII)
+
+# Discord's JSON error codes that are about where the webhook posts, not about the message: no
+# other body would be accepted, so the destination waits for staff. From Discord's list of JSON
+# error codes (opcodes-and-status-codes). Codes about thread *creation* (220002, 220003) cannot
+# happen without `thread_name`, which the shop never sends, but they mean the same: fix the setup.
+FORUM_NEEDS_THREAD = (
+    "the channel is a forum or media channel, where messages go into a post: set the thread id"
+    " of a post (or paste the URL with ?thread_id=…)"
+)
+DESTINATION_ERRORS = {
+    10003: "the channel or thread no longer exists",
+    10015: "the webhook was deleted",
+    40058: FORUM_NEEDS_THREAD,
+    50001: "the webhook has no access to its channel any more",
+    50008: "the channel is not a text channel",
+    50013: "the webhook lacks the permission to post in its channel",
+    50024: "the webhook cannot post in this kind of channel",
+    50027: "the webhook's token is wrong",
+    50083: "the thread is archived and cannot be reopened",
+    160005: "the thread is locked",
+    220001: FORUM_NEEDS_THREAD,
+    220002: "the forum channel got both a thread id and a thread name",
+    220003: "the channel is not a forum channel, where a thread could be created",
+    220004: "webhooks cannot post in this forum channel",
+}
+DESTINATION_STATUSES = {
+    401: "the webhook's token is wrong",
+    403: "the webhook may no longer post in its channel",
+    404: "the webhook was deleted",
+}
+# About the destination but temporary ("send messages has been temporarily disabled"): waited
+# out like an outage, not a reason to switch the destination off.
+TEMPORARY_ERRORS = {40004}
+
+
 class InvalidWebhookURL(ValueError):
     pass
 
 
-def parse_webhook_url(url: str) -> tuple[str, str]:
-    """A pasted webhook URL → (id, token). Only these two parts are kept: requests always go to
+class WebhookURL(NamedTuple):
+    webhook_id: str
+    token: str
+    thread_id: str  # "" when the URL names no thread
+
+
+def parse_webhook_url(url: str) -> WebhookURL:
+    """A pasted webhook URL → its id, token and thread (`?thread_id=`, as Discord's "Copy
+    Webhook URL" of a thread gives). Only these parts are kept: requests always go to
     DISCORD_API_BASE, so nothing else in what a user types can become a request target."""
-    match = WEBHOOK_URL.match((url or "").strip().split("?")[0])
+    path, _, query = (url or "").strip().partition("?")
+    match = WEBHOOK_URL.match(path)
     if not match:
         raise InvalidWebhookURL(
             "Not a Discord webhook URL (https://discord.com/api/webhooks/<id>/<token>)."
         )
-    return match.group(1), match.group(2)
+    thread_id = (parse_qs(query).get("thread_id") or [""])[-1]
+    if thread_id and not THREAD_ID.match(thread_id):
+        raise InvalidWebhookURL("The URL's thread_id is not a Discord id (15 to 25 digits).")
+    return WebhookURL(match.group(1), match.group(2), thread_id)
 
 
 def redact(text: str, token: str) -> str:
@@ -47,6 +97,8 @@ class Answer:
     error_code: int | None = None
     error: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    # A 429 without Discord's JSON body or X-RateLimit-Scope: Cloudflare refuses this address.
+    banned: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,20 +109,42 @@ class Answer:
         return self.status == 429
 
     @property
-    def gone(self) -> bool:
-        # 404 unknown webhook, 401 wrong token; 403: the webhook may no longer post there.
-        return self.status in (401, 403, 404)
+    def address_wide(self) -> bool:
+        """A 429 that holds every request from this address: Discord's global limit, or a ban."""
+        return self.rate_limited and (self.is_global or self.scope == "global" or self.banned)
+
+    @property
+    def destination_problem(self) -> str:
+        """Why Discord refuses the destination itself, whatever the message, in words; "" when
+        it does not."""
+        if self.error_code in TEMPORARY_ERRORS:
+            return ""
+        words = DESTINATION_ERRORS.get(self.error_code or 0)
+        if words is None and self.status in DESTINATION_STATUSES:
+            words = DESTINATION_STATUSES[self.status]
+        if words is None or not 400 <= self.status < 500 or self.rate_limited:
+            return ""
+        code = f", code {self.error_code}" if self.error_code else ""
+        return f"Discord answered {self.status}{code}: {words}."
 
     @property
     def permanent(self) -> bool:
         """This body will never be accepted (400): send something else instead."""
-        return self.status == 400 or (
-            400 <= self.status < 500 and not (self.gone or self.rate_limited)
+        return (
+            400 <= self.status < 500
+            and not (self.rate_limited or self.transient)
+            and not self.destination_problem
         )
 
     @property
     def transient(self) -> bool:
-        return self.status == 0 or self.status >= 500
+        return self.status == 0 or self.status >= 500 or self.error_code in TEMPORARY_ERRORS
+
+    @property
+    def invalid(self) -> bool:
+        """Counted by Discord towards its ban of an address (10,000 in 10 minutes): 401, 403,
+        and 429 except the `shared` scope."""
+        return self.status in (401, 403) or (self.rate_limited and self.scope != "shared")
 
 
 def execute_webhook(
@@ -111,7 +185,13 @@ def _read(response: requests.Response, token: str) -> Answer:
         answer.message_id = str(body.get("id", ""))
     elif answer.rate_limited:
         answer.retry_after = _number(body.get("retry_after"), float)
-        if answer.retry_after is None:
+        # Discord always says how long in its JSON body; Cloudflare's ban page (HTML, or a
+        # static JSON message) says nothing, and may last an hour (discord-api-docs 5810).
+        answer.banned = answer.retry_after is None and not answer.scope
+        if answer.banned:
+            answer.retry_after = _number(headers.get("Retry-After"), float)
+            answer.error = "HTTP 429 without Discord's rate-limit body: a Cloudflare ban"
+        elif answer.retry_after is None:
             answer.retry_after = _number(headers.get("Retry-After"), float) or 1.0
     else:
         answer.error_code = _number(body.get("code"), int)

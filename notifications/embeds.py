@@ -1,10 +1,13 @@
 """Embeds: what each event shows, fitted into Discord's limits (counted in code points).
 
-Long customer input is shortened, never rejected. License keys are never put in an embed.
+Long customer input is shortened, never rejected. License keys are never put in an embed. A link
+is sent as the embed's `url` only where Discord shows it: its host has a dot, and no earlier embed
+of the same message has that `url`; otherwise it heads the description (`for_message`).
 """
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -93,6 +96,39 @@ def order_link(order) -> str:
     return f"{settings.SITE_URL}/{settings.MGMT_PATH}/orders/{order.number}/"
 
 
+def linkable(url: str) -> bool:
+    """Whether Discord takes `url` as an embed's link: it answers 400 (`{"embeds": ["0"]}`) to a
+    host without a dot, such as the default http://localhost:8000 or http://shop:8000."""
+    host = urlsplit(url).hostname or ""
+    return "." in host.strip(".")
+
+
+def link_in_description(embed: dict[str, Any]) -> dict[str, Any]:
+    """The embed with its `url` moved to the head of its description, where fitting it into
+    the limits never cuts it."""
+    embed = dict(embed)
+    link = embed.pop("url")
+    text = embed.get("description")
+    embed["description"] = f"{link}\n{text}" if text else link
+    return fit(embed)
+
+
+def for_message(embeds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The embeds as one message carries them. Discord shows only the first of several embeds
+    sharing a `url` (message resource docs), and every event of an order links to it: later ones
+    keep the link in their description. A link Discord would refuse moves there too. Stored
+    embeds keep their `url` (previews, the fallback): only what is sent is shaped."""
+    shaped, seen = [], set()
+    for embed in embeds:
+        url = embed.get("url")
+        if url is not None and (url in seen or not linkable(url)):
+            embed = link_in_description(embed)
+        elif url is not None:
+            seen.add(url)
+        shaped.append(embed)
+    return shaped
+
+
 TITLES = {
     Event.CHECKOUT_STARTED: "Checkout started",
     Event.ORDER_PENDING: "Order pending",
@@ -142,12 +178,12 @@ def stock_embed(product, remaining: int, threshold: int) -> dict[str, Any]:
 
 
 def fallback_embed(embed: dict[str, Any]) -> dict[str, Any]:
-    """What is sent once Discord refused an embed (400): the title and the link, nothing more."""
-    minimal = {
+    """What is sent once Discord refused an embed (400): the title and the link, nothing more.
+    The link is text, never the `url`: Discord may have refused the embed for its `url`."""
+    note = "Discord refused the full message; open the order for the details."
+    link = embed.get("url") or ""
+    return {
         "title": _cut(embed.get("title") or "Notification", 200),
-        "description": "Discord refused the full message; open the order for the details.",
+        "description": f"{note}\n{link}" if link else note,
         "color": embed.get("color", 0),
     }
-    if embed.get("url"):
-        minimal["url"] = embed["url"]
-    return minimal

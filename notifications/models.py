@@ -153,9 +153,14 @@ class DeliveryAttempt(models.Model):
 
 
 class GlobalRateLimit(models.Model):
-    """Discord's global limit (per bot or IP), shared by all workers: one row."""
+    """What Discord limits per address, shared by all workers: one row (see ip_limits)."""
 
     blocked_until = models.DateTimeField(null=True, blank=True)
+    # A Cloudflare ban: since when, and how many answers of it (each wait is longer).
+    banned_since = models.DateTimeField(null=True, blank=True)
+    bans = models.PositiveIntegerField(default=0)
+    # When the last answers Discord counts as invalid (401, 403, 429) came, as timestamps.
+    invalid_requests = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"global limit until {self.blocked_until}"

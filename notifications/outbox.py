@@ -25,31 +25,37 @@ def _forget_synced_url(setting: str, **kwargs) -> None:
 
 def sync_settings_destination() -> None:
     """Keep the destination named after DISCORD_WEBHOOK_URL in line with the setting (once per
-    process and URL). A new URL also re-enables it: someone fixed what Discord refused. An unset
-    URL changes nothing (a process started without it must not silence the shop): disable or
-    delete the destination in the admin."""
+    process and URL). A new webhook, or a new `?thread_id=` in the URL, also re-enables it:
+    someone fixed what Discord refused (a forum channel needs a thread). A URL without a thread
+    leaves the destination's thread as staff set it. An unset URL changes nothing (a process
+    started without it must not silence the shop): disable or delete the destination in the
+    admin."""
     url = settings.DISCORD_WEBHOOK_URL
     if not url or _synced.get(url):
         return
     try:
-        webhook_id, token = parse_webhook_url(url)
+        webhook = parse_webhook_url(url)
     except InvalidWebhookURL:
         return  # reported by the system checks
     row, created = Destination.objects.get_or_create(
         name=SETTINGS_DESTINATION,
         defaults={
-            "webhook_id": webhook_id,
-            "token": token,
+            "webhook_id": webhook.webhook_id,
+            "token": webhook.token,
+            "thread_id": webhook.thread_id,
             "from_settings": True,
             "events": list(DEFAULT_EVENTS),
         },
     )
-    if not created and (row.webhook_id, row.token) != (webhook_id, token):
-        row.webhook_id, row.token, row.from_settings = webhook_id, token, True
+    moved = (row.webhook_id, row.token) != (webhook.webhook_id, webhook.token)
+    if not created and (moved or webhook.thread_id not in ("", row.thread_id)):
+        row.webhook_id, row.token, row.from_settings = webhook.webhook_id, webhook.token, True
+        row.thread_id = webhook.thread_id  # a new webhook's channel has none of the old threads
         row.enabled, row.disabled_reason, row.channel_id = True, "", ""
         fields = [
             "webhook_id",
             "token",
+            "thread_id",
             "from_settings",
             "enabled",
             "disabled_reason",

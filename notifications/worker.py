@@ -5,7 +5,8 @@ destination (row lock with SKIP LOCKED, then a lease time), so one destination's
 in order and never twice at once. Rate-limit state lives on the rows, shared by all workers. The
 database connection is closed before each request to Discord, so a slow Discord holds no
 connection. A crash between the send and the record leaves the rows pending: after the lease
-they are sent again (at most one duplicate, never a loss).
+they are sent again (at most one duplicate, never a loss). What Discord limits per address (its
+global limit, Cloudflare bans, invalid requests) holds every destination: see ip_limits.
 """
 
 import logging
@@ -18,15 +19,10 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from . import ip_limits
 from .discord import Answer, execute_webhook
-from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed
-from .models import (
-    Delivery,
-    DeliveryAttempt,
-    DeliveryStatus,
-    Destination,
-    GlobalRateLimit,
-)
+from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed, for_message
+from .models import Delivery, DeliveryAttempt, DeliveryStatus, Destination
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 10
@@ -37,13 +33,14 @@ LEASE = timedelta(seconds=60)
 class Claim:
     destination: Destination
     deliveries: list[Delivery]
+    during_ban: bool = False  # a Cloudflare ban episode was on when this was claimed
 
     def payload(self) -> dict:
         embeds = [
             fallback_embed(d.notification.embed) if d.use_fallback else d.notification.embed
             for d in self.deliveries
         ]
-        payload = {"embeds": embeds, "allowed_mentions": {"parse": []}}
+        payload = {"embeds": for_message(embeds), "allowed_mentions": {"parse": []}}
         if self.destination.username:
             payload["username"] = self.destination.username
         return payload
@@ -65,7 +62,7 @@ def claim(worker: str) -> Claim | None:
     """Lease the next destination that may send now, with its next message's deliveries."""
     now = timezone.now()
     with transaction.atomic():
-        limit = GlobalRateLimit.objects.first()
+        limit = ip_limits.current()
         if limit and limit.blocked_until and limit.blocked_until > now:
             return None
         backlog = Delivery.objects.filter(destination=OuterRef("pk"), status=DeliveryStatus.PENDING)
@@ -80,7 +77,7 @@ def claim(worker: str) -> Claim | None:
             if deliveries:
                 destination.lease_owner, destination.lease_until = worker, now + LEASE
                 destination.save(update_fields=["lease_owner", "lease_until"])
-                return Claim(destination, deliveries)
+                return Claim(destination, deliveries, during_ban=bool(limit and limit.banned_since))
     return None
 
 
@@ -117,10 +114,13 @@ def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
         destination.blocked_until = head.next_attempt_at  # messages go out in order
         destination.save(update_fields=["blocked_until"])
         return []
-    batch, size = [head], embed_size(head.notification.embed)
+    # Sizes as a message carries the embeds (links moved into descriptions count); a batch is
+    # always a prefix of `rows`, shaped alike.
+    sizes = [embed_size(e) for e in for_message([r.notification.embed for r in rows])]
+    batch, size = [head], sizes[0]
     if not (head.solo or head.use_fallback):
-        for row in rows[1:]:
-            size += embed_size(row.notification.embed)
+        for row, row_size in zip(rows[1:], sizes[1:], strict=True):
+            size += row_size
             waiting = row.next_attempt_at and row.next_attempt_at > now
             if row.solo or row.use_fallback or waiting or size > MESSAGE_TOTAL:
                 break
@@ -159,6 +159,10 @@ def record(claim: Claim, answer: Answer) -> None:
         row.last_status, row.last_error = answer.status or None, answer.error
         if answer.ok:
             row.status, row.sent_at, row.message_id = DeliveryStatus.SENT, now, answer.message_id
+        elif answer.destination_problem:
+            pass  # the message was fine: it waits, as is, until staff fix the destination
+        elif answer.banned:
+            _after_ban(row, now)
         elif answer.permanent:
             _after_refusal(row, batch=len(rows))
         elif answer.transient:
@@ -175,6 +179,7 @@ def record(claim: Claim, answer: Answer) -> None:
     _update_destination(destination, answer, now, rows)
     destination.lease_owner, destination.lease_until = "", None
     destination.save()
+    ip_limits.note(answer, now, during_ban=claim.during_ban)
     _log_attempt(destination, answer, rows)
 
 
@@ -183,10 +188,12 @@ def _outcome(answer: Answer, rows: list[Delivery]) -> str:
         return "sent"
     if any(row.status == DeliveryStatus.DEAD for row in rows):
         return "dead"
+    if answer.banned:
+        return "banned"
     if answer.rate_limited:
         return "rate_limited"
-    if answer.gone:
-        return "destination_disabled"
+    if answer.destination_problem:
+        return "destination_refused"
     return "refused" if answer.permanent else "retry"
 
 
@@ -225,9 +232,19 @@ def _after_refusal(row: Delivery, *, batch: int) -> None:
         row.status = DeliveryStatus.DEAD
 
 
+def _too_old(row: Delivery, now: datetime) -> bool:
+    return now - row.created_at > timedelta(seconds=settings.DISCORD_MAX_AGE)
+
+
+def _after_ban(row: Delivery, now: datetime) -> None:
+    """A Cloudflare ban holds every destination (ip_limits); meanwhile the message ages."""
+    if _too_old(row, now):
+        row.status = DeliveryStatus.DEAD
+
+
 def _after_outage(row: Delivery, now: datetime, jitter: float) -> None:
     """5xx, timeout, network: capped exponential backoff with jitter, bounded by age."""
-    if now - row.created_at > timedelta(seconds=settings.DISCORD_MAX_AGE):
+    if _too_old(row, now):
         row.status = DeliveryStatus.DEAD
         return
     delay = min(
@@ -238,7 +255,7 @@ def _after_outage(row: Delivery, now: datetime, jitter: float) -> None:
 
 def _update_destination(destination: Destination, answer: Answer, now: datetime, rows) -> None:
     waits = [destination.blocked_until] if destination.blocked_until else []
-    if answer.status:  # Discord counted the request towards the channel's limit
+    if answer.status and not answer.banned:  # Discord counted it towards the channel's limit
         window = settings.DISCORD_CHANNEL_WINDOW
         recent = [t for t in destination.recent_sends if t > _ts(now) - window]
         destination.recent_sends = [*recent, _ts(timezone.now())][-settings.DISCORD_CHANNEL_LIMIT :]
@@ -254,12 +271,9 @@ def _update_destination(destination: Destination, answer: Answer, now: datetime,
         )
     if answer.remaining == 0 and answer.reset_after is not None:
         waits.append(now + timedelta(seconds=answer.reset_after))
-    if answer.rate_limited:
+    if answer.rate_limited and not answer.address_wide:  # those hold all destinations: ip_limits
         wait = now + timedelta(seconds=answer.retry_after or 1)
-        if answer.is_global or answer.scope == "global":
-            GlobalRateLimit.objects.update_or_create(pk=1, defaults={"blocked_until": wait})
-        else:
-            waits.append(wait)
+        waits.append(wait)
         if answer.scope == "shared" and destination.channel_id:
             siblings = Destination.objects.filter(channel_id=destination.channel_id)
             siblings.exclude(pk=destination.pk).filter(
@@ -267,11 +281,9 @@ def _update_destination(destination: Destination, answer: Answer, now: datetime,
             ).update(blocked_until=wait)
     if answer.transient:
         waits.append(min((r.next_attempt_at for r in rows if r.next_attempt_at), default=now))
-    if answer.gone:
+    if answer.destination_problem:
         destination.enabled = False
-        destination.disabled_reason = (
-            f"Discord answered {answer.status}: the webhook was deleted or its token is wrong."
-        )
+        destination.disabled_reason = answer.destination_problem
     destination.blocked_until = max((w for w in waits if w), default=None)
 
 

@@ -117,6 +117,10 @@ class Order(models.Model):
                 condition=Q(status__in=Status.values), name="order_status_valid"
             ),
         ]
+        indexes = [
+            # A customer's orders, newest first (/account), and staff's search by email.
+            models.Index(fields=["email", "-created_at"], name="order_email_recent"),
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 from django.db import connection, transaction
 
+from .event_shapes import MalformedEvent, check_object
 from .gateways import livemode_expected
 from .models import Order, StripeEvent
 from .stripe_events import HANDLERS, locate_order, references
@@ -65,6 +66,10 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
         and _is_timestamp(event.get("created"))
     ):
         raise WebhookError("body is not a Stripe event")
+    try:
+        check_object(event["type"], event["data"]["object"])
+    except MalformedEvent as error:
+        raise WebhookError(f"malformed event: {error}") from None
     return event
 
 

@@ -2,7 +2,7 @@
 
 Without chromium or the `playwright` package a browser test is skipped here, but fails under
 CI=true, so a missing install step shows up as a red build instead of a quiet skip. Screenshots go
-to <tmp>/shots/ unless a test saves them under docs/screenshots/ for the README.
+to <tmp>/shots/; `UPDATE_SCREENSHOTS=1` sends the README's (shoot_both) to docs/screenshots/.
 """
 
 import importlib.util
@@ -62,3 +62,24 @@ def browser():
 def shoot(page, name: str, folder: Path = SHOTS) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=folder / f"{name}.png", full_page=True)
+
+
+# The README's pictures. A test run rewrites them only when asked (UPDATE_SCREENSHOTS=1): order
+# numbers and times differ on every run, and running the tests must not leave the checkout dirty.
+README_SHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else SHOTS
+)
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+
+
+def shoot_both(page, name: str) -> None:
+    """Save the page at desktop and phone widths; at 375 px nothing may scroll sideways."""
+    shoot(page, f"{name}-desktop", README_SHOTS)
+    page.set_viewport_size(PHONE)
+    width = page.evaluate("document.scrollingElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
+    shoot(page, f"{name}-phone", README_SHOTS)
+    page.set_viewport_size(DESKTOP)

@@ -2,10 +2,15 @@
 
 It keeps a per-webhook bucket advertised in X-RateLimit-* headers, a hidden per-channel limit
 answered by a 429 with scope `shared`, a global 429 on demand, Discord's body validation (400,
-code 50035), 404 (10015) for a deleted webhook and 401 (50027) for a wrong token, and 500, 502,
-dropped connections, slow answers and hanging requests on demand. Every request is recorded with
-what the sender had been told: a request that arrives while its sender was told to wait (by
-`X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a violation.
+code 50035; 400 `{"embeds": ["0"]}` for an embed `url` whose host has no dot), 404 (10015) for a
+deleted webhook and 401 (50027) for a wrong token, forum channels (400, 220001, without a
+thread) and their threads, and on demand: 500, 502, dropped connections, slow answers, hanging
+requests, a 429 while `X-RateLimit-Remaining` is still above 0, and Cloudflare's ban (429 with
+an HTML page, no JSON body, no X-RateLimit-* headers) for every request during it. Every request is
+recorded with what the sender had been told: a request that arrives while its sender was told to
+wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a
+violation. What a channel SHOWS is recorded too: of several embeds of one message sharing a
+`url`, Discord shows only the first.
 
     def test_something(fake_discord):
         destination = fake_discord.destination("orders")
@@ -15,8 +20,9 @@ what the sender had been told: a request that arrives while its sender was told 
 
 Standalone, for benchmarks, unknown webhooks are created on first use; GET /_stats answers the
 counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_next", "kind":
-"502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "delete_webhook",
-"webhook_id": "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id"}:
+"502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "throttle_next",
+"retry_after": 2}, {"action": "ban", "seconds": 600}, {"action": "delete_webhook", "webhook_id":
+"..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
 
     python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2
 """
@@ -120,6 +126,27 @@ def embed_size(embed: dict[str, Any]) -> int:
     return sum(len(p) for p in parts if isinstance(p, str))
 
 
+def dotted_host(url: str) -> bool:
+    """Whether Discord accepts `url` as an embed's link: it refuses a host without a dot
+    (`localhost`, `shop:8000`), as Gitea, Grafana and Bugsink users found."""
+    host = urlsplit(url).hostname or ""
+    return "." in host.strip(".")
+
+
+def visible(embeds: list[Any]) -> list[Any]:
+    """What a channel shows of one message's embeds: Discord's message docs say that of several
+    embeds sharing a `url`, only the first is shown."""
+    seen: set[str] = set()
+    shown = []
+    for embed in embeds:
+        url = embed.get("url") if isinstance(embed, dict) else None
+        if url is None or url not in seen:
+            shown.append(embed)
+        if url is not None:
+            seen.add(url)
+    return shown
+
+
 def validation_errors(body: Any) -> dict[str, Any] | None:
     """Discord's answer to an invalid body (the whole 400 JSON), or None if it is accepted."""
     if not isinstance(body, dict):
@@ -149,7 +176,9 @@ def validation_errors(body: Any) -> dict[str, Any] | None:
         return {"code": 50035, "message": "Invalid Form Body", "errors": errors}
     if not body.get("content") and not embeds:
         return {"code": 50006, "message": "Cannot send an empty message"}
-    return None
+    # Checked after the form: Discord's whole answer is then this, with no code or message.
+    dotless = [str(n) for n, e in enumerate(embeds) if "url" in e and not dotted_host(e["url"])]
+    return {"embeds": dotless} if dotless else None
 
 
 def pings(body: dict[str, Any]) -> list[str]:
@@ -184,10 +213,21 @@ class Request:
     thread_id: str = ""
     message_id: str = ""
     pings: list[str] = field(default_factory=list)
+    banned: bool = False  # answered by Cloudflare's ban page
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
+        """What the channel shows of this message (embeds sharing a `url` hidden)."""
+        return visible(self.sent_embeds)
+
+    @property
+    def sent_embeds(self) -> list[dict[str, Any]]:
         return (self.body.get("embeds") or []) if isinstance(self.body, dict) else []
+
+    @property
+    def invalid(self) -> bool:
+        """Counted by Discord towards its ban threshold: 401, 403, and a 429 not `shared`."""
+        return self.status in (401, 403) or (self.status == 429 and self.scope != "shared")
 
     @property
     def allowed_mentions(self) -> Any:
@@ -199,6 +239,7 @@ class Webhook:
     token: str
     channel_id: str
     deleted: bool = False
+    forum: bool = False  # a forum or media channel: every message needs a thread
 
 
 @dataclass
@@ -242,6 +283,10 @@ class FakeDiscord:
         self.wait_until: dict[str, float] = {}
         self.global_until = 0.0
         self.global_next: deque[float] = deque()
+        self.throttles: deque[float] = deque()
+        self.banned_until = 0.0
+        self.ban_body = "html"
+        self.threads: dict[str, str] = {}  # thread id → its channel
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
         self.server = ThreadingHTTPServer((host, port), _Handler)
@@ -260,10 +305,18 @@ class FakeDiscord:
 
     # What tests do.
 
-    def add_webhook(self, webhook_id: str, token: str, *, channel_id: str = "") -> None:
-        """Register a webhook; webhooks given one `channel_id` share its hidden limit."""
+    def add_webhook(
+        self, webhook_id: str, token: str, *, channel_id: str = "", forum: bool = False
+    ) -> None:
+        """Register a webhook; webhooks given one `channel_id` share its hidden limit. The
+        webhook of a `forum` (or media) channel posts only into a thread of it."""
         with self.lock:
-            self.webhooks[webhook_id] = Webhook(token, channel_id or webhook_id)
+            self.webhooks[webhook_id] = Webhook(token, channel_id or webhook_id, forum=forum)
+
+    def add_thread(self, webhook_id: str, thread_id: str) -> None:
+        """A thread (a forum's post) in the channel of `webhook_id`."""
+        with self.lock:
+            self.threads[thread_id] = self.webhooks[webhook_id].channel_id
 
     def delete_webhook(self, webhook_id: str) -> None:
         with self.lock:
@@ -283,6 +336,21 @@ class FakeDiscord:
         with self.lock:
             self.global_next.append(retry_after)
 
+    def throttle_next(self, retry_after: float = 1.0, *, times: int = 1) -> None:
+        """The next `times` requests meet a 429 (scope `user`) although the bucket still has
+        requests left and says so in `X-RateLimit-Remaining`: Remaining is no promise
+        (discord-api-docs issue 1454: a 429 right after `Remaining: 2`)."""
+        with self.lock:
+            self.throttles.extend([retry_after] * times)
+
+    def ban(self, seconds: float = 3600.0, *, body: str = "html") -> None:
+        """Cloudflare bans this address for `seconds`: every request meets a 429 without
+        Discord's JSON body or X-RateLimit-* headers; `body` "html" is Cloudflare's page, "json"
+        the static message some get instead (discord-api-docs issue 5810)."""
+        assert body in ("html", "json"), body
+        with self.lock:
+            self.banned_until, self.ban_body = time.time() + seconds, body
+
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
         with self.arrived:
             return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
@@ -297,7 +365,21 @@ class FakeDiscord:
             ]
 
     def embeds(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
+        """What the channel shows, in order: embeds Discord hides are left out."""
         return [embed for message in self.messages(webhook_id) for embed in message.embeds]
+
+    def hidden_embeds(self) -> list[dict[str, Any]]:
+        """Embeds that were accepted but that Discord does not show (a `url` seen earlier in
+        their message)."""
+        hidden = []
+        for message in self.messages():
+            shown = [id(e) for e in message.embeds]
+            hidden += [e for e in message.sent_embeds if id(e) not in shown]
+        return hidden
+
+    def invalid_requests(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.invalid]
 
     def violations(self) -> list[Request]:
         with self.lock:
@@ -336,6 +418,8 @@ class FakeDiscord:
                 "violations": len(self.violations()),
                 "messages": len(self.messages()),
                 "embeds": len(self.embeds()),
+                "hidden_embeds": len(self.hidden_embeds()),
+                "invalid_requests": len(self.invalid_requests()),
                 "embeds_per_webhook": dict(
                     Counter(r.webhook_id for r in self.messages() for _ in r.embeds)
                 ),
@@ -357,24 +441,47 @@ class FakeDiscord:
             )
         elif action == "limit_globally":
             self.limit_globally(command.get("retry_after", 1.0))
+        elif action == "throttle_next":
+            self.throttle_next(command.get("retry_after", 1.0), times=command.get("times", 1))
+        elif action == "ban":
+            self.ban(command.get("seconds", 3600.0), body=command.get("body", "html"))
         elif action == "delete_webhook":
             self.delete_webhook(command["webhook_id"])
         elif action == "add_webhook":
             self.add_webhook(
-                command["webhook_id"], command["token"], channel_id=command.get("channel_id", "")
+                command["webhook_id"],
+                command["token"],
+                channel_id=command.get("channel_id", ""),
+                forum=command.get("forum", False),
             )
         else:
             raise ValueError(f"unknown action {action!r}")
 
     def destination(
-        self, name: str = "orders", *, webhook_id: str = "", channel_id: str = "", **fields: Any
+        self,
+        name: str = "orders",
+        *,
+        webhook_id: str = "",
+        channel_id: str = "",
+        forum: bool = False,
+        **fields: Any,
     ):
-        """A Destination for a webhook registered on this server (a new one by default)."""
+        """A Destination for a webhook registered on this server (a new one by default); its
+        `thread_id`, if given, is a thread of the webhook's channel."""
         from notifications.models import Destination
 
         webhook_id, token = webhook_id or snowflake(), secrets.token_urlsafe(51)
-        self.add_webhook(webhook_id, token, channel_id=channel_id)
+        self.add_webhook(webhook_id, token, channel_id=channel_id, forum=forum)
+        if fields.get("thread_id"):
+            self.add_thread(webhook_id, fields["thread_id"])
         return Destination.objects.create(name=name, webhook_id=webhook_id, token=token, **fields)
+
+    def webhook_url(self, destination, *, thread_id: str = "") -> str:
+        """The URL Discord shows for the destination's webhook, as staff would paste it."""
+        query = f"?thread_id={thread_id}" if thread_id else ""
+        return (
+            f"https://discord.com/api/webhooks/{destination.webhook_id}/{destination.token}{query}"
+        )
 
     # Discord's side.
 
@@ -395,6 +502,9 @@ class FakeDiscord:
         )
         self.requests.append(request)
         self.arrived.notify_all()
+        if now < self.banned_until:  # Cloudflare answers before Discord sees anything
+            request.status, request.banned = 429, True
+            return (429, *self._ban_page(), None)
         status, answer, headers, fault = self._answer(request, token, now)
         request.status = 0 if fault and fault.kind in ("drop", "hang") else status
         if status == 200:
@@ -416,12 +526,30 @@ class FakeDiscord:
             return (int(fault.kind) if fault.kind.isdigit() else 0), {}, {}, fault
         return (*self._post(request, webhook, now), fault)
 
+    def _ban_page(self) -> tuple[Any, dict[str, str]]:
+        if self.ban_body == "json":
+            message = (
+                "You are being blocked from accessing our API temporarily due to exceeding our"
+                " rate limits frequently."
+            )
+            return {"code": 0, "message": message}, {}
+        page = b"<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare"
+        page += b" to restrict access</title></head><body>error code: 1015</body></html>"
+        return page, {"Content-Type": "text/html; charset=UTF-8"}
+
     def _post(self, request: Request, webhook: Webhook, now: float):
         """Discord's limits, then its validation, then the message."""
         if self.global_next and now >= self.global_until:
             self.global_until = now + self.global_next.popleft()
         if now < self.global_until:
             return self._limited(request, "global", self.global_until - now, {})
+        if self.throttles:
+            bucket = self.buckets[request.webhook_id]
+            if now >= bucket.started + self.bucket_window:
+                bucket.started, bucket.used = now, 0
+            remaining = self.bucket_limit - bucket.used
+            headers = self._bucket_headers(request.webhook_id, remaining, bucket, now)
+            return self._limited(request, "user", self.throttles.popleft(), headers)
         headers = self._spend_bucket(request, now)
         if headers is None:
             bucket = self.buckets[request.webhook_id]
@@ -436,6 +564,11 @@ class FakeDiscord:
             return self._limited(request, "shared", wait, headers)
         if problem := validation_errors(request.body):
             return 400, problem, headers
+        if request.thread_id and self.threads.get(request.thread_id) != webhook.channel_id:
+            return 404, {"message": "Unknown Channel", "code": 10003}, headers
+        if webhook.forum and not request.thread_id:
+            message = "Webhooks posted to forum channels must have a thread_name or thread_id"
+            return 400, {"message": message, "code": 220001}, headers
         sent.append(now)
         return 200, self._message(request, webhook), headers
 
@@ -569,14 +702,17 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_discord(settings):
     """A running fake Discord with short limits, and the worker's settings matching them."""
     fake = FakeDiscord(
-        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=1.0
+        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=6.0
     ).start()
     fake.auto_register = False
     settings.DISCORD_API_BASE = fake.url
     settings.DISCORD_WEBHOOK_URL = ""
     settings.DISCORD_CHANNEL_LIMIT = fake.channel_limit
     settings.DISCORD_CHANNEL_WINDOW = fake.channel_window
-    settings.DISCORD_TIMEOUT = 0.5
+    # Generous: a request that times out although Discord posted it is sent again (at most one
+    # duplicate, by design), and a busy machine must not make tests see that. Tests of hangs
+    # shorten both (`short_timeouts`).
+    settings.DISCORD_TIMEOUT = 5.0
     settings.DISCORD_BACKOFF_BASE = 0.05
     settings.DISCORD_BACKOFF_CAP = 0.2
     settings.DISCORD_POLL_INTERVAL = 0.02

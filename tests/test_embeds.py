@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifications.embeds import embed_size, fallback_embed, fit, order_embed
+from notifications.embeds import embed_size, fallback_embed, fit, for_message, order_embed
 from notifications.events import Event
 from tests.factories import make_order, make_product
 from tests.fake_discord import embed_size as discord_embed_size
-from tests.fake_discord import validation_errors
+from tests.fake_discord import validation_errors, visible
 
 HOSTILE = ("@everyone 🎉👩‍👩‍👧 <@&1234> ‮ " * 400)[:10_000]
 
@@ -67,7 +67,7 @@ def test_an_order_embed_with_hostile_customer_text_is_accepted_and_shows_no_key(
 
     embed = order_embed(Event.ORDER_COMPLETED, order, [("Name", HOSTILE), ("Reason", HOSTILE)])
 
-    assert accepted(embed)
+    assert accepted(*for_message([embed]))  # as sent, with the default SITE_URL's link
     assert embed["title"] == f"Order completed: order {order.number}"
     assert embed["fields"][0]["name"] == "Customer"
     assert len(embed["fields"][0]["value"]) == 1024
@@ -79,4 +79,26 @@ def test_the_fallback_of_a_refused_embed_is_accepted():
     fallback = fallback_embed(refused)
 
     assert accepted(fallback)
-    assert fallback["url"] == "https://shop.example/o/1/"
+    assert "url" not in fallback
+    assert "https://shop.example/o/1/" in fallback["description"]
+
+
+links = st.sampled_from(
+    ["http://localhost:8000", "http://shop:8000", "https://shop.example.com", "http://10.0.0.7"]
+).flatmap(lambda site: st.builds(lambda n: f"{site}/mgmt/orders/{n}/", st.integers(1, 4)))
+linked_embeds = st.builds(
+    lambda link, description: {"title": "Order", "url": link, **description},
+    links,
+    st.one_of(st.just({}), st.builds(lambda text: {"description": text}, texts)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(linked_embeds, min_size=1, max_size=10))
+def test_a_message_shows_every_embed_and_every_link_whatever_the_links(embeds):
+    sent = for_message([fit(embed) for embed in embeds])
+
+    assert accepted(*sent) or sum(map(embed_size, sent)) > 6000  # the worker splits those
+    assert visible(sent) == sent
+    for before, after in zip(embeds, sent, strict=True):
+        assert after.get("url") == before["url"] or after["description"].startswith(before["url"])

@@ -1,3 +1,4 @@
+import io
 import os
 import secrets
 import subprocess
@@ -123,3 +124,11 @@ def test_deploy_check_refuses_the_offline_test_gateway(settings):
     settings.STRIPE_SECRET_KEY = ""
     with pytest.raises(SystemCheckError, match=r"orders\.E003"):
         call_command("check", "--deploy", "--fail-level", "ERROR")
+
+
+def test_every_model_change_has_its_migration():
+    out = io.StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    except SystemExit:
+        pytest.fail(f"a model changed without a migration:\n{out.getvalue()}")

@@ -146,7 +146,7 @@ def test_a_destination_gets_only_the_events_it_subscribed_to():
     ],
 )
 def test_a_pasted_webhook_url_is_reduced_to_its_id_and_token(url):
-    assert parse_webhook_url(url) == ("123456789012345678", "t" * 68)
+    assert parse_webhook_url(url) == ("123456789012345678", "t" * 68, "")  # no thread
 
 
 @pytest.mark.parametrize(

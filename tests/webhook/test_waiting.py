@@ -4,12 +4,15 @@ from typing import Any
 
 import pytest
 
+from orders import stripe_events
 from orders.models import Dispute, Order, Refund, StripeEvent
 from tests.factories import (
     charge_obj,
     dispute_obj,
+    make_event,
     make_order,
     refund_obj,
+    signed_post,
 )
 from tests.webhook.support import (
     last_move,
@@ -77,8 +80,7 @@ def test_an_early_event_for_another_payment_intent_keeps_waiting(client, order):
 
 
 def half_broken_charge(order: Order) -> dict[str, Any]:
-    """A charge whose refunded total is fine but whose embedded refund lacks its amount: the
-    handler has changed the order's facts when it fails."""
+    """A charge whose refunded total is fine but whose embedded refund lacks its amount."""
     charge = charge_obj(order, refunded=order.subtotal_cents)
     charge["refunds"] = {"data": [{"id": "re_x", "status": "succeeded", "currency": "usd"}]}
     return charge
@@ -94,18 +96,37 @@ def half_broken_charge(order: Order) -> dict[str, Any]:
         ("refund.created", lambda o: refund_obj(o, "re_1", 100, status="weird")),
         ("charge.refunded", half_broken_charge),
     ],
-    ids=["no-amount", "unknown-status", "fails-halfway"],
+    ids=["no-amount", "unknown-status", "embedded-refund-without-amount"],
 )
-def test_a_malformed_early_event_changes_nothing_and_never_blocks_the_payment(
+def test_a_malformed_early_event_is_refused_at_the_door_and_never_blocks_the_payment(
     client, order, event_type, build
 ):
-    early = send(client, order, event_type, build(order))
-    assert early.outcome == "unknown_order"
+    response = signed_post(client, make_event(event_type, build(order)))
+    assert response.status_code == 400
+    assert "malformed event" in response.json()["error"]
 
     pay(client, order)
 
     assert (order.status, order.charge_amount_refunded_cents) == ("completed", 0)
     assert not Refund.objects.exists()
+    assert StripeEvent.objects.count() == 1
+
+
+def test_an_early_event_that_fails_halfway_when_applied_late_changes_nothing(
+    client, order, monkeypatch
+):
+    early = send(client, order, "charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
+    assert early.outcome == "unknown_order"
+    real = stripe_events.HANDLERS["charge.refunded"]
+
+    def fails_after_merging(order, charge, event, changes):
+        real(order, charge, event, changes)  # the order's facts have changed by now
+        raise ValueError("something Stripe never sent right")
+
+    monkeypatch.setitem(stripe_events.HANDLERS, "charge.refunded", fails_after_merging)
+    pay(client, order)
+
+    assert (order.status, order.charge_amount_refunded_cents) == ("completed", 0)
     early.refresh_from_db()
     assert (early.outcome, early.order) == ("unknown_order", order)
-    assert "could not be applied" in early.detail
+    assert early.detail == "could not be applied late: ValueError"

@@ -1,10 +1,30 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from notifications.embeds import fit
 from notifications.events import COLOURS, Event
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue, sync_settings_destination
 from notifications.worker import deliver_due
+
+
+def probe_embed() -> dict:
+    """Shaped like an order's embed, link included, so that it fails where theirs would."""
+    return fit(
+        {
+            "title": "Test notification from License Shop",
+            "url": f"{settings.SITE_URL}/{settings.MGMT_PATH}/",
+            "description": "If you can read this, the shop can post to this channel.",
+            "color": COLOURS[Event.TEST],
+            "fields": [
+                {"name": "Shop", "value": settings.SITE_URL, "inline": True},
+                {"name": "Sent by", "value": "manage.py send_test_notification", "inline": True},
+            ],
+            "footer": {"text": "License Shop"},
+            "timestamp": timezone.now().isoformat(),
+        }
+    )
 
 
 class Command(BaseCommand):
@@ -29,13 +49,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "No enabled destination: set DISCORD_WEBHOOK_URL or add one in the admin."
             )
-        embed = {
-            "title": "Test notification from License Shop",
-            "description": "If you can read this, the shop can post to this channel.",
-            "color": COLOURS[Event.TEST],
-            "timestamp": timezone.now().isoformat(),
-        }
-        notification = enqueue(Event.TEST, embed, only=list(targets.values_list("pk", flat=True)))
+        targets = list(targets.values_list("pk", flat=True))
+        notification = enqueue(Event.TEST, probe_embed(), only=targets)
         deliver_due("send_test_notification", max_messages=50)
         failed = False
         for delivery in Delivery.objects.filter(notification=notification).select_related(
@@ -45,11 +60,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{delivery.destination}: sent (message {delivery.message_id})")
             else:
                 failed = True
-                reason = (
-                    delivery.last_error
-                    or delivery.destination.disabled_reason
-                    or "waiting (rate limit)"
-                )
+                reasons = [delivery.destination.disabled_reason, delivery.last_error]
+                reason = " ".join(filter(None, reasons)) or "waiting (rate limit)"
                 self.stdout.write(f"{delivery.destination}: {delivery.status}: {reason}")
         if failed:
             raise CommandError("Not every destination got the test message.")

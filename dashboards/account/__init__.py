@@ -1,0 +1,1 @@
+"""Customers' /account: sign in by emailed link, see every order of that email, keys, pay again."""

@@ -1,0 +1,162 @@
+"""What a signed-in customer sees of their orders, and the two things they may do to one."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
+
+from licenses.emails import resend_keys
+from licenses.ratelimit import hit
+from orders.checkout import OrderActionError, retry_order
+from orders.gateways import GatewayError
+from orders.models import LicenseKind, Order, OrderItem, Status
+from orders.money import format_money
+from orders.transitions import refunded_amount
+
+from .history import failure_words, order_history
+
+ORDERS_PER_PAGE = 20
+
+
+class ActionRefused(Exception):
+    """A customer action that cannot be done now; the message is for the customer."""
+
+
+def customer_orders(user) -> QuerySet[Order]:
+    """The orders `user` may see: those bought with their email (the checkout's identity).
+    Every customer lookup goes through here, so a stranger's order is simply not found."""
+    if not user.is_authenticated:
+        return Order.objects.none()
+    return Order.objects.filter(email=user.email.lower())
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    number: str
+    url: str
+    placed_at: datetime
+    items: str
+    total: str
+    status: str
+
+
+def _items_summary(items: list[OrderItem]) -> str:
+    names = [f"{item.product.name} × {item.quantity}" for item in items]
+    if len(names) > 3:
+        return ", ".join(names[:2]) + f" and {len(names) - 2} more"
+    return ", ".join(names)
+
+
+def orders_page(*, user, page_number: str | None) -> tuple[Page, list[OrderRow]]:
+    """One page of the customer's orders, newest first, with their items in two queries."""
+    products = OrderItem.objects.select_related("product").order_by("id")
+    orders = customer_orders(user).order_by("-created_at", "-id")
+    orders = orders.prefetch_related(Prefetch("items", queryset=products))
+    page = Paginator(orders, ORDERS_PER_PAGE).get_page(page_number)
+    rows = [
+        OrderRow(
+            number=order.number,
+            url=reverse("account:order", args=[order.number]),
+            placed_at=order.created_at,
+            items=_items_summary(list(order.items.all())),
+            total=format_money(order.total_cents, order.currency),
+            status=order.status,
+        )
+        for order in page.object_list
+    ]
+    return page, rows
+
+
+def status_sentence(order: Order) -> str:
+    """What the order's status means for the buyer, in one or two sentences."""
+    total = format_money(order.total_cents, order.currency)
+    refunded = refunded_amount(order)
+    if order.status == Status.PENDING and order.async_payment_pending:
+        return "Your bank payment is on its way; banks can take a few days to confirm it."
+    if order.status == Status.PENDING:
+        return "Waiting for your payment to be confirmed."
+    if order.status == Status.COMPLETED and refunded:
+        return f"Paid. {format_money(refunded, order.currency)} of {total} was refunded to you."
+    if order.status == Status.COMPLETED:
+        return "Paid. Thank you for your order!"
+    if order.status == Status.FAILED:
+        words = failure_words(order.failure_code, order.failure_message)
+        return f"{words}. You were not charged."
+    if order.status == Status.REFUNDED and order.disputes_summary == "lost":
+        return "Your bank reversed this payment (chargeback)."
+    if order.status == Status.REFUNDED:
+        back = format_money(refunded or order.total_cents, order.currency)
+        return f"Refunded: {back} went back to you. Banks take 5 to 10 days to show it."
+    if order.status == Status.DISPUTED:
+        return "This payment is disputed with your bank. Its licenses are suspended until the dispute ends."
+    return ""
+
+
+def order_page(order: Order) -> dict:
+    """Display-ready context for the order page and its live fragment (a fixed number of queries,
+    whatever the number of items, licenses and status changes)."""
+    items = order.line_items()
+    licenses = list(order.licenses.select_related("product").order_by("created_at", "id"))
+    history = order_history(
+        order, transitions=list(order.transitions.all()), refunds=list(order.refunds.all())
+    )
+    return {
+        "order": order,
+        "items": [
+            {
+                "name": item.product.name,
+                "quantity": item.quantity,
+                "unit_price": format_money(item.unit_price_cents, order.currency),
+                "amount": format_money(item.line_total_cents, order.currency),
+            }
+            for item in items
+        ],
+        "total": format_money(order.total_cents, order.currency),
+        "sentence": status_sentence(order),
+        "history": history,
+        "licenses": licenses,
+        "expects_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
+        "can_pay_again": order.status == Status.FAILED,
+        "can_resend_keys": any(license.key for license in licenses),
+        "live": order.status == Status.PENDING,
+    }
+
+
+def pay_again(*, order: Order, email: str) -> str:
+    """A new Checkout Session for a failed order (what staff "retry" does); returns its URL."""
+    if order.status != Status.FAILED:
+        raise ActionRefused(f"This order is {order.status}: there is nothing to pay again.")
+    try:
+        return retry_order(order, staff=None, source=f"customer:{email}")
+    except OrderActionError:
+        # The order changed meanwhile, or its last checkout was paid a moment ago.
+        raise ActionRefused(
+            "A payment for this order is already on its way; this page shows it once it arrives."
+        ) from None
+    except GatewayError as error:
+        reason = error.message.rstrip(".")
+        raise ActionRefused(
+            f"The payment could not start: {reason}. Please try again soon."
+        ) from None
+
+
+def resend_order_keys(*, order: Order) -> None:
+    """Queue the email with the order's keys again, a few times an hour at most per order."""
+    wait = hit(
+        "account-resend-keys",
+        order.number,
+        limit=settings.ACCOUNT_RESEND_KEYS_RATE,
+        window=settings.ACCOUNT_RESEND_KEYS_WINDOW,
+    )
+    if wait:
+        minutes = max(1, round(wait / 60))
+        raise ActionRefused(
+            f"Your keys were sent several times already; you can ask again in {minutes} minutes."
+        )
+    try:
+        resend_keys(order, staff=None)
+    except ValueError:
+        raise ActionRefused("This order has no keys to send yet.") from None
