@@ -125,3 +125,23 @@ def test_the_json_formatter_keeps_the_traceback():
     entry = json.loads(JSONFormatter().format(record))
     assert entry["message"] == "failed"
     assert "ValueError: boom" in entry["exception"]
+
+
+def test_a_deleted_webhook_is_logged_as_the_destination_refused(caplog, fake_discord):
+    caplog.set_level(logging.INFO)
+    destination = fake_discord.destination("sales")
+    fake_discord.delete_webhook(destination.webhook_id)
+    make_order()
+    deliver_due()
+    (line,) = lines(caplog, "notifications.worker")
+    assert (line.status_code, line.outcome) == (404, "destination_refused")
+
+
+def test_a_cloudflare_ban_is_logged_as_banned(caplog, fake_discord):
+    caplog.set_level(logging.INFO)
+    fake_discord.destination("sales")
+    fake_discord.ban()
+    make_order()
+    deliver_due()
+    (line,) = lines(caplog, "notifications.worker")
+    assert (line.status_code, line.outcome) == (429, "banned")
