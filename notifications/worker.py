@@ -209,8 +209,8 @@ def _log_attempt(destination: Destination, answer: Answer, rows: list[Delivery])
         "batch_size": len(rows),
         "outcome": outcome,
     }
-    log.log(
-        logging.INFO if answer.ok else logging.WARNING,
+    # INFO whatever the answer: outages, limits and bans are told once per episode elsewhere.
+    log.info(
         "discord delivery %s to %s: HTTP %s, %s embed(s), %s",
         fields["delivery_ids"],
         destination.name,

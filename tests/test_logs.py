@@ -59,14 +59,14 @@ def test_each_discord_attempt_is_one_line_with_ids_destination_status_and_batch(
     assert (line.delivery_ids, line.notification_ids) == ([delivery.pk], [notification.pk])
 
 
-def test_a_refused_attempt_is_logged_as_a_warning_with_its_outcome(caplog, fake_discord):
+def test_a_failed_attempt_is_logged_with_its_outcome(caplog, fake_discord):
     caplog.set_level(logging.INFO)
     fake_discord.destination("sales")
     fake_discord.fail_next("500")
     make_order()
     deliver_due()
     (line,) = lines(caplog, "notifications.worker")
-    assert (line.levelname, line.status_code, line.outcome) == ("WARNING", 500, "retry")
+    assert (line.status_code, line.outcome) == (500, "retry")
 
 
 def test_a_full_purchase_delivery_and_key_email_log_no_token_key_or_email(
