@@ -3,8 +3,14 @@
 import multiprocessing
 import os
 
+
+def worker_count() -> int:
+    """GUNICORN_WORKERS, else 2 * cores + 1 (the licenses.W001 check reads it too)."""
+    return int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+workers = worker_count()
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")

@@ -9,8 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from licenses.emails import MAX_ATTEMPTS
-from licenses.models import KeyEmail
+from licenses.models import KeyEmail, KeyEmailStatus
 from notifications.models import Delivery
 from orders.gateways import is_offline
 from orders.models import OfflineEvent
@@ -25,7 +24,7 @@ def _backlogs(now) -> dict[str, int]:
         "deliver_notifications": Delivery.objects.filter(
             status="pending", destination__enabled=True
         ).count(),
-        "send_key_emails": KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).count(),
+        "send_key_emails": KeyEmail.objects.filter(status=KeyEmailStatus.PENDING).count(),
     }
     if is_offline():  # the test gateway's delayed payments need their own worker
         backlogs["deliver_test_events"] = OfflineEvent.objects.filter(
@@ -38,8 +37,8 @@ def _backlogs(now) -> dict[str, int]:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 while the database answers, with every expected worker's last heartbeat and backlog
-    ("ok", "stale" or "never seen"; "status" is "degraded" unless all are ok); 503 when the
-    database does not answer."""
+    ("ok", "stale" or "never seen"; "status" is "degraded" unless all are ok), and the dead
+    Discord deliveries and key emails that wait for staff; 503 when the database does not answer."""
     now = timezone.now()
     try:
         backlogs = _backlogs(now)
@@ -50,6 +49,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
             .values_list("kind", "last")
         )
         dead = Delivery.objects.filter(status="dead").count()
+        dead_emails = KeyEmail.objects.filter(status=KeyEmailStatus.DEAD).count()
     except DatabaseError:
         return JsonResponse({"database": "down"}, status=503)
     workers = {
@@ -69,5 +69,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "database": "ok",
             "workers": workers,
             "outbox_dead": dead,
+            "key_emails_dead": dead_emails,
         }
     )

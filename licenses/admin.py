@@ -6,7 +6,7 @@ from django.urls import path
 from config.admin_mixins import ViewOnly
 from orders.models import LicenseKind, Product
 
-from .emails import resend_keys
+from .emails import resend_keys, retry_dead_key_emails
 from .lifecycle import reinstate_license, suspend_license
 from .models import KeyEmail, License, PoolKey
 from .pool import import_keys, parse_keys
@@ -88,8 +88,16 @@ class LicenseAdmin(ViewOnly, admin.ModelAdmin):
     actions = [suspend, reinstate, resend]
 
 
+@admin.action(description="Send the dead ones again (the mail server works again)")
+def retry_dead(modeladmin, request, queryset):
+    count = retry_dead_key_emails(queryset)
+    modeladmin.message_user(request, f"{count} dead key email(s) will be sent again.")
+
+
 @admin.register(KeyEmail)
 class KeyEmailAdmin(ViewOnly, admin.ModelAdmin):
-    list_display = ["order", "created_at", "sent_at", "attempts", "last_error"]
+    list_display = ["order", "status", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["status"]
     list_select_related = ["order"]
+    actions = [retry_dead]
     readonly_fields = [f.name for f in KeyEmail._meta.fields]

@@ -5,4 +5,4 @@ class LicensesConfig(AppConfig):
     name = "licenses"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects to orders' signals)
+        from . import checks, receivers  # noqa: F401  (system checks; orders' signals)

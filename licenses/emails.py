@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import KeyEmail
+from .models import KeyEmail, KeyEmailStatus
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -37,37 +37,65 @@ LEASE = timedelta(minutes=10)
 
 
 def send_key_emails(*, limit: int = 50) -> int:
-    """Send the due key emails. Each is claimed (a short transaction that locks only its own
-    row), sent with no transaction open, then recorded, so a slow mail server holds no lock on
-    the order. Returns how many were sent."""
+    """Send up to `limit` due key emails; returns how many were sent. Each is claimed (a short
+    transaction that locks only its own row), sent with no transaction open, then recorded, so a
+    slow mail server holds no lock on the order. Every attempt counts against `limit`, and the
+    first failure ends the tick: while the mail server is away each tick costs one timeout
+    (EMAIL_TIMEOUT), not one per due email."""
     sent = 0
-    while sent < limit and (claimed := _claim()) is not None:
-        email, lease = claimed
-        # Recorded only while the lease is ours: a worker that outlived it changes nothing.
-        mine = KeyEmail.objects.filter(pk=email.pk, next_attempt_at=lease)
-        try:
-            _send(email)
-        except Exception as error:  # the mail server's problem: keep the row for a retry
-            attempts = email.attempts + 1
+    for _ in range(limit):
+        claimed = _claim()
+        if claimed is None:
+            break
+        if not _attempt(*claimed):
+            break
+        sent += 1
+    return sent
+
+
+def _attempt(email: KeyEmail, lease: datetime) -> bool:
+    # Recorded only while the lease is ours: a worker that outlived it changes nothing.
+    mine = KeyEmail.objects.filter(pk=email.pk, next_attempt_at=lease)
+    try:
+        _send(email)
+    except Exception as error:  # the mail server's problem: keep the row for a retry
+        attempts = email.attempts + 1
+        failed = {"attempts": attempts, "last_error": f"{type(error).__name__}: {error}"[:300]}
+        if attempts >= MAX_ATTEMPTS:
+            mine.update(**failed, status=KeyEmailStatus.DEAD, next_attempt_at=None)
+        else:
             # 1, 2, 4 … minutes, at most 6 hours: a mail server outage is rarely short.
             backoff = timedelta(minutes=min(2 ** (attempts - 1), 360))
-            mine.update(
-                attempts=attempts,
-                last_error=f"{type(error).__name__}: {error}"[:300],
-                next_attempt_at=timezone.now() + backoff,
-            )
-            log.warning("key email for order %s not sent: %s", email.order_id, type(error).__name__)
-        else:
-            mine.update(sent_at=timezone.now(), last_error="", next_attempt_at=None)
-            sent += 1
-    return sent
+            mine.update(**failed, next_attempt_at=timezone.now() + backoff)
+        log.warning(
+            "key email %s for order %s not sent (attempt %s): %s",
+            email.pk,
+            email.order_id,
+            attempts,
+            type(error).__name__,
+        )
+        return False
+    mine.update(
+        status=KeyEmailStatus.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None
+    )
+    log.info("key email %s for order %s sent", email.pk, email.order_id)
+    return True
+
+
+def retry_dead_key_emails(emails: QuerySet[KeyEmail]) -> int:
+    """Put the dead emails among `emails` back in the queue with fresh attempts (staff, once
+    the mail server works again). Returns how many. One UPDATE: workers never touch dead rows,
+    so there is nothing to race with."""
+    return emails.filter(status=KeyEmailStatus.DEAD).update(
+        status=KeyEmailStatus.PENDING, attempts=0, next_attempt_at=None
+    )
 
 
 def _claim() -> tuple[KeyEmail, datetime] | None:
     """The next due email and the lease taken on it. Attempts are counted when the mail server
     refuses, so a worker that dies while sending costs a retry, never the email."""
     now = timezone.now()
-    due = KeyEmail.objects.filter(sent_at=None, attempts__lt=MAX_ATTEMPTS).filter(
+    due = KeyEmail.objects.filter(status=KeyEmailStatus.PENDING).filter(
         Q(next_attempt_at=None) | Q(next_attempt_at__lte=now)
     )
     skip = connection.features.has_select_for_update_skip_locked

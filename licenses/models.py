@@ -88,6 +88,12 @@ class License(models.Model):
         return f"…{self.key[-4:]}" if self.key else ""
 
 
+class KeyEmailStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"  # attempts used up: waits for staff to send it again
+
+
 class KeyEmail(models.Model):
     """The email that carries an order's keys: written with the change, sent by the
     `send_key_emails` worker, so a mail server outage delays it and loses nothing."""
@@ -97,6 +103,7 @@ class KeyEmail(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=KeyEmailStatus, default=KeyEmailStatus.PENDING)
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -104,6 +111,14 @@ class KeyEmail(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=KeyEmailStatus.values), name="key_email_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(status="pending"), name="key_email_backlog"),
+        ]
 
     def __str__(self) -> str:
         return f"keys email for {self.order}"

@@ -1,22 +1,40 @@
-"""A fixed-window counter in Django's cache. The counts are as shared as the cache is: set
-CACHE_URL to a shared cache when several processes serve the API."""
+"""A fixed-window counter in Django's cache. The counts are as shared as the cache is: with
+several processes (gunicorn workers, hosts) CACHE_URL must name a shared cache, Redis.
 
+Counting is atomic where it matters: `add` (SET NX) creates a window's counter once and `incr`
+(INCR) counts on the server, so concurrent requests in any number of processes never lose a count.
+"""
+
+import logging
 import time
 
 from django.core.cache import cache
 
+log = logging.getLogger(__name__)
+
 
 def hit(scope: str, ident: str, *, limit: int, window: int) -> int:
-    """Count a request; returns 0 if it is allowed, else the seconds until the window resets."""
+    """Count a request; returns 0 if it is allowed, else the seconds until the window resets.
+    When the cache does not answer the request is allowed: a Redis outage must not stop
+    customers' software from checking its keys (only the counting is lost meanwhile)."""
     now = time.time()
     start = int(now // window * window)
-    key = f"rl:{scope}:{ident}:{start}"
-    cache.add(key, 0, timeout=window + 1)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 1)
-        count = 1
+        count = _count(f"rl:{scope}:{ident}:{start}", timeout=window + 1)
+    except Exception as error:  # the cache's own errors (redis.ConnectionError, timeouts)
+        log.warning("rate limiter cache unavailable, request allowed: %s", type(error).__name__)
+        return 0
     if count <= limit:
         return 0
     return max(1, int(start + window - now + 0.999))
+
+
+def _count(key: str, *, timeout: int) -> int:
+    for _ in range(3):
+        if cache.add(key, 1, timeout=timeout):
+            return 1
+        try:
+            return cache.incr(key)
+        except ValueError:  # evicted between add and incr: create it again
+            continue
+    return 1

@@ -113,6 +113,9 @@ class NotificationAdmin(ViewOnly, admin.ModelAdmin):
     fields = readonly_fields
     list_select_related = ["order"]
 
+    class Media:
+        css = {"all": ["css/embed.css"]}  # the preview's look (no inline styles: CSP)
+
     @admin.display(description="Embed (JSON)")
     def embed_json(self, notification: Notification) -> str:
         return pretty_json(notification.embed)

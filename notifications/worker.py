@@ -9,6 +9,7 @@ they are sent again (at most one duplicate, never a loss). What Discord limits p
 global limit, Cloudflare bans, invalid requests) holds every destination: see ip_limits.
 """
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from .discord import Answer, execute_webhook
 from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed, for_message
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Destination
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 10
 LEASE = timedelta(seconds=60)
 
@@ -178,6 +180,45 @@ def record(claim: Claim, answer: Answer) -> None:
     destination.lease_owner, destination.lease_until = "", None
     destination.save()
     ip_limits.note(answer, now, during_ban=claim.during_ban)
+    _log_attempt(destination, answer, rows)
+
+
+def _outcome(answer: Answer, rows: list[Delivery]) -> str:
+    if answer.ok:
+        return "sent"
+    if any(row.status == DeliveryStatus.DEAD for row in rows):
+        return "dead"
+    if answer.banned:
+        return "banned"
+    if answer.rate_limited:
+        return "rate_limited"
+    if answer.destination_problem:
+        return "destination_refused"
+    return "refused" if answer.permanent else "retry"
+
+
+def _log_attempt(destination: Destination, answer: Answer, rows: list[Delivery]) -> None:
+    """One line per request to Discord: ids, destination name, answer and outcome; never the
+    webhook URL (its token) nor the embeds (customer emails)."""
+    outcome = _outcome(answer, rows)
+    fields = {
+        "destination": destination.name,
+        "delivery_ids": [row.pk for row in rows],
+        "notification_ids": [row.notification_id for row in rows],
+        "status_code": answer.status,
+        "batch_size": len(rows),
+        "outcome": outcome,
+    }
+    # INFO whatever the answer: outages, limits and bans are told once per episode elsewhere.
+    log.info(
+        "discord delivery %s to %s: HTTP %s, %s embed(s), %s",
+        fields["delivery_ids"],
+        destination.name,
+        answer.status or "none (network error or timeout)",
+        len(rows),
+        outcome,
+        extra=fields,
+    )
 
 
 def _after_refusal(row: Delivery, *, batch: int) -> None:

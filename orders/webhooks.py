@@ -91,12 +91,26 @@ def handle_stripe_event(event: dict[str, Any]) -> StripeEvent:
     with transaction.atomic():
         record = _store_once(event)
         if record is None:
+            _log_event(event["id"], event["type"], "duplicate")
             return StripeEvent.objects.get(id=event["id"])
         outcome, order, detail = _dispatch(event, record)
         record.outcome, record.order, record.detail = outcome, order, detail[:500]
         record.save(update_fields=["outcome", "order", "detail", "payment_intent_id", "charge_id"])
-    log.info("stripe event %s %s: %s %s", record.id, record.type, outcome, detail)
+    _log_event(record.id, record.type, str(outcome), detail)
     return record
+
+
+def _log_event(event_id: str, event_type: str, outcome: str, detail: str = "") -> None:
+    """One line per delivered event. `detail` is the shop's own words (a transition), never
+    anything from the payload, which holds the customer's email."""
+    log.info(
+        "stripe event %s %s: %s %s",
+        event_id,
+        event_type,
+        outcome,
+        detail,
+        extra={"event_id": event_id, "event_type": event_type, "outcome": outcome},
+    )
 
 
 def _store_once(event: dict[str, Any]) -> StripeEvent | None:

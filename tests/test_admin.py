@@ -229,7 +229,7 @@ def test_a_notification_is_previewed_as_an_embed_with_customer_text_escaped(staf
     html = page.content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
-    assert "#2ecc71" in html
+    assert "embed-c-2ecc71" in html  # the colour, by class (CSP: no inline styles)
 
 
 def test_a_dead_message_can_be_sent_again_from_the_admin(staff_client):

@@ -74,26 +74,50 @@ def test_deploy_check_rejects_stripe_keys_without_a_webhook_secret(settings):
         call_command("check", "--deploy", "--fail-level", "ERROR")
 
 
-def test_deploy_check_passes_the_production_settings_built_from_the_environment():
-    env = {
-        **os.environ,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SITE_URL": "https://shop.example.com",
-        "ALLOWED_HOSTS": "shop.example.com",
-        "SECURE_HSTS_SECONDS": "31536000",
-        "STRIPE_SECRET_KEY": "sk_live_abc",
-        "STRIPE_WEBHOOK_SECRET": "whsec_real",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+# The README's production settings (Production): nothing else set.
+PRODUCTION = {
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "SITE_URL": "https://shop.example.com",
+    "ALLOWED_HOSTS": "shop.example.com",
+    "STRIPE_SECRET_KEY": "sk_live_abc",
+    "STRIPE_WEBHOOK_SECRET": "whsec_real",
+    "CACHE_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECURE_HSTS_SECONDS")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=settings.BASE_DIR,
-        env=env,
+        env={**clean, **PRODUCTION, **env},
         capture_output=True,
         text=True,
     )
+
+
+def test_deploy_check_finds_no_warning_in_the_readmes_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr
-    assert "no issues" in result.stdout
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_production_with_https_sends_hsts_for_a_year_but_not_for_subdomains_or_preload():
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)"
+    )
+    assert manage("shell", "-v", "0", "-c", code).stdout.split() == ["31536000", "False", "False"]
+    opted_in = manage(
+        "shell", "-v", "0", "-c", code, SECURE_HSTS_PRELOAD="1", SECURE_HSTS_INCLUDE_SUBDOMAINS="1"
+    )
+    assert opted_in.stdout.split() == ["31536000", "True", "True"]
+
+
+def test_deploy_check_still_warns_of_a_per_process_limiter_cache():
+    result = manage("check", "--deploy", CACHE_URL="locmemcache://", GUNICORN_WORKERS="4")
+    assert "licenses.W001" in result.stderr + result.stdout
 
 
 def test_deploy_check_refuses_the_offline_test_gateway(settings):

@@ -19,10 +19,10 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90m`, `12h` or `3d`."""
+    """`90m`, `12h` or `3d` (for --since here, and for `prune --older-than`)."""
     match = re.fullmatch(r"(\d+)([mhd])", text.strip())
     if not match or int(match[1]) == 0:
-        raise CommandError(f"--since takes a duration such as 90m, 12h or 3d, not {text!r}.")
+        raise CommandError(f"A duration is written as 90m, 12h or 3d, not {text!r}.")
     return timedelta(**{UNITS[match[2]]: int(match[1])})
 
 
