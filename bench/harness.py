@@ -124,14 +124,20 @@ class Gunicorn:
 
 @contextlib.contextmanager
 def gunicorn(
-    workers: int, ready: str, malformed: bytes, *, unset: Sequence[str] = ()
+    workers: int,
+    ready: str,
+    malformed: bytes,
+    *,
+    unset: Sequence[str] = (),
+    app: str = "config.wsgi",
 ) -> Iterator[Gunicorn]:
-    """gunicorn (config/gunicorn.py) on a free port, without the environment variables `unset`,
+    """gunicorn (config/gunicorn.py) serving `app` on a free port, without the environment
+    variables `unset`,
     yielded once a POST of `malformed` to the path `ready` is answered 400, i.e. Django is
     loaded. Prints the tail of its log if anything fails; stops it whatever happens."""
     port = _free_port()
     with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        process = _start_gunicorn(port, workers, log, unset=unset)
+        process = _start_gunicorn(port, workers, log, unset=unset, app=app)
         try:
             server = Gunicorn(f"http://127.0.0.1:{port}", process, log)
             _wait_until_serving(server, ready, malformed)
@@ -150,7 +156,7 @@ def _free_port() -> int:
 
 
 def _start_gunicorn(
-    port: int, workers: int, log: IO[str], *, unset: Sequence[str] = ()
+    port: int, workers: int, log: IO[str], *, unset: Sequence[str] = (), app: str = "config.wsgi"
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -160,7 +166,7 @@ def _start_gunicorn(
     }
     for name in unset:
         env.pop(name)
-    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]
+    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", app]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 

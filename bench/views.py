@@ -2,7 +2,8 @@
 
 `bare` is the ceiling: Django, the signature check and a 200. `minimal` is the floor any correct
 handler pays: the same check, then, in one transaction, the event id stored uniquely and the
-order row locked and updated. Neither is mounted by the shop itself.
+order row locked and updated (found by its public id for a payment, by its PaymentIntent for a
+refund or dispute). Neither is mounted by the shop itself.
 """
 
 import uuid
@@ -38,7 +39,7 @@ def minimal(request: HttpRequest) -> JsonResponse:
         event = verify(request.body, request.headers.get("Stripe-Signature"))
     except WebhookError as error:
         return JsonResponse({"error": str(error)}, status=400)
-    order_id = uuid.UUID(event["data"]["object"]["client_reference_id"])
+    obj = event["data"]["object"]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {EVENT_TABLE} (id, type, received_at) VALUES (%s, %s, now())"
@@ -47,13 +48,24 @@ def minimal(request: HttpRequest) -> JsonResponse:
         )
         if cursor.fetchone() is None:
             return JsonResponse({"received": True, "outcome": "duplicate"})
-        cursor.execute("SELECT id FROM orders_order WHERE public_id = %s FOR UPDATE", [order_id])
+        if obj["object"] == "checkout.session":
+            where, key = "public_id", uuid.UUID(obj["client_reference_id"])
+        else:  # a refund or dispute finds its order by the PaymentIntent the payment taught it
+            where, key = "stripe_payment_intent_id", obj["payment_intent"]
+        cursor.execute(f"SELECT id FROM orders_order WHERE {where} = %s FOR UPDATE", [key])
         row = cursor.fetchone()
         if row is None:
             return JsonResponse({"received": True, "outcome": "unknown_order"})
-        cursor.execute(
-            "UPDATE orders_order SET status = 'completed', paid_at = now(), updated_at = now()"
-            " WHERE id = %s",
-            [row[0]],
-        )
+        if obj["object"] == "checkout.session":
+            cursor.execute(
+                "UPDATE orders_order SET status = 'completed', paid_at = now(), updated_at = now(),"
+                " stripe_payment_intent_id = %s WHERE id = %s",
+                [obj["payment_intent"], row[0]],
+            )
+        else:
+            status = "refunded" if obj["object"] == "charge" else "disputed"
+            cursor.execute(
+                "UPDATE orders_order SET status = %s, updated_at = now() WHERE id = %s",
+                [status, row[0]],
+            )
     return JsonResponse({"received": True, "outcome": "applied"})

@@ -5,24 +5,26 @@
 gunicorn (config/gunicorn.py, sync workers) on PostgreSQL serves three endpoints in one run:
 `bare` verifies the signature and answers 200; `minimal` also stores the event id uniquely and
 locks and updates the order row in one transaction; `full` is the shop's real webhook. Client
-threads post signed `checkout.session.completed` events, one per distinct pending order. The
-phases are interleaved over several rounds and each server's median rate is reported, because on
-a small machine the client competes with the server for the same cores. See docs/benchmarks.md.
+threads post signed `checkout.session.completed` events, one per distinct pending order; then,
+against the orders each server was just told were paid, a full `charge.refunded` for half of them
+and a `charge.dispute.created` for the other half. The phases are interleaved over several rounds
+and each server's median rate is reported, because on a small machine the client competes with
+the server for the same cores. See docs/benchmarks.md.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
+import stripe_bodies
+from stripe_bodies import KINDS
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_webhooks"
 WEBHOOK_SECRET = "whsec_bench_webhook_throughput"
@@ -31,15 +33,44 @@ EVENT_TABLE = "bench_webhook_event"  # bench/views.py writes it; its presence ma
 CPU_PARTS = ("gunicorn", "postgres", "client")
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What the events of an order need from it, kept after its placing transaction."""
+
+    pk: int
+    public_id: object  # uuid.UUID
+    subtotal_cents: int
+    currency: str
+    email: str
+    attempt: int
+
+
 @dataclass
 class Job:
-    order_pk: int
+    order: Placed
+    kind: str  # stripe_bodies.KINDS
     event_id: str
     body: bytes
+
+    @property
+    def order_pk(self) -> int:
+        return self.order.pk
+
+
+def make_job(kind: str, order: Placed) -> Job:
+    event = stripe_bodies.event_for(kind, order)
+    return Job(order, kind, event["id"], stripe_bodies.dumps(event))
+
+
+def follow_ups(paid: list[Job]) -> dict[str, list[Job]]:
+    """A full refund for every other order just paid, a dispute for the rest."""
+    return {"refund": [make_job("refund", j.order) for j in paid[::2]],
+            "dispute": [make_job("dispute", j.order) for j in paid[1::2]]}  # fmt: skip
 
 
 @dataclass
 class Phase(harness.Phase):
+    kind: str = "checkout"
     delivered: list[Job] = field(default_factory=list)
     # CPU seconds the gunicorn workers, the database backends and this client used meanwhile.
     cpu: dict[str, float] = field(default_factory=dict)
@@ -51,7 +82,10 @@ class Phase(harness.Phase):
 def parse_args() -> argparse.Namespace:
     cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=2000, help="measured events per server")
+    parser.add_argument(
+        "--events", type=int, default=2000, help="measured payments per server (plus as many"
+        " refunds and disputes together)",
+    )  # fmt: skip
     parser.add_argument("--clients", type=int, default=16, help="concurrent client threads")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median kept)")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured events per server")
@@ -59,9 +93,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phase-timeout", type=float, default=120, help="seconds per phase")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one event")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="event kinds to measure, of: " + ",".join(KINDS)
+    )
     args = parser.parse_args()
     if args.events < args.rounds or args.clients < 1:
         parser.error("--events must be at least --rounds, and --clients at least 1")
+    args.kinds = [k for k in KINDS if k in args.kinds.split(",")]
+    if "checkout" not in args.kinds:
+        parser.error("--kinds must include checkout: refunds and disputes follow payments")
     return args
 
 
@@ -108,78 +148,18 @@ def _place_orders(product, count: int) -> list[Job]:
         with transaction.atomic():
             for n in range(count):
                 order = place_order(product=product, quantity=1, email=f"buyer{n}@example.com")
-                event = checkout_completed(order)
-                jobs.append(Job(order.pk, event["id"], _dumps(event)))
+                placed = Placed(order.pk, order.public_id, order.subtotal_cents, order.currency,
+                                order.email, order.attempt)  # fmt: skip
+                jobs.append(make_job("checkout", placed))
     finally:
         connection.close()  # this thread's own connection
     return jobs
 
 
-def _dumps(event: dict) -> bytes:
-    return json.dumps(event, indent=2).encode()  # Stripe sends pretty-printed JSON
-
-
-def checkout_completed(order) -> dict:
-    """A `checkout.session.completed` event shaped like the ones Stripe sends (API 2025+)."""
-    from django.conf import settings
-
-    now = int(time.time())
-    session = {
-        "id": f"cs_test_{uuid.uuid4().hex}{uuid.uuid4().hex[:26]}",
-        "object": "checkout.session",
-        "adaptive_pricing": {"enabled": False},
-        "after_expiration": None,
-        "allow_promotion_codes": None,
-        "amount_subtotal": order.subtotal_cents,
-        "amount_total": order.subtotal_cents,
-        "automatic_tax": {"enabled": False, "liability": None, "status": None},
-        "billing_address_collection": None,
-        "cancel_url": f"http://127.0.0.1/checkout/cancel/{order.public_id}/",
-        "client_reference_id": str(order.public_id),
-        "consent": None,
-        "created": now - 30,
-        "currency": order.currency,
-        "customer": None,
-        "customer_creation": "if_required",
-        "customer_details": {
-            "address": {"city": None, "country": "US", "line1": None, "postal_code": "94107"},
-            "email": order.email,
-            "name": "Bench Buyer",
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        },
-        "customer_email": order.email,
-        "expires_at": now + 86_370,
-        "invoice": None,
-        "livemode": False,
-        "locale": None,
-        "metadata": {"order_id": str(order.public_id), "attempt": str(order.attempt)},
-        "mode": "payment",
-        "payment_intent": f"pi_{uuid.uuid4().hex[:24]}",
-        "payment_method_types": ["card"],
-        "payment_status": "paid",
-        "status": "complete",
-        "success_url": "http://127.0.0.1/checkout/success/?session_id={CHECKOUT_SESSION_ID}",
-        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
-        "url": None,
-    }
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "api_version": settings.STRIPE_API_VERSION,
-        "created": now,
-        "data": {"object": session},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": "checkout.session.completed",
-    }
-
-
-def count_queries(jobs: dict[str, Job], *, show: bool = False) -> dict[str, int]:
-    """SQL statements one event costs on each server (in-process, same middleware and view)."""
+def count_queries(probes: dict[str, list[Job]], kinds: list[str], *, show: bool = False):
+    """SQL statements one event of each kind costs on each server (in-process, same middleware
+    and view): a payment for each probe order, then a refund of the second, a dispute of the
+    third. Returns {(server, kind): statements}."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -187,18 +167,25 @@ def count_queries(jobs: dict[str, Job], *, show: bool = False) -> dict[str, int]
     from orders.webhooks import sign_payload
 
     client, counts = Client(), {}
-    for server, job in jobs.items():
-        header = sign_payload(job.body, WEBHOOK_SECRET)
-        with CaptureQueriesContext(connection) as queries:
-            response = client.post(
-                SERVERS[server], job.body, "application/json", HTTP_STRIPE_SIGNATURE=header
-            )
-        assert response.status_code == 200, (server, response.status_code, response.content)
-        counts[server] = len(queries)
-        if show:
-            print(f"SQL for one {server} event:")
-            for query in queries:
-                print(f"  {query['sql'][:160]}")
+    for server, paid in probes.items():
+        refund, dispute = make_job("refund", paid[1].order), make_job("dispute", paid[2].order)
+        for job in [*paid, refund, dispute]:
+            if job.kind not in kinds:
+                continue
+            header = sign_payload(job.body, WEBHOOK_SECRET)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.post(
+                    SERVERS[server], job.body, "application/json", HTTP_STRIPE_SIGNATURE=header
+                )
+            assert response.status_code == 200, (server, response.status_code, response.content)
+            if (server, job.kind) in counts:
+                continue
+            counts[server, job.kind] = len(queries)
+            if show:
+                print(f"SQL for one {server} {job.kind} event:")
+                for query in queries:
+                    print(f"  {query['sql'][:160]}")
+        probes[server] = [*paid, refund, dispute]
     return counts
 
 
@@ -221,7 +208,7 @@ def drive(base: str, server: str, jobs: list[Job], clients: int, timeout: float)
         return ok == 200, time.perf_counter() - started
 
     results, elapsed = harness.run_clients(jobs, clients, timeout, post)
-    phase = Phase(server, elapsed)
+    phase = Phase(server, elapsed, kind=jobs[0].kind if jobs else "checkout")
     for job, (ok, seconds) in results:
         if ok:
             phase.latencies.append(seconds)
@@ -231,21 +218,51 @@ def drive(base: str, server: str, jobs: list[Job], clients: int, timeout: float)
     return phase
 
 
+def warm_up(base: str, jobs: dict[str, list[Job]], args) -> dict[str, list[Job]]:
+    """Every server and kind once, unmeasured; returns what was delivered."""
+    delivered = {}
+    for name in SERVERS:
+        warm = drive(base, name, jobs[name][: args.warmup], args.clients, 60)
+        paid = warm.delivered
+        for kind, follow in follow_ups(paid).items():
+            if kind in args.kinds and follow:
+                later = drive(base, name, follow, args.clients, 60)
+                warm.errors += later.errors
+                warm.delivered += later.delivered
+        if warm.errors:
+            raise RuntimeError(f"{name}: {warm.errors} errors while warming up")
+        delivered[name] = warm.delivered
+    return delivered
+
+
 def run_rounds(base: str, work: dict[str, list[list[Job]]], args, master: int) -> list[Phase]:
-    """Each round runs every server once, in a rotated order, so drift hits all of them alike."""
-    phases = []
-    for number, server in harness.interleave(list(SERVERS), args.rounds):
-        before = cpu_snapshot(master)
-        phase = drive(base, server, work[server][number], args.clients, args.phase_timeout)
-        after = cpu_snapshot(master)
-        phase.cpu = {part: harness.cpu_used(before[part], after[part]) for part in after}
-        phases.append(phase)
-        print(
-            f"  round {number + 1} {server:<8} {len(phase.latencies):>6} events"
-            f" {phase.rate:>8.1f}/s  errors {phase.errors}",
-            flush=True,
-        )
+    """Each round pays a share of every server's orders, then refunds half of those just paid
+    and disputes the other half; each kind runs every server once, in an order rotated per
+    round, so drift hits all of them alike."""
+    phases, names = [], list(SERVERS)
+    for number in range(args.rounds):
+        follow, turn = {}, number % len(names)
+        for kind in args.kinds:
+            for server in names[turn:] + names[:turn]:
+                jobs = work[server][number] if kind == "checkout" else follow[server][kind]
+                phase = measure(base, server, jobs, args, master)
+                phases.append(phase)
+                if kind == "checkout":
+                    follow[server] = follow_ups(phase.delivered)
     return phases
+
+
+def measure(base: str, server: str, jobs: list[Job], args, master: int) -> Phase:
+    before = cpu_snapshot(master)
+    phase = drive(base, server, jobs, args.clients, args.phase_timeout)
+    after = cpu_snapshot(master)
+    phase.cpu = {part: harness.cpu_used(before[part], after[part]) for part in after}
+    print(
+        f"  {server:<8} {phase.kind:<9} {len(phase.latencies):>6} events"
+        f" {phase.rate:>8.1f}/s  errors {phase.errors}",
+        flush=True,
+    )
+    return phase
 
 
 def cpu_snapshot(master: int) -> dict[str, dict[int, float]]:
@@ -267,63 +284,99 @@ def cpu_snapshot(master: int) -> dict[str, dict[int, float]]:
     }
 
 
-def summarise(phases: list[Phase]) -> dict[str, dict]:
+def summarise(phases: list[Phase], kinds: list[str]) -> dict[tuple[str, str], dict]:
     rows = {}
-    for server in SERVERS:
-        mine = [p for p in phases if p.server == server]
-        rows[server] = {
-            **harness.summarise(mine),
-            **{part: statistics.median(p.cpu_per_event(part) for p in mine) for part in CPU_PARTS},
-        }
+    for kind in kinds:
+        for server in SERVERS:
+            mine = [p for p in phases if p.server == server and p.kind == kind]
+            rows[server, kind] = {
+                **harness.summarise(mine),
+                **{part: statistics.median(p.cpu_per_event(part) for p in mine) for part in CPU_PARTS},
+            }  # fmt: skip
     return rows
 
 
-def print_table(rows: dict[str, dict], queries: dict[str, int]) -> None:
-    header = ("server", "events", "events/s", "p50 ms", "p99 ms", "errors", "queries",
+def print_table(rows: dict[tuple[str, str], dict], queries: dict, kinds: list[str]) -> None:
+    header = ("server", "kind", "events", "events/s", "p50 ms", "p99 ms", "errors", "queries",
               "events/s per round")  # fmt: skip
     table = [
-        (server, row["count"], f"{row['rate']:.1f}", f"{row['p50']:.1f}", f"{row['p99']:.1f}",
-         row["errors"], queries[server], harness.joined(row["rounds"], 1))
-        for server, row in rows.items()
+        (server, kind, row["count"], f"{row['rate']:.1f}", f"{row['p50']:.1f}",
+         f"{row['p99']:.1f}", row["errors"], queries[server, kind],
+         harness.joined(row["rounds"], 1))
+        for (server, kind), row in rows.items()
     ]  # fmt: skip
-    harness.print_table(header, table, (9, 8, 10, 9, 9, 8, 9))
-    full, minimal, bare = (rows[s]["rate"] for s in ("full", "minimal", "bare"))
-    per_round = harness.ratios(rows["full"]["rounds"], rows["minimal"]["rounds"])
-    print(
-        f"\nfull/minimal = {full / minimal:.2f} (median rates; target >= 0.60);"
-        f" per round {harness.joined(per_round, 2)}, median {statistics.median(per_round):.2f}"
-    )
-    print(f"minimal/bare = {minimal / bare:.2f}")
-    print("\nCPU ms per event (median of rounds): " + ", ".join(CPU_PARTS))
-    for server, row in rows.items():
-        cells = (server, *(f"{row[part]:.2f}" for part in CPU_PARTS))
-        print(harness.format_row(cells, (9, 9, 9, 9)))
-    cost = {s: rows[s]["gunicorn"] + rows[s]["postgres"] for s in ("full", "minimal")}
-    print(
-        f"server CPU per event, full/minimal = {cost['full'] / cost['minimal']:.1f}x:"
-        f" where the server alone is the bottleneck, full/minimal events/s would be about"
-        f" {cost['minimal'] / cost['full']:.2f}"
-    )
+    harness.print_table(header, table, (9, 9, 8, 10, 9, 9, 8, 9))
+    for kind in kinds:
+        full, minimal, bare = (rows[s, kind] for s in ("full", "minimal", "bare"))
+        per_round = harness.ratios(full["rounds"], minimal["rounds"])
+        print(
+            f"\n{kind}: full/minimal = {full['rate'] / minimal['rate']:.2f}"
+            f" (median rates; target >= 0.60); per round {harness.joined(per_round, 2)},"
+            f" median {statistics.median(per_round):.2f}; minimal/bare ="
+            f" {minimal['rate'] / bare['rate']:.2f}"
+        )
+    print("\nCPU ms per event (median of rounds): " + ", ".join(CPU_PARTS) + ", server")
+    for (server, kind), row in rows.items():
+        cells = (server, kind, *(f"{row[part]:.2f}" for part in CPU_PARTS),
+                 f"{row['gunicorn'] + row['postgres']:.2f}")  # fmt: skip
+        print(harness.format_row(cells, (9, 9, 9, 9, 9, 9)))
+    for kind in kinds:
+        cost = {
+            s: rows[s, kind]["gunicorn"] + rows[s, kind]["postgres"] for s in ("full", "minimal")
+        }
+        print(
+            f"{kind}: server CPU per event, full/minimal = {cost['full'] / cost['minimal']:.1f}x:"
+            f" where the server alone is the bottleneck, full/minimal events/s would be about"
+            f" {cost['minimal'] / cost['full']:.2f}"
+        )
+
+
+# What each order must end as, after the last kind of event it was sent.
+FINAL = {"checkout": "completed", "refund": "refunded", "dispute": "disputed"}
+LICENSE = {"checkout": "active", "refund": "revoked", "dispute": "suspended"}
 
 
 def check(delivered: dict[str, list[Job]], all_jobs: dict[str, list[Job]]) -> bool:
-    """Every delivered full-processing event stored once and its order completed exactly once;
-    the minimal handler's orders completed too; nothing undelivered touched."""
+    """Every event the full handler answered 200 stored once and applied; each of its orders in
+    the status its last event calls for, with one transition into it, one transition to
+    completed, and its license in the matching state; the minimal handler's orders in the same
+    statuses, one bench row per event; nothing undelivered touched."""
     from django.db import connection
-    from django.db.models import Count
+    from django.db.models import Count, Q
 
+    from licenses.models import License
     from orders.models import Order, OrderTransition, StripeEvent
 
     full = delivered["full"]
-    ids, pks = [j.event_id for j in full], [j.order_pk for j in full]
+    ids = [j.event_id for j in full]
     stored = StripeEvent.objects.filter(id__in=ids)
-    per_order = stored.values("order").annotate(n=Count("id")).filter(n__gt=1).count()
     applied = stored.filter(outcome=StripeEvent.Outcome.APPLIED).count()
-    completed = Order.objects.filter(pk__in=pks, status="completed").count()
-    moves = OrderTransition.objects.filter(order__in=pks, to_status="completed").count()
     all_events = StripeEvent.objects.count()
-    minimal_pks = [j.order_pk for j in delivered["minimal"]]
-    minimal_done = Order.objects.filter(pk__in=minimal_pks, status="completed").count()
+    last = {server: _last_kinds(jobs) for server, jobs in delivered.items()}
+    wrong, moves, licenses = 0, 0, 0
+    for kind in KINDS:
+        pks = [pk for pk, k in last["full"].items() if k == kind]
+        if not pks:
+            continue
+        orders = Order.objects.filter(pk__in=pks)
+        wrong += orders.exclude(status=FINAL[kind]).count()
+        per_order = orders.annotate(
+            to_completed=Count("transitions", filter=Q(transitions__to_status="completed")),
+            to_final=Count("transitions", filter=Q(transitions__to_status=FINAL[kind])),
+        )
+        moves += per_order.exclude(to_completed=1, to_final=1).count()
+        licenses += License.objects.filter(order__in=pks).exclude(status=LICENSE[kind]).count()
+        licenses += len(pks) - License.objects.filter(order__in=pks).count()
+    paid = sum(1 for k in last["full"].values())
+    completed = OrderTransition.objects.filter(
+        order__in=list(last["full"]), to_status="completed"
+    ).count()
+    minimal_wrong = sum(
+        Order.objects.filter(pk__in=[pk for pk, k in last["minimal"].items() if k == kind])
+        .exclude(status=FINAL[kind])
+        .count()
+        for kind in KINDS
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {EVENT_TABLE}")
         minimal_rows = cursor.fetchone()[0]
@@ -335,21 +388,37 @@ def check(delivered: dict[str, list[Job]], all_jobs: dict[str, list[Job]]) -> bo
         .exclude(status="pending")
         .count()
     )
-    n, m = len(full), len(minimal_pks)
+    n, m = len(full), len(delivered["minimal"])
+    kinds = {k: sum(j.kind == k for j in full) for k in KINDS}
     ok = (
-        stored.count() == applied == completed == moves == all_events == n
-        and per_order == 0
-        and minimal_done == minimal_rows == m
+        stored.count() == applied == all_events == n
+        and wrong == moves == licenses == 0
+        and completed == paid
+        and minimal_wrong == 0
+        and minimal_rows == m
         and stray == 0
     )
     print(
-        f"\ncheck {'OK' if ok else 'FAILED'}: full: {completed}/{n} orders completed,"
-        f" {stored.count()}/{n} events stored ({all_events} rows in all, {applied} applied,"
-        f" {per_order} orders with more than one), {moves} transitions to completed;"
-        f" minimal: {minimal_done}/{m} orders completed, {minimal_rows} event rows;"
-        f" orders never posted yet changed: {stray}"
+        f"\ncheck {'OK' if ok else 'FAILED'}: full: {n} events answered 200"
+        f" ({', '.join(f'{v} {k}' for k, v in kinds.items())}), {stored.count()} stored,"
+        f" {applied} applied, {all_events} rows in all; {paid} orders paid, {completed}"
+        f" transitions to completed; {wrong} orders not in the status their last event calls for,"
+        f" {moves} without exactly one move into it, {licenses} licenses missing or in the wrong"
+        f" state; minimal: {minimal_wrong} orders in a wrong status, {minimal_rows}/{m} event"
+        f" rows; orders never posted yet changed: {stray}"
     )
     return ok
+
+
+def _last_kinds(jobs: list[Job]) -> dict[int, str]:
+    """Each order's last kind of event delivered (a refund or dispute follows its payment)."""
+    last = {}
+    for job in jobs:
+        if job.kind == "checkout":
+            last.setdefault(job.order_pk, "checkout")
+        else:
+            last[job.order_pk] = job.kind
+    return last
 
 
 def main() -> int:
@@ -364,30 +433,27 @@ def main() -> int:
     from django.db import connection
 
     migrate()
-    print(f"placing {(args.events + args.warmup) * 3 + 3} pending orders ...", flush=True)
+    print(f"placing {(args.events + args.warmup + 3) * 3} pending orders ...", flush=True)
     started = time.perf_counter()
     jobs = make_jobs(dict.fromkeys(SERVERS, args.warmup + args.events))
-    probes = {server: job for server, (job,) in make_jobs(dict.fromkeys(SERVERS, 1)).items()}
-    queries = count_queries(probes, show=args.show_queries)
+    probes = make_jobs(dict.fromkeys(SERVERS, 3))
+    queries = count_queries(probes, args.kinds, show=args.show_queries)
     print(f"  done in {time.perf_counter() - started:.0f} s; queries per event: {queries}")
     connection.close()
 
     # A body that is not signed: answered 400 once Django is up.
     with harness.gunicorn(args.workers, SERVERS["bare"], b"{}") as server:
         harness.print_serving(server.base, args.workers, args.clients)
-        delivered = {s: [probes[s]] for s in SERVERS}
+        delivered = warm_up(server.base, jobs, args)
         for name in SERVERS:
-            warm = drive(server.base, name, jobs[name][: args.warmup], args.clients, 60)
-            if warm.errors:
-                raise RuntimeError(f"{name}: {warm.errors} errors while warming up")
-            delivered[name] += warm.delivered
+            delivered[name] += [j for j in probes[name] if j.kind in args.kinds]
         work = {s: harness.split(jobs[s][args.warmup :], args.rounds) for s in SERVERS}
         phases = run_rounds(server.base, work, args, server.process.pid)
         if any(phase.errors for phase in phases):
             harness.print_log_tail(server.log)
 
     print(f"load average after the run: {harness.load_average()}")
-    print_table(summarise(phases), queries)
+    print_table(summarise(phases, args.kinds), queries, args.kinds)
     for phase in phases:
         delivered[phase.server] += phase.delivered
     return 0 if check(delivered, jobs) else 1
