@@ -18,11 +18,16 @@ Status = LicenseStatus
 
 
 def issue_licenses(
-    order: Order, *, with_keys: bool = True, reason: str = SuspensionReason.REFUND
+    order: Order,
+    *,
+    with_keys: bool = True,
+    reason: str = SuspensionReason.REFUND,
+    first_time: bool = False,
 ) -> list[License]:
     """One license per unit bought, once per order. Without keys (a refund that came before the
-    payment) the licenses are recorded revoked, and no pool key is spent on them."""
-    if order.licenses.exists():
+    payment) the licenses are recorded revoked, and no pool key is spent on them. `first_time`:
+    the caller knows the order has none yet (it spares a look)."""
+    if not first_time and order.licenses.exists():
         return []
     now = timezone.now()
     issued, pool_claims = [], {}

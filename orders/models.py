@@ -3,7 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Q
 
 from . import disputes
 
@@ -147,12 +147,20 @@ class Order(models.Model):
         return self.paid_at is not None
 
     def line_items(self) -> list["OrderItem"]:
-        """The items with their products, loaded once per instance: the receivers of one
-        transition (licenses, notifications) share them."""
-        if "items" not in getattr(self, "_prefetched_objects_cache", {}):
-            products = OrderItem.objects.select_related("product")
-            prefetch_related_objects([self], Prefetch("items", queryset=products))
-        return list(self.items.all())
+        """The items with their products, loaded once per instance (an order's items never
+        change once placed): the receivers of one transition (licenses, notifications) share
+        them. One plain query; Django's prefetch machinery cost more than the query itself."""
+        items = self.__dict__.get("_line_items")
+        if items is None:
+            items = list(OrderItem.objects.filter(order=self).select_related("product"))
+            for item in items:
+                item._state.fields_cache["order"] = self
+            self._line_items = items
+        return list(items)
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        self.__dict__.pop("_line_items", None)
+        super().refresh_from_db(*args, **kwargs)
 
 
 class OrderItem(models.Model):
