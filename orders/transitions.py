@@ -1,6 +1,9 @@
 """The order state machine: the table of allowed moves and the one function that moves."""
 
+from collections.abc import Sequence
+
 from django.db import transaction
+from django.utils import timezone
 
 from . import disputes
 from .models import Order, OrderTransition, Status
@@ -31,24 +34,28 @@ class IllegalTransition(Exception):
     pass
 
 
-def transition_order(order: Order, to: str, *, source: str, reason: str = "") -> OrderTransition:
+def transition_order(
+    order: Order, to: str, *, source: str, reason: str = "", also: Sequence[str] = ()
+) -> OrderTransition:
     """Move `order` to `to`, or raise IllegalTransition.
 
     Locks the row, checks the table, writes the audit row and sends `order_transitioned`, all in
-    the caller's transaction, so receivers' writes commit or roll back with the move.
+    the caller's transaction, so receivers' writes commit or roll back with the move. `also`
+    names fields of `order` to write in the same UPDATE as the status (the facts that called for
+    the move); a refused move writes none of them.
     """
     with transaction.atomic(savepoint=False):
         current = order.status
         # The caller's copy is usually right (it holds the row lock): then one conditional UPDATE
         # locks, checks and writes at once. Otherwise read the row under lock and check that.
-        moved = (current, to) in ALLOWED and _move(order, current, to)
+        moved = (current, to) in ALLOWED and _move(order, current, to, also)
         if not moved:
             current = (
                 Order.objects.select_for_update(no_key=True)
                 .values_list("status", flat=True)
                 .get(pk=order.pk)
             )
-            moved = (current, to) in ALLOWED and _move(order, current, to)
+            moved = (current, to) in ALLOWED and _move(order, current, to, also)
         if moved:
             order.status = to
             row = OrderTransition.objects.create(
@@ -65,8 +72,11 @@ def transition_order(order: Order, to: str, *, source: str, reason: str = "") ->
     raise IllegalTransition(f"order {order.number}: {current} → {to} is not allowed")
 
 
-def _move(order: Order, current: str, to: str) -> bool:
-    return Order.objects.filter(pk=order.pk, status=current).update(status=to) == 1
+def _move(order: Order, current: str, to: str, also: Sequence[str]) -> bool:
+    fields = {name: getattr(order, name) for name in also}
+    if "updated_at" in fields:  # auto_now, which update() does not apply
+        fields["updated_at"] = order.updated_at = timezone.now()
+    return Order.objects.filter(pk=order.pk, status=current).update(status=to, **fields) == 1
 
 
 def refunded_amount(order: Order) -> int:
@@ -95,9 +105,10 @@ def derive_status(order: Order) -> tuple[str, str]:
     return P, "awaiting payment"
 
 
-def sync_status(order: Order, *, source: str) -> OrderTransition | None:
+def sync_status(order: Order, *, source: str, also: Sequence[str] = ()) -> OrderTransition | None:
     """Bring `status` in line with the facts. A move the table forbids (a refunded order whose
-    refund later failed) keeps the status: refunded is final, as the table says."""
+    refund later failed) keeps the status: refunded is final, as the table says. The fields
+    `also` are written with the move (see transition_order); None means nothing was written."""
     to, reason = derive_status(order)
     if to == order.status or (order.status, to) not in ALLOWED:
         return None
@@ -106,7 +117,7 @@ def sync_status(order: Order, *, source: str) -> OrderTransition | None:
         reason = "dispute closed: " + ", ".join(outcome(d) for d in closed)
     elif order.status == R and to == D:
         reason = "dispute appealed: " + order.open_dispute_reason
-    return transition_order(order, to, source=source, reason=reason)
+    return transition_order(order, to, source=source, reason=reason, also=also)
 
 
 def outcome(dispute) -> str:

@@ -36,9 +36,11 @@ def update_order(order: Order, merge: Callable[[Changes], None], *, source: str)
         merge(changes)
         if _references(order) - known:
             _apply_waiting_events(order, changes)
-        if changes.touched:
-            order.save(update_fields=facts.FACT_FIELDS)
-        transition = sync_status(order, source=source)
+        # The facts go in the status move's UPDATE when they call for one, else on their own.
+        fields = facts.FACT_FIELDS if changes.touched else ()
+        transition = sync_status(order, source=source, also=fields)
+        if fields and transition is None:
+            order.save(update_fields=fields)
         _announce(order, changes, source=source)
     return Update(changes.touched, transition)
 
