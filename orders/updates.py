@@ -35,7 +35,7 @@ def update_order(order: Order, merge: Callable[[Changes], None], *, source: str)
         known = _references(order)
         merge(changes)
         if _references(order) - known:
-            _apply_waiting_events(order, changes)
+            _apply_waiting_events(order, changes, known)
         # The facts go in the status move's UPDATE when they call for one, else on their own.
         fields = facts.FACT_FIELDS if changes.touched else ()
         transition = sync_status(order, source=source, also=fields)
@@ -65,10 +65,12 @@ def lock_references(*references: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [ref])
 
 
-def _apply_waiting_events(order: Order, changes: Changes) -> None:
+def _apply_waiting_events(order: Order, changes: Changes, known: set[str]) -> None:
     """Apply refund and dispute events that arrived before the order knew their PaymentIntent or
-    charge; one of them may teach the order another id, which more events may wait for."""
-    done: set[str] = set()
+    charge; one of them may teach the order another id, which more events may wait for. Only
+    the ids it newly learns: events waiting for an id the order `known` before were applied when
+    it learnt that one (lock_references), and none has waited for it since."""
+    done = set(known)
     while refs := _references(order) - done:
         done |= refs
         lock_references(*refs)
