@@ -9,6 +9,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 
+from orders.rows import insert_sql
+
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import DEFAULT_EVENTS
 from .models import Delivery, DeliveryStatus, Destination, Notification
@@ -77,7 +79,7 @@ def enqueue(
         # What a webhook writes most, without the ORM's four steps (insert, read the
         # destinations, keep the subscribed ones here, bulk insert): on PostgreSQL one statement.
         notification = Notification(event=event, order=order, embed=embed)
-        insert, values = _insert_sql(notification)
+        insert, values = insert_sql(notification)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 deliveries, defaults = _deliveries_sql("n.id", "n, ")
@@ -98,19 +100,6 @@ SUBSCRIBED = {
     "postgresql": "dest.events @> jsonb_build_array(%s::text)",
     "sqlite": "EXISTS (SELECT 1 FROM json_each(dest.events) WHERE json_each.value = %s)",
 }
-
-
-def _insert_sql(instance) -> tuple[str, list[Any]]:
-    """An INSERT of `instance` without its id, with the values prepared by the fields as the
-    ORM prepares them (auto_now_add included)."""
-    meta = instance._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    return sql, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
 
 
 def _deliveries_sql(notification_id: str, source: str) -> tuple[str, list[Any]]:

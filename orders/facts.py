@@ -17,6 +17,7 @@ from django.utils import timezone
 from . import disputes
 from .models import Dispute, Order, Refund
 from .payment_methods import describe_payment_method
+from .rows import insert_unless_taken
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.
@@ -202,20 +203,21 @@ def record_refund(
     """A refund's status only climbs Refund.RANK; seen succeeded once, it counts for good."""
     status = refund["status"]
     succeeded = status == Refund.State.SUCCEEDED
-    row, created = Refund.objects.get_or_create(
+    row = Refund(
         stripe_refund_id=refund["id"],
-        defaults={
-            "order": order,
-            "amount_cents": refund["amount"],
-            "currency": refund.get("currency") or order.currency,
-            "status": status,
-            "succeeded_once": succeeded,
-            "reason": reason or (refund.get("metadata") or {}).get("reason") or "",
-            "failure_reason": refund.get("failure_reason") or "",
-            "requested_by": requested_by,
-            "sequence": sequence,
-        },
+        order=order,
+        amount_cents=refund["amount"],
+        currency=refund.get("currency") or order.currency,
+        status=status,
+        succeeded_once=succeeded,
+        reason=reason or (refund.get("metadata") or {}).get("reason") or "",
+        failure_reason=refund.get("failure_reason") or "",
+        requested_by=requested_by,
+        sequence=sequence,
     )
+    created = insert_unless_taken(row, "stripe_refund_id")
+    if not created:
+        row = Refund.objects.get(stripe_refund_id=refund["id"])
     fields = []
     if sequence and row.sequence is None:
         row.sequence, row.requested_by, row.reason = sequence, requested_by, reason or row.reason
@@ -259,19 +261,20 @@ def record_dispute(
     """A dispute moves forward only (orders.disputes); its evidence deadline follows the status
     that is current."""
     status = dispute["status"]
-    row, new = Dispute.objects.get_or_create(
+    row = Dispute(
         stripe_dispute_id=dispute["id"],
-        defaults={
-            "order": order,
-            "amount_cents": dispute["amount"],
-            "currency": dispute.get("currency") or order.currency,
-            "status": status,
-            "status_created": created,
-            "appealed_at": created if status in disputes.APPEAL_RANK else None,
-            "reason": dispute.get("reason") or "",
-            "evidence_due_by": _due_by(dispute),
-        },
+        order=order,
+        amount_cents=dispute["amount"],
+        currency=dispute.get("currency") or order.currency,
+        status=status,
+        status_created=created,
+        appealed_at=created if status in disputes.APPEAL_RANK else None,
+        reason=dispute.get("reason") or "",
+        evidence_due_by=_due_by(dispute),
     )
+    new = insert_unless_taken(row, "stripe_dispute_id")
+    if not new:
+        row = Dispute.objects.get(stripe_dispute_id=dispute["id"])
     before = None if new else (row.stage, row.status)
     fields = []
     if (

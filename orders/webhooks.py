@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from .event_shapes import MalformedEvent, check_object
 from .gateways import livemode_expected
 from .models import Order, StripeEvent
+from .rows import insert_unless_taken
 from .stripe_events import HANDLERS, locate_order, references
 from .updates import lock_references, update_order
 
@@ -135,18 +136,7 @@ def _store_once(event: dict[str, Any]) -> StripeEvent | None:
         payload=event,
         outcome=Outcome.NO_CHANGE,
     )
-    fields = StripeEvent._meta.concrete_fields
-    quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(record, add=True), connection) for f in fields]
-    sql = (
-        f"INSERT INTO {quote(StripeEvent._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote('id')}) DO NOTHING RETURNING 1"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        inserted = cursor.fetchone()
-    record._state.adding = False
-    return record if inserted else None
+    return record if insert_unless_taken(record, "id") else None
 
 
 def _save_outcome(record: StripeEvent) -> None:

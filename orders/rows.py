@@ -1,0 +1,37 @@
+"""Writing rows without the ORM's round trips, where the webhook writes them on every event."""
+
+from typing import Any
+
+from django.db import connection, models
+
+
+def insert_sql(instance: models.Model) -> tuple[str, list[Any]]:
+    """An INSERT of `instance` (without its primary key if it has none yet) and its values,
+    prepared by the fields as the ORM prepares them (auto_now_add included)."""
+    meta = instance._meta
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and instance.pk is None)]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    return sql, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+
+
+def insert_unless_taken(instance: models.Model, unique: str) -> bool:
+    """INSERT `instance` unless a row already holds its value of the unique field `unique`; True
+    if it was inserted (its primary key is then set). One statement, no savepoint: a concurrent
+    insert of the same value waits for the first to commit, then inserts nothing."""
+    sql, values = insert_sql(instance)
+    pk, quote = instance._meta.pk, connection.ops.quote_name
+    conflict = quote(instance._meta.get_field(unique).column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"{sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(pk.column)}", values
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    instance.pk = pk.to_python(inserted[0])
+    instance._state.adding, instance._state.db = False, connection.alias
+    return True
