@@ -13,6 +13,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.rows import insert
+
 from .models import KeyEmail, KeyEmailStatus
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,7 @@ MAX_ATTEMPTS = 10
 
 
 def queue_key_email(order_id: int, *, requested_by=None) -> KeyEmail:
-    return KeyEmail.objects.create(order_id=order_id, requested_by=requested_by)
+    return insert(KeyEmail(order_id=order_id, requested_by=requested_by))
 
 
 def resend_keys(order, *, staff) -> KeyEmail:

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from . import disputes
+from . import disputes, rows
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
 
@@ -58,12 +58,14 @@ def transition_order(
             moved = (current, to) in ALLOWED and _move(order, current, to, also)
         if moved:
             order.status = to
-            row = OrderTransition.objects.create(
-                order=order,
-                from_status=current,
-                to_status=to,
-                source=source[:255],
-                reason=reason[:500],
+            row = rows.insert(
+                OrderTransition(
+                    order=order,
+                    from_status=current,
+                    to_status=to,
+                    source=source[:255],
+                    reason=reason[:500],
+                )
             )
             order_transitioned.send(sender=Order, order=order, transition=row, source=source)
             return row
@@ -76,7 +78,7 @@ def _move(order: Order, current: str, to: str, also: Sequence[str]) -> bool:
     fields = {name: getattr(order, name) for name in also}
     if "updated_at" in fields:  # auto_now, which update() does not apply
         fields["updated_at"] = order.updated_at = timezone.now()
-    return Order.objects.filter(pk=order.pk, status=current).update(status=to, **fields) == 1
+    return rows.update(Order, {"status": to, **fields}, pk=order.pk, status=current) == 1
 
 
 def refunded_amount(order: Order) -> int:

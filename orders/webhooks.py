@@ -15,12 +15,12 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from .event_shapes import MalformedEvent, check_object
 from .gateways import livemode_expected
 from .models import Order, StripeEvent
-from .rows import insert_unless_taken
+from .rows import insert_unless_taken, update
 from .stripe_events import HANDLERS, locate_order, references
 from .updates import lock_references, update_order
 
@@ -140,19 +140,8 @@ def _store_once(event: dict[str, Any]) -> StripeEvent | None:
 
 
 def _save_outcome(record: StripeEvent) -> None:
-    """One plain UPDATE: Model.save() cost more than the statement (signals, field lists)."""
-    fields = [StripeEvent._meta.get_field(name) for name in _OUTCOME_FIELDS]
-    quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(StripeEvent._meta.db_table)}"
-            f" SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} WHERE {quote('id')} = %s",
-            [*values, record.pk],
-        )
-
-
-_OUTCOME_FIELDS = ("outcome", "order", "detail", "payment_intent_id", "charge_id")
+    fields = ("outcome", "order_id", "detail", "payment_intent_id", "charge_id")
+    update(StripeEvent, {name: getattr(record, name) for name in fields}, pk=record.pk)
 
 
 def _dispatch(event: dict[str, Any], record: StripeEvent) -> tuple[str, Order | None, str]:
