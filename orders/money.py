@@ -5,10 +5,12 @@ lists; every other currency has two, ISK included, although ISK is charged in wh
 Babel (CLDR) decides how an amount looks: symbol, grouping, and the decimals people expect.
 """
 
+import functools
 from decimal import Decimal, InvalidOperation
 
+from babel import Locale
+from babel.numbers import NumberPattern, get_currency_precision, get_currency_symbol, parse_pattern
 from babel.numbers import format_currency as _format
-from babel.numbers import get_currency_precision, get_currency_symbol
 
 # https://docs.stripe.com/currencies#zero-decimal and #three-decimal
 ZERO_DECIMAL = frozenset(
@@ -33,6 +35,7 @@ ZERO_DECIMAL = frozenset(
 )
 THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 LOCALE = "en_US"
+_LOCALE = Locale.parse(LOCALE)
 
 
 def exponent(currency: str) -> int:
@@ -55,12 +58,19 @@ def format_money(minor: int | None, currency: str) -> str:
     shown = get_currency_precision(code)
     if shown >= digits or minor % 10 ** (digits - shown):
         shown = digits
+    return _format(
+        to_decimal(minor, code), code, format=_pattern(code, shown), locale=_LOCALE,
+        currency_digits=False,
+    )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(code: str, shown: int) -> NumberPattern:
+    """Parsed once per currency: every embed formats amounts, and parsing cost more than
+    formatting."""
     symbol = get_currency_symbol(code, LOCALE)
     pattern = "¤" + ("\u00a0" if symbol[-1:].isalpha() else "") + "#,##0"
-    pattern += "." + "0" * shown if shown else ""
-    return _format(
-        to_decimal(minor, code), code, format=pattern, locale=LOCALE, currency_digits=False
-    )
+    return parse_pattern(pattern + ("." + "0" * shown if shown else ""))
 
 
 def parse_money(text: str, currency: str) -> int:
