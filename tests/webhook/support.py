@@ -24,11 +24,17 @@ FAILURE_TYPES = [
     "payment_intent.payment_failed",
 ]
 # Ceilings, measured with one item: the event row (one INSERT … ON CONFLICT), the order's lock, the
-# waiting-events look-up, one write of its facts, the move (a conditional UPDATE) and its audit
-# row, the outcome, and what the receivers add (the order items, licenses and their key email,
-# Discord outbox rows with their destinations). PostgreSQL adds the advisory lock taken when the
-# order learns its PaymentIntent. What matters is that it never grows with the items.
-SESSION_COMPLETED_QUERIES = {"sqlite": 17, "postgresql": 18}
+# waiting-events look-up, the move (one conditional UPDATE that also writes the facts) and its
+# audit row, the outcome, and what the receivers add (the order items, licenses and their key
+# email, one Discord outbox statement per notification on PostgreSQL, two on SQLite), with the
+# test's savepoint around the request. PostgreSQL adds the advisory lock taken when the order
+# learns its PaymentIntent (or, for a refund or dispute, its charge). A full refund also writes
+# its refund row and sums the succeeded ones, then revokes the licenses; a dispute writes its
+# row, summarises the order's disputes and suspends the licenses with the open one's id. What
+# matters is that they never grow with the items.
+SESSION_COMPLETED_QUERIES = {"sqlite": 15, "postgresql": 14}
+FULL_REFUND_QUERIES = {"sqlite": 14, "postgresql": 15}
+DISPUTE_CREATED_QUERIES = {"sqlite": 15, "postgresql": 16}
 # The test's savepoint around the request, the insert that finds the id taken, the stored row.
 DUPLICATE_QUERIES = {"sqlite": 4, "postgresql": 4}
 

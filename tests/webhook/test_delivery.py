@@ -14,6 +14,8 @@ from orders.models import Order, Refund, StripeEvent
 from orders.stripe_events import HANDLERS
 from tests.factories import (
     add_item,
+    charge_obj,
+    dispute_obj,
     intent_failed_obj,
     make_event,
     make_order,
@@ -23,7 +25,9 @@ from tests.factories import (
     signed_post,
 )
 from tests.webhook.support import (
+    DISPUTE_CREATED_QUERIES,
     DUPLICATE_QUERIES,
+    FULL_REFUND_QUERIES,
     SESSION_COMPLETED_QUERIES,
     URL,
     body_of,
@@ -367,6 +371,38 @@ def test_the_query_count_is_the_same_for_one_item_and_several_and_lower_for_a_du
     assert len(for_one) == len(for_several), f"more queries for more items: {dict(extra)}"
     assert len(for_one) <= SESSION_COMPLETED_QUERIES[connection.vendor]
     assert len(duplicate) == DUPLICATE_QUERIES[connection.vendor] < len(for_one)
+
+
+def refunded_charge(order: Order) -> dict[str, Any]:
+    """charge.refunded's charge, refunded in full, with its refund embedded as Stripe sends it."""
+    refund = refund_obj(order, f"re_{order.number}", order.subtotal_cents)
+    return {**charge_obj(order, refunded=order.subtotal_cents), "refunds": {"data": [refund]}}
+
+
+@pytest.mark.parametrize("items", [1, 5])
+@pytest.mark.parametrize(
+    "event_type, build, ceilings, status",
+    [
+        ("charge.refunded", refunded_charge, FULL_REFUND_QUERIES, "refunded"),
+        (
+            "charge.dispute.created",
+            lambda order: dispute_obj(order, f"dp_{order.number}"),
+            DISPUTE_CREATED_QUERIES,
+            "disputed",
+        ),
+    ],
+)
+def test_a_full_refund_or_a_dispute_of_a_paid_order_takes_a_fixed_number_of_queries(
+    client, items, event_type, build, ceilings, status
+):
+    order = with_items(items)
+    queries_for(client, make_event("checkout.session.completed", session_obj(order)))
+
+    statements = queries_for(client, make_event(event_type, build(order)))
+
+    order.refresh_from_db()
+    assert order.status == status
+    assert len(statements) <= ceilings[connection.vendor], statements
 
 
 def test_a_duplicate_takes_at_most_a_handful_of_queries(
