@@ -86,5 +86,19 @@ def _count_invalid(limit: GlobalRateLimit, now: datetime) -> datetime | None:
     return until
 
 
+def health(now: datetime) -> dict:
+    """What /healthz tells of the address's standing with Discord: "banned" (every destination
+    waits, for minutes), "paused" (Discord's global limit or the invalid-request budget), "ok"."""
+    limit = current() or GlobalRateLimit()
+    paused = limit.blocked_until if limit.blocked_until and limit.blocked_until > now else None
+    cutoff = (now - INVALID_WINDOW).timestamp()
+    return {
+        "state": "banned" if limit.banned_since else ("paused" if paused else "ok"),
+        "paused_until": paused.isoformat() if paused else None,
+        "banned_since": limit.banned_since.isoformat() if limit.banned_since else None,
+        "invalid_requests_10min": sum(t > cutoff for t in limit.invalid_requests),
+    }
+
+
 def _minutes(wait: timedelta) -> str:
     return f"{wait.total_seconds() / 60:.0f} min"
