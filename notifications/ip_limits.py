@@ -59,8 +59,8 @@ def _ban(limit: GlobalRateLimit, answer: Answer, now: datetime) -> datetime:
     wait = max(wait * random.uniform(1.0, 1.25), timedelta(seconds=answer.retry_after or 0))
     if limit.bans == 1:
         logger.warning(
-            "Discord refuses this server's requests (HTTP 429 without its rate-limit body: a"
-            " Cloudflare ban). No notification is sent for %s, then the worker asks again, less"
+            "Discord refuses this server's requests (a Cloudflare ban: HTTP 429 without Discord's"
+            " rate-limit body, or 403 without its JSON error). No notification is sent for %s, then the worker asks again, less"
             " and less often, until the ban ends; messages wait (up to DISCORD_MAX_AGE).",
             _minutes(wait),
         )
