@@ -7,8 +7,8 @@ from django.test import Client
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue
 from tests.account_support import order_in
-from tests.mgmt_support import customer_member, fill, mgmt_patterns, staff_member
 from tests.factories import make_product
+from tests.mgmt_support import customer_member, fill, mgmt_patterns, staff_member
 
 pytestmark = pytest.mark.django_db
 

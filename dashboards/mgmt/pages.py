@@ -159,7 +159,7 @@ def licenses(request: HttpRequest) -> HttpResponse:
 def import_keys(request: HttpRequest) -> HttpResponse:
     """Keys pasted or uploaded (text or CSV), duplicates counted and skipped; licenses waiting
     for a key get one, oldest first."""
-    form = ImportKeysForm(request.POST or None, request.FILES or None)
+    form = ImportKeysForm(*([request.POST, request.FILES] if request.method == "POST" else []))
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:

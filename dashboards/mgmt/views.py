@@ -85,7 +85,7 @@ def _done(request, do, success: str) -> bool:
 @GET_POST
 @with_order
 def complete(request: HttpRequest, order: Order) -> HttpResponse:
-    form = CompleteForm(request.POST or None)
+    form = CompleteForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         note = form.cleaned_data["note"]
         _done(
@@ -108,7 +108,7 @@ def complete(request: HttpRequest, order: Order) -> HttpResponse:
 @GET_POST
 @with_order
 def refund(request: HttpRequest, order: Order) -> HttpResponse:
-    form = RefundForm(request.POST or None, order=order)
+    form = RefundForm(request.POST if request.method == "POST" else None, order=order)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         amount = format_money(data["amount"], order.currency)
