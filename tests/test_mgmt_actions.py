@@ -183,7 +183,9 @@ def test_suspend_and_reinstate_a_license_and_a_revoked_one_stays(client, staff):
     license.refresh_from_db()
     assert license.status == "active"
     response = client.post(f"/mgmt/orders/{order.number}/licenses/{license.pk}/reinstate/")
-    assert said(response)[-1:] == ["Only a suspended license can be reinstated; this one is active."]
+    assert said(response)[-1:] == [
+        "Only a suspended license can be reinstated; this one is active."
+    ]
     kinds = list(StaffAction.objects.order_by("id").values_list("kind", "succeeded"))
     assert kinds == [("suspend_license", True), ("reinstate_license", True),
                      ("reinstate_license", False)]  # fmt: skip
