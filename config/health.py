@@ -34,6 +34,28 @@ def _backlogs(now) -> dict[str, int]:
     return backlogs
 
 
+def worker_states(now) -> dict[str, dict]:
+    """Each expected worker: "ok", "stale" or "never seen", its last heartbeat and its backlog
+    (/healthz and the /mgmt overview). Raises DatabaseError when the database does not answer."""
+    backlogs = _backlogs(now)
+    seen = dict(
+        Heartbeat.objects.filter(kind__in=backlogs)
+        .values("kind")
+        .annotate(last=Max("seen_at"))
+        .values_list("kind", "last")
+    )
+    return {
+        kind: {
+            "state": "never seen"
+            if kind not in seen
+            else ("ok" if now - seen[kind] < STALE else "stale"),
+            "seen_at": seen.get(kind),
+            "backlog": backlog,
+        }
+        for kind, backlog in backlogs.items()
+    }
+
+
 @login_not_required
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -43,13 +65,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     switched-off destination is "degraded"); 503 when the database does not answer."""
     now = timezone.now()
     try:
-        backlogs = _backlogs(now)
-        seen = dict(
-            Heartbeat.objects.filter(kind__in=backlogs)
-            .values("kind")
-            .annotate(last=Max("seen_at"))
-            .values_list("kind", "last")
-        )
+        workers = worker_states(now)
         dead = Delivery.objects.filter(status="dead").count()
         dead_emails = KeyEmail.objects.filter(status=KeyEmailStatus.DEAD).count()
         discord = {
@@ -58,16 +74,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         }
     except DatabaseError:
         return JsonResponse({"database": "down"}, status=503)
-    workers = {
-        kind: {
-            "state": "never seen"
-            if kind not in seen
-            else ("ok" if now - seen[kind] < STALE else "stale"),
-            "seen_at": seen[kind].isoformat() if kind in seen else None,
-            "backlog": backlog,
-        }
-        for kind, backlog in backlogs.items()
-    }
+    for worker in workers.values():
+        worker["seen_at"] = worker["seen_at"].isoformat() if worker["seen_at"] else None
     # A ban or a switched-off destination holds notifications back until someone acts.
     healthy = all(worker["state"] == "ok" for worker in workers.values()) and not (
         discord["state"] == "banned" or discord["destinations_disabled"]
