@@ -1,5 +1,6 @@
 """Writing rows without the ORM's round trips, where the webhook writes them on every event."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -67,3 +68,16 @@ def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> i
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def instance(model: type[models.Model], values: Sequence[Any]) -> models.Model:
+    """A `model` instance from the values of its concrete fields, in their order, as read from
+    the database: converted as the ORM converts them (SQLite's 0/1 booleans, say)."""
+    fields = model._meta.concrete_fields
+    column = [f.get_col(model._meta.db_table) for f in fields]
+    converted = []
+    for field, col, value in zip(fields, column, values, strict=True):
+        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
