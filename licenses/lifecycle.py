@@ -3,7 +3,8 @@ dispute is won, revoked on refund or a lost chargeback (and active again if an a
 money back). Runs inside the order's transition (see receivers.py)."""
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders import disputes
@@ -72,12 +73,14 @@ def _lost_dispute_id(order: Order) -> str:
 
 
 def suspend_for_dispute(order: Order) -> int:
+    """Suspend the order's licenses with the id of its first open dispute, found by the same
+    UPDATE (a subquery) rather than by a look-up before it."""
     open_statuses = [*disputes.OPEN_RANK, *disputes.APPEAL_RANK]
-    dispute = order.disputes.filter(status__in=open_statuses).order_by("created_at", "id").first()
+    first_open = order.disputes.filter(status__in=open_statuses).order_by("created_at", "id")
     return order.licenses.filter(status__in=[Status.ACTIVE, Status.PENDING]).update(
         status=Status.SUSPENDED,
         reason=SuspensionReason.DISPUTE,
-        dispute_id=dispute.stripe_dispute_id if dispute else "",
+        dispute_id=Coalesce(Subquery(first_open.values("stripe_dispute_id")[:1]), Value("")),
         suspended_at=timezone.now(),
     )
 
