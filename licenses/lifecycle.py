@@ -2,9 +2,8 @@
 dispute is won, revoked on refund or a lost chargeback (and active again if an appeal wins the
 money back). Runs inside the order's transition (see receivers.py)."""
 
-from django.db import transaction
-from django.db.models import Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from orders import disputes
@@ -73,16 +72,33 @@ def _lost_dispute_id(order: Order) -> str:
 
 
 def suspend_for_dispute(order: Order) -> int:
-    """Suspend the order's licenses with the id of its first open dispute, found by the same
-    UPDATE (a subquery) rather than by a look-up before it."""
+    """Suspend the order's active and pending licenses with the id of its first open dispute,
+    found by the same UPDATE (a subquery). Written out: the ORM's Coalesce(Subquery(…)) cost
+    more CPU to build than the statement took."""
     open_statuses = [*disputes.OPEN_RANK, *disputes.APPEAL_RANK]
-    first_open = order.disputes.filter(status__in=open_statuses).order_by("created_at", "id")
-    return order.licenses.filter(status__in=[Status.ACTIVE, Status.PENDING]).update(
-        status=Status.SUSPENDED,
-        reason=SuspensionReason.DISPUTE,
-        dispute_id=Coalesce(Subquery(first_open.values("stripe_dispute_id")[:1]), Value("")),
-        suspended_at=timezone.now(),
+    suspended_at = License._meta.get_field("suspended_at")
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(License._meta.db_table)} SET status = %s, reason = %s,"
+        " suspended_at = %s, dispute_id = COALESCE(("
+        f"SELECT stripe_dispute_id FROM {quote(Dispute._meta.db_table)} WHERE order_id = %s"
+        f" AND status IN ({', '.join(['%s'] * len(open_statuses))})"
+        " ORDER BY created_at, id LIMIT 1), '')"
+        " WHERE order_id = %s AND status IN (%s, %s)"
     )
+    params = [
+        Status.SUSPENDED,
+        SuspensionReason.DISPUTE,
+        suspended_at.get_db_prep_value(timezone.now(), connection),
+        order.pk,
+        *open_statuses,
+        order.pk,
+        Status.ACTIVE,
+        Status.PENDING,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def reinstate_after_dispute(order: Order) -> int:
