@@ -14,7 +14,7 @@ from django.utils import timezone
 from orders.models import Dispute, Order, Refund, Status
 
 PAGE_SIZE = 50
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 1_000
 TABS = ["", *Status.values]  # "" is All
 SORTS = {"newest": "Newest first", "oldest": "Oldest first", "total": "Largest total"}
 ORDER_NUMBER = re.compile(r"[0-9A-HJKMNP-TV-Z]{8}")
@@ -119,7 +119,7 @@ def cursor_of(order: Order, criteria: Criteria) -> str:
 
 def tab_counts(criteria: Criteria) -> dict[str, int]:
     """How many orders each tab holds under the search and dates, counted up to COUNT_LIMIT + 1
-    (shown as "10,000+"): one short query per tab, however many orders there are."""
+    (shown as "1,000+"): one short query per tab, however many orders there are."""
     base = filtered(criteria, with_status=False)
     counts = {}
     for tab in TABS:
@@ -128,13 +128,14 @@ def tab_counts(criteria: Criteria) -> dict[str, int]:
     return counts
 
 
-def chunks(orders: QuerySet[Order], size: int = 2000) -> Iterator[list[Order]]:
-    """Every order of `orders`, newest first, a chunk at a time (keyset: constant memory)."""
+def chunks(rows: QuerySet, size: int = 2000) -> Iterator[list[tuple]]:
+    """Every row of `rows` (a values_list whose first value is the order's id), newest first,
+    a chunk at a time (keyset: constant memory however many there are)."""
     last = None
     while True:
-        page = orders.filter(pk__lt=last) if last else orders
-        rows = list(page.order_by("-pk")[:size])
-        if not rows:
+        page = rows.filter(pk__lt=last) if last else rows
+        found = list(page.order_by("-pk")[:size])
+        if not found:
             return
-        yield rows
-        last = rows[-1].pk
+        yield found
+        last = found[-1][0]
