@@ -1,10 +1,11 @@
 """Rows of the staff order list, display-ready."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.http import QueryDict
 from django.urls import reverse
+from django.utils import dateformat
+from django.utils.timezone import localtime
 
 from orders.models import OrderItem
 from orders.money import format_money
@@ -26,7 +27,8 @@ from .search import (
 class Row:
     number: str
     url: str
-    placed_at: datetime
+    placed: str  # shown
+    placed_iso: str  # for <time datetime>
     email: str
     items: str
     total: str
@@ -77,7 +79,8 @@ def orders_list(criteria: Criteria) -> dict:
             Row(
                 number=order.number,
                 url=f"{base}{order.number}/",
-                placed_at=order.created_at,
+                placed=dateformat.format(localtime(order.created_at), "j M Y, H:i"),
+                placed_iso=order.created_at.isoformat(),
                 email=order.email,
                 items=items.get(order.pk, ""),
                 total=format_money(order.total_cents, order.currency),
