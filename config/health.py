@@ -10,7 +10,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from licenses.models import KeyEmail, KeyEmailStatus
-from notifications.models import Delivery
+from notifications import ip_limits
+from notifications.models import Delivery, Destination
 from orders.gateways import is_offline
 from orders.models import OfflineEvent
 from workers.models import Heartbeat
@@ -60,16 +61,25 @@ def worker_states(now) -> dict[str, dict]:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 while the database answers, with every expected worker's last heartbeat and backlog
     ("ok", "stale" or "never seen"; "status" is "degraded" unless all are ok), and the dead
-    Discord deliveries and key emails that wait for staff; 503 when the database does not answer."""
+    Discord deliveries and key emails that wait for staff, and Discord's standing (a ban or a
+    switched-off destination is "degraded"); 503 when the database does not answer."""
+    now = timezone.now()
     try:
-        workers = worker_states(timezone.now())
+        workers = worker_states(now)
         dead = Delivery.objects.filter(status="dead").count()
         dead_emails = KeyEmail.objects.filter(status=KeyEmailStatus.DEAD).count()
+        discord = {
+            **ip_limits.health(now),
+            "destinations_disabled": Destination.objects.filter(enabled=False).count(),
+        }
     except DatabaseError:
         return JsonResponse({"database": "down"}, status=503)
     for worker in workers.values():
         worker["seen_at"] = worker["seen_at"].isoformat() if worker["seen_at"] else None
-    healthy = all(worker["state"] == "ok" for worker in workers.values())
+    # A ban or a switched-off destination holds notifications back until someone acts.
+    healthy = all(worker["state"] == "ok" for worker in workers.values()) and not (
+        discord["state"] == "banned" or discord["destinations_disabled"]
+    )
     return JsonResponse(
         {
             "status": "ok" if healthy else "degraded",
@@ -77,5 +87,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "workers": workers,
             "outbox_dead": dead,
             "key_emails_dead": dead_emails,
+            "discord": discord,
         }
     )

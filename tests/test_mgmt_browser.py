@@ -115,7 +115,9 @@ def test_staff_find_an_order_refund_it_in_two_steps_and_export_the_list(page, tm
 
     # Live: a new order shows at the top without a reload.
     newest = make_order(email="new@example.com")
-    expect(page.locator("#order-rows tbody tr").first).to_contain_text(newest.number)
+    # The list polls every 5 s: wait for up to three polls, on however busy a machine.
+    row = page.locator("#order-rows tbody tr").first
+    expect(row).to_contain_text(newest.number, timeout=15_000)
 
 
 def test_the_other_staff_pages_read_well_at_both_widths(page):
