@@ -4,7 +4,7 @@ page 1 and page 5,000 (no OFFSET, and tab counts stop at COUNT_LIMIT)."""
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.db import connections
@@ -95,7 +95,7 @@ def filtered(criteria: Criteria, *, with_status: bool = True) -> QuerySet[Order]
     if criteria.since:
         orders = orders.filter(created_at__gte=_day_start(criteria.since))
     if criteria.until:
-        orders = orders.filter(created_at__lt=_day_start(criteria.until) + timezone.timedelta(1))
+        orders = orders.filter(created_at__lt=_day_start(criteria.until) + timedelta(days=1))
     return orders
 
 
