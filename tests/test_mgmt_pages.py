@@ -111,3 +111,12 @@ def test_every_page_has_an_empty_state(staff_client):
         ("/mgmt/licenses/", "No pool products"),
     ]:
         assert words in staff_client.get(url).content.decode(), url
+
+
+def test_the_embed_preview_shows_discords_timestamps_as_dates():
+    from django.template.loader import render_to_string
+
+    embed = {"title": "Due <t:1796794100:f>", "fields": [{"name": "At", "value": "<t:0>"}]}
+    html = render_to_string("notifications/embed_preview.html", {"embed": embed})
+    assert "&lt;t:" not in html
+    assert "Due 9 December 2026 " in html and "1 January 1970 00:00 UTC" in html
