@@ -13,6 +13,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from workers.command import when_database_answers
+
 from .models import KeyEmail, KeyEmailStatus
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,13 @@ def _attempt(email: KeyEmail, lease: datetime) -> bool:
             type(error).__name__,
         )
         return False
-    mine.update(
-        status=KeyEmailStatus.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None
+    # The email is out: losing this record (the database away at this moment) would send it
+    # again after the lease, so it waits for the database.
+    sent_at = timezone.now()
+    when_database_answers(
+        lambda: mine.update(
+            status=KeyEmailStatus.SENT, sent_at=sent_at, last_error="", next_attempt_at=None
+        )
     )
     log.info("key email %s for order %s sent", email.pk, email.order_id)
     return True
