@@ -266,7 +266,10 @@ def kill_mid_send(workers: list[subprocess.Popen], log, moments: Moments) -> Non
     victim.send_signal(signal.SIGKILL)
     moments.killed = time.time()
     victim.wait()
-    print(f"  killed delivery worker {victim.pid} (holding a message: {moments.killed_mid_send})")
+    print(
+        f"  killed delivery worker {victim.pid} (holding a message: {moments.killed_mid_send})",
+        flush=True,
+    )
     time.sleep(1)
     workers[0] = start_worker("deliver_notifications", log)
 
@@ -431,6 +434,19 @@ def check_workers(workers: list[subprocess.Popen], stats: dict) -> list[str]:
 # The report.
 
 
+def counts() -> str:
+    """What the checks went through."""
+    from licenses.models import KeyEmail, License
+    from notifications.models import Delivery
+    from orders.models import Order, StripeEvent
+
+    return (
+        f"{Order.objects.count()} orders, {StripeEvent.objects.count()} distinct events,"
+        f" {License.objects.exclude(key='').count()} license keys,"
+        f" {KeyEmail.objects.count()} key emails, {Delivery.objects.count()} Discord deliveries"
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -460,6 +476,7 @@ def report(args, sender: Sender, post_seconds: float, drain_seconds: float, log,
         ("posting / draining after it (s)", f"{post_seconds:.0f} / {drain_seconds:.0f}"),
     ]  # fmt: skip
     harness.print_table(("measure", "value"), rows, (52, 24))
+    print(f"checked: {counts()}")
     print(f"killed a delivery worker while it held a message: {moments.killed_mid_send}")
 
 
