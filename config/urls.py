@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -9,6 +10,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon),
     path("account/", include("dashboards.account.urls")),
+    path(f"{settings.MGMT_PATH}/", include("dashboards.mgmt.urls")),
     path("", include("licenses.urls")),
     path("", include("orders.urls")),
 ]

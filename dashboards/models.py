@@ -1,4 +1,5 @@
 # Models live beside the half of the app they serve; Django finds them through this module.
 from .account.models import LoginLinkUse
+from .mgmt.models import StaffAction
 
-__all__ = ["LoginLinkUse"]
+__all__ = ["LoginLinkUse", "StaffAction"]

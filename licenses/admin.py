@@ -21,6 +21,7 @@ class ImportKeysForm(forms.Form):
 class PoolKeyAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["__str__", "product", "imported_at", "claimed_at"]
     list_filter = ["product", ("claimed_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["product"]
     fields = ["product", "imported_at", "claimed_at"]
     readonly_fields = ["product", "imported_at", "claimed_at"]
     change_list_template = "admin/licenses/poolkey/change_list.html"

@@ -97,7 +97,8 @@ class Answer:
     error_code: int | None = None
     error: str = ""
     body: dict[str, Any] = field(default_factory=dict)
-    # A 429 without Discord's JSON body or X-RateLimit-Scope: Cloudflare refuses this address.
+    # A 429 without Discord's JSON body or X-RateLimit-Scope, or a 403 without its JSON error:
+    # Cloudflare refuses this address.
     banned: bool = False
 
     @property
@@ -117,7 +118,7 @@ class Answer:
     def destination_problem(self) -> str:
         """Why Discord refuses the destination itself, whatever the message, in words; "" when
         it does not."""
-        if self.error_code in TEMPORARY_ERRORS:
+        if self.error_code in TEMPORARY_ERRORS or self.banned:
             return ""
         words = DESTINATION_ERRORS.get(self.error_code or 0)
         if words is None and self.status in DESTINATION_STATUSES:
@@ -132,7 +133,7 @@ class Answer:
         """This body will never be accepted (400): send something else instead."""
         return (
             400 <= self.status < 500
-            and not (self.rate_limited or self.transient)
+            and not (self.rate_limited or self.transient or self.banned)
             and not self.destination_problem
         )
 
@@ -193,6 +194,12 @@ def _read(response: requests.Response, token: str) -> Answer:
             answer.error = "HTTP 429 without Discord's rate-limit body: a Cloudflare ban"
         elif answer.retry_after is None:
             answer.retry_after = _number(headers.get("Retry-After"), float) or 1.0
+    elif response.status_code == 403 and not body:
+        # Discord's own 403s carry a JSON error code; an HTML one is Cloudflare's "Access
+        # denied" (error 1020): the address is blocked, not the webhook. Waited out as a ban.
+        answer.banned = True
+        answer.retry_after = _number(headers.get("Retry-After"), float)
+        answer.error = "HTTP 403 without Discord's JSON body: Cloudflare blocks this server"
     else:
         answer.error_code = _number(body.get("code"), int)
         message = body.get("message") or response.reason or ""

@@ -5,6 +5,7 @@ is sent as the embed's `url` only where Discord shows it: its host has a dot, an
 of the same message has that `url`; otherwise it heads the description (`for_message`).
 """
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,15 @@ ELLIPSIS = "…"
 def _cut(text: str, limit: int) -> str:
     text = str(text)
     return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
+
+
+MARKDOWN = re.compile(r"([\\*_~`|<>\[\]()#:])")
+
+
+def as_text(text: str) -> str:
+    """`text` shown as it is: Discord renders markdown, masked links and autolinks in embeds, so a
+    buyer's email such as `"[pay here](https://…)"@x.com` would otherwise be a link."""
+    return MARKDOWN.sub(r"\\\1", text)
 
 
 def embed_size(embed: dict[str, Any]) -> int:
@@ -145,7 +155,7 @@ TITLES = {
 def order_embed(event: str, order, extra: list[tuple[str, str]] = ()) -> dict[str, Any]:
     items = "\n".join(f"{item.quantity} × {item.product.name}" for item in order.line_items())
     fields = [
-        ("Customer", order.email),
+        ("Customer", as_text(order.email)),
         ("Items", items),
         ("Total", money(order.total_cents, order.currency)),
     ]

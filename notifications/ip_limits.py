@@ -59,8 +59,8 @@ def _ban(limit: GlobalRateLimit, answer: Answer, now: datetime) -> datetime:
     wait = max(wait * random.uniform(1.0, 1.25), timedelta(seconds=answer.retry_after or 0))
     if limit.bans == 1:
         logger.warning(
-            "Discord refuses this server's requests (HTTP 429 without its rate-limit body: a"
-            " Cloudflare ban). No notification is sent for %s, then the worker asks again, less"
+            "Discord refuses this server's requests (a Cloudflare ban: HTTP 429 without Discord's"
+            " rate-limit body, or 403 without its JSON error). No notification is sent for %s, then the worker asks again, less"
             " and less often, until the ban ends; messages wait (up to DISCORD_MAX_AGE).",
             _minutes(wait),
         )
@@ -84,6 +84,20 @@ def _count_invalid(limit: GlobalRateLimit, now: datetime) -> datetime | None:
             f"{until:%H:%M:%S}",
         )
     return until
+
+
+def health(now: datetime) -> dict:
+    """What /healthz tells of the address's standing with Discord: "banned" (every destination
+    waits, for minutes), "paused" (Discord's global limit or the invalid-request budget), "ok"."""
+    limit = current() or GlobalRateLimit()
+    paused = limit.blocked_until if limit.blocked_until and limit.blocked_until > now else None
+    cutoff = (now - INVALID_WINDOW).timestamp()
+    return {
+        "state": "banned" if limit.banned_since else ("paused" if paused else "ok"),
+        "paused_until": paused.isoformat() if paused else None,
+        "banned_since": limit.banned_since.isoformat() if limit.banned_since else None,
+        "invalid_requests_10min": sum(t > cutoff for t in limit.invalid_requests),
+    }
 
 
 def _minutes(wait: timedelta) -> str:

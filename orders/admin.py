@@ -8,7 +8,7 @@ from django.utils.formats import date_format
 
 from config.admin_mixins import ViewOnly, money_field, pretty_json
 
-from .checkout import OrderActionError, complete_order, refund_order, retry_order
+from .checkout import OrderActionError, complete_order, retry_order
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
 from .money import format_money
@@ -86,17 +86,6 @@ def complete(modeladmin, request, orders):
     _each(modeladmin, request, orders, lambda o: complete_order(o, staff=request.user), "completed")
 
 
-@admin.action(description="Refund in full")
-def refund(modeladmin, request, orders):
-    _each(
-        modeladmin,
-        request,
-        orders,
-        lambda o: refund_order(o, staff=request.user, reason="refunded from admin"),
-        "refunded",
-    )
-
-
 @admin.action(description="Retry (new payment link)")
 def retry(modeladmin, request, orders):
     for order in orders:
@@ -153,6 +142,7 @@ class OrderAdmin(ViewOnly, admin.ModelAdmin):
     list_display = ["number", "email", "status", "total", "created_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["number", "email", "stripe_session_id", "stripe_payment_intent_id"]
+    list_select_related = ["user"]
     fields = [
         "number", "public_id", "status", "email", "user", "currency", "subtotal", "total",
         "refunded", "payment_method", "paid_at", "paid_source", "async_payment_pending",
@@ -162,7 +152,7 @@ class OrderAdmin(ViewOnly, admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = fields
     inlines = [ItemInline, TransitionInline, RefundInline, DisputeInline]
-    actions = [complete, refund, retry, open_dispute, _close(True), _close(False)]
+    actions = [complete, retry, open_dispute, _close(True), _close(False)]
 
     subtotal = money_field("subtotal_cents", "subtotal (catalog)")
     total = money_field("total_cents", "total", ordering="amount_total_cents")

@@ -358,8 +358,10 @@ class FakeDiscord:
     def ban(self, seconds: float = 3600.0, *, body: str = "html") -> None:
         """Cloudflare bans this address for `seconds`: every request meets a 429 without
         Discord's JSON body or X-RateLimit-* headers; `body` "html" is Cloudflare's page, "json"
-        the static message some get instead (discord-api-docs issue 5810)."""
-        assert body in ("html", "json"), body
+        the static message some get instead (discord-api-docs issue 5810), "403" its "Access
+        denied" page (error 1020: a firewall rule blocks the address), a 403 in HTML where
+        Discord's own 403s always carry a JSON error code."""
+        assert body in ("html", "json", "403"), body
         with self.lock:
             self.banned_until, self.ban_body = time.time() + seconds, body
 
@@ -516,8 +518,8 @@ class FakeDiscord:
         self.requests.append(request)
         self.arrived.notify_all()
         if now < self.banned_until:  # Cloudflare answers before Discord sees anything
-            request.status, request.banned = 429, True
-            return (429, *self._ban_page(), None)
+            request.status, request.banned = (403 if self.ban_body == "403" else 429), True
+            return (request.status, *self._ban_page(), None)
         status, answer, headers, fault = self._answer(request, token, now)
         request.status = 0 if fault and fault.kind in ("drop", "hang") else status
         if status == 200:
@@ -558,8 +560,9 @@ class FakeDiscord:
                 " rate limits frequently."
             )
             return {"code": 0, "message": message}, {}
+        code = b"1020" if self.ban_body == "403" else b"1015"
         page = b"<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare"
-        page += b" to restrict access</title></head><body>error code: 1015</body></html>"
+        page += b" to restrict access</title></head><body>error code: " + code + b"</body></html>"
         return page, {"Content-Type": "text/html; charset=UTF-8"}
 
     def _post(self, request: Request, webhook: Webhook, now: float):

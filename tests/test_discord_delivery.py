@@ -700,7 +700,7 @@ def ban_episodes(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-@pytest.mark.parametrize("page", ["html", "json"])
+@pytest.mark.parametrize("page", ["html", "json", "403"])
 def test_a_ban_holds_every_destination_for_minutes_and_the_backlog_arrives_once_it_ends(
     fake_discord, caplog, page
 ):
@@ -714,6 +714,7 @@ def test_a_ban_holds_every_destination_for_minutes_and_the_backlog_arrives_once_
     assert deliver_due() == 1
     assert deliver_due() == 0  # no destination may send: the ban is the address's
     assert len(fake_discord.requests) == 1
+    assert not Destination.objects.filter(enabled=False).exists()  # not theirs to answer for
     first_wait = GlobalRateLimit.objects.get().blocked_until - start
     assert timedelta(minutes=5) <= first_wait <= timedelta(minutes=10)
     moments = [start]

@@ -13,6 +13,7 @@ from django.core.management.base import SystemCheckError
 from django.db import OperationalError
 from django.utils import timezone
 
+from notifications.models import Destination, GlobalRateLimit
 from tests.factories import make_order
 from workers.command import beat
 
@@ -56,6 +57,58 @@ def test_healthz_does_not_expect_the_test_gateway_worker_with_stripe_configured(
     body = client.get("/healthz").json()
     assert set(body["workers"]) == {"deliver_notifications", "send_key_emails"}
     assert body["status"] == "ok"
+
+
+def all_workers_beat() -> None:
+    for kind in ("deliver_notifications", "send_key_emails", "deliver_test_events"):
+        beat(kind, f"host:{kind}")
+
+
+def test_healthz_tells_discord_is_fine(client):
+    all_workers_beat()
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["discord"] == {
+        "state": "ok",
+        "paused_until": None,
+        "banned_since": None,
+        "invalid_requests_10min": 0,
+        "destinations_disabled": 0,
+    }
+
+
+def test_healthz_is_degraded_while_cloudflare_bans_the_address(client):
+    """A ban stops every destination for minutes: the one thing an operator can only see here."""
+    all_workers_beat()
+    now = timezone.now()
+    GlobalRateLimit.objects.create(
+        blocked_until=now + timedelta(minutes=5),
+        banned_since=now - timedelta(minutes=1),
+        bans=1,
+        invalid_requests=[now.timestamp() - 30, now.timestamp() - 20, now.timestamp() - 900],
+    )
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert body["discord"]["state"] == "banned"
+    assert body["discord"]["banned_since"] == (now - timedelta(minutes=1)).isoformat()
+    assert body["discord"]["paused_until"] == (now + timedelta(minutes=5)).isoformat()
+    assert body["discord"]["invalid_requests_10min"] == 2
+
+
+def test_healthz_tells_a_short_global_pause_without_alarm(client):
+    all_workers_beat()
+    GlobalRateLimit.objects.create(blocked_until=timezone.now() + timedelta(seconds=2))
+    body = client.get("/healthz").json()
+    assert (body["status"], body["discord"]["state"]) == ("ok", "paused")
+
+
+def test_healthz_is_degraded_while_a_destination_is_switched_off(client):
+    all_workers_beat()
+    Destination.objects.create(
+        name="Sales", webhook_id="1", token="t", enabled=False, disabled_reason="Deleted in Discord"
+    )
+    body = client.get("/healthz").json()
+    assert (body["status"], body["discord"]["destinations_disabled"]) == ("degraded", 1)
 
 
 def test_healthz_answers_503_when_the_database_is_down(client, monkeypatch):

@@ -1,30 +1,10 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from notifications.embeds import fit
-from notifications.events import COLOURS, Event
+from notifications.destinations import probe_embed
+from notifications.events import Event
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue, sync_settings_destination
 from notifications.worker import deliver_due
-
-
-def probe_embed() -> dict:
-    """Shaped like an order's embed, link included, so that it fails where theirs would."""
-    return fit(
-        {
-            "title": "Test notification from License Shop",
-            "url": f"{settings.SITE_URL}/{settings.MGMT_PATH}/",
-            "description": "If you can read this, the shop can post to this channel.",
-            "color": COLOURS[Event.TEST],
-            "fields": [
-                {"name": "Shop", "value": settings.SITE_URL, "inline": True},
-                {"name": "Sent by", "value": "manage.py send_test_notification", "inline": True},
-            ],
-            "footer": {"text": "License Shop"},
-            "timestamp": timezone.now().isoformat(),
-        }
-    )
 
 
 class Command(BaseCommand):

@@ -1,0 +1,63 @@
+from django import forms
+
+from orders.checkout import refundable_amount, returned_amount
+from orders.models import LicenseKind, Order, Product
+from orders.money import format_money, parse_money
+
+
+class CompleteForm(forms.Form):
+    note = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text="How the customer paid (bank transfer, cash…); shown as the payment method.",
+    )
+
+
+class RefundForm(forms.Form):
+    """An amount in the order's currency (blank: all that is left), bounded by what is left;
+    `seen_returned` is what the page showed as already refunded (a stale form is refused)."""
+
+    amount = forms.CharField(required=False, max_length=30)
+    reason = forms.CharField(max_length=200)
+    seen_returned = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args, order: Order, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.order = order
+        self.left = refundable_amount(order)
+        self.fields["seen_returned"].initial = returned_amount(order)
+        self.fields["amount"].help_text = (
+            f"In {order.currency.upper()}; at most {format_money(self.left, order.currency)}. "
+            "Leave empty to refund all that is left."
+        )
+
+    def clean_amount(self) -> int:
+        text = self.cleaned_data["amount"]
+        if not text:
+            return self.left
+        try:
+            cents = parse_money(text, self.order.currency)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        if cents <= 0:
+            raise forms.ValidationError("A refund must be more than zero.")
+        if cents > self.left:
+            most = format_money(self.left, self.order.currency)
+            raise forms.ValidationError(f"Only {most} is left to refund on this order.")
+        return cents
+
+
+class ImportKeysForm(forms.Form):
+    product = forms.ModelChoiceField(Product.objects.filter(license_kind=LicenseKind.POOL))
+    keys = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}), required=False, help_text="One key per line."
+    )
+    file = forms.FileField(
+        required=False, help_text="Or a text file (one key per line) or CSV (keys first)."
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not cleaned.get("keys") and not cleaned.get("file"):
+            raise forms.ValidationError("Paste keys or choose a file.")
+        return cleaned

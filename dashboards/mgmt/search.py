@@ -1,0 +1,140 @@
+"""The staff order list: tabs, search, date range, sort, and keyset pages that cost the same on
+page 1 and page 5,000 (no OFFSET, and tab counts stop at COUNT_LIMIT)."""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from django import forms
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from orders.models import Dispute, Order, Refund, Status
+
+PAGE_SIZE = 50
+COUNT_LIMIT = 10_000
+TABS = ["", *Status.values]  # "" is All
+SORTS = {"newest": "Newest first", "oldest": "Oldest first", "total": "Largest total"}
+ORDER_NUMBER = re.compile(r"[0-9A-HJKMNP-TV-Z]{8}")
+# Stripe id prefixes and where the order keeps (or its refunds and disputes keep) each id.
+STRIPE_IDS = {
+    "cs_": "stripe_session_id",
+    "pi_": "stripe_payment_intent_id",
+    "ch_": "stripe_charge_id",
+    "py_": "stripe_charge_id",
+}
+
+
+class OrderFilter(forms.Form):
+    status = forms.ChoiceField(choices=[(tab, tab) for tab in TABS], required=False)
+    q = forms.CharField(required=False, max_length=255, strip=True)
+    since = forms.DateField(required=False)
+    until = forms.DateField(required=False)
+    sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
+    after = forms.CharField(required=False, max_length=40)
+
+
+@dataclass(frozen=True)
+class Criteria:
+    status: str = ""
+    q: str = ""
+    since: date | None = None
+    until: date | None = None
+    sort: str = "newest"
+    after: tuple[int, int] | None = None  # the last row of the previous page: (sort key, id)
+    params: dict[str, str] = field(default_factory=dict)  # the query string, without `after`
+
+
+def criteria_from(data) -> Criteria:
+    """Read the query string; anything malformed is ignored, never an error page."""
+    form = OrderFilter(data)
+    form.is_valid()
+    clean = {name: value for name, value in form.cleaned_data.items() if value}
+    after = _cursor(clean.pop("after", ""))
+    params = {name: str(value) for name, value in clean.items()}
+    return Criteria(**clean, after=after, params=params)
+
+
+def _cursor(text: str) -> tuple[int, int] | None:
+    try:
+        key, pk = (int(part) for part in text.split("_"))
+    except ValueError:
+        return None
+    return key, pk
+
+
+def search(q: str) -> Q:
+    """Order number, email, or a Stripe id (session, PaymentIntent, charge, refund, dispute)."""
+    if "@" in q:
+        return Q(email=q.lower())
+    for prefix, column in STRIPE_IDS.items():
+        if q.startswith(prefix):
+            return Q(**{column: q})
+    if q.startswith(("re_", "pyr_")):
+        return Q(pk__in=Refund.objects.filter(stripe_refund_id=q).values("order_id"))
+    if q.startswith(("dp_", "du_")):
+        return Q(pk__in=Dispute.objects.filter(stripe_dispute_id=q).values("order_id"))
+    if ORDER_NUMBER.fullmatch(q.upper()):
+        return Q(number=q.upper())
+    return Q(email=q.lower()) | Q(number=q.upper())
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def filtered(criteria: Criteria, *, with_status: bool = True) -> QuerySet[Order]:
+    orders = Order.objects.all()
+    if with_status and criteria.status:
+        orders = orders.filter(status=criteria.status)
+    if criteria.q:
+        orders = orders.filter(search(criteria.q))
+    if criteria.since:
+        orders = orders.filter(created_at__gte=_day_start(criteria.since))
+    if criteria.until:
+        orders = orders.filter(created_at__lt=_day_start(criteria.until) + timezone.timedelta(1))
+    return orders
+
+
+def sorted_page(orders: QuerySet[Order], criteria: Criteria) -> QuerySet[Order]:
+    """Orders in the chosen sort, after the cursor: the id breaks ties, so no row is skipped or
+    shown twice. Ids grow with creation, so "newest" sorts by id and walks the primary key."""
+    after = criteria.after
+    if criteria.sort == "total":
+        orders = orders.annotate(sort_key=Coalesce(F("amount_total_cents"), F("subtotal_cents")))
+        if after:
+            orders = orders.filter(Q(sort_key__lt=after[0]) | Q(sort_key=after[0], pk__lt=after[1]))
+        return orders.order_by("-sort_key", "-pk")
+    if criteria.sort == "oldest":
+        return (orders.filter(pk__gt=after[1]) if after else orders).order_by("pk")
+    return (orders.filter(pk__lt=after[1]) if after else orders).order_by("-pk")
+
+
+def cursor_of(order: Order, criteria: Criteria) -> str:
+    key = getattr(order, "sort_key", order.pk) if criteria.sort == "total" else order.pk
+    return f"{key}_{order.pk}"
+
+
+def tab_counts(criteria: Criteria) -> dict[str, int]:
+    """How many orders each tab holds under the search and dates, counted up to COUNT_LIMIT + 1
+    (shown as "10,000+"): one short query per tab, however many orders there are."""
+    base = filtered(criteria, with_status=False)
+    counts = {}
+    for tab in TABS:
+        rows = base.filter(status=tab) if tab else base
+        counts[tab] = rows.order_by().values("pk")[: COUNT_LIMIT + 1].count()
+    return counts
+
+
+def chunks(orders: QuerySet[Order], size: int = 2000) -> Iterator[list[Order]]:
+    """Every order of `orders`, newest first, a chunk at a time (keyset: constant memory)."""
+    last = None
+    while True:
+        page = orders.filter(pk__lt=last) if last else orders
+        rows = list(page.order_by("-pk")[:size])
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].pk

@@ -1,0 +1,132 @@
+"""Staff's /mgmt in a real browser (tests/browser.py): sign in with the admin's password login,
+filter and search the orders, refund half then the rest in TEST MODE, see the order refunded with
+its license revoked and its Discord deliveries, export the CSV and read it back, and watch a new
+order appear at the top of the list without a reload. The pages are saved at desktop and phone
+widths under docs/screenshots/mgmt-*.png for the README."""
+
+import csv
+import re
+
+import pytest
+
+from notifications.models import Destination
+from orders.checkout import start_checkout
+from orders.gateways.offline import OfflineGateway
+from orders.models import Order
+from tests.account_support import order_in
+from tests.browser import DESKTOP, WAIT_MS, shoot_both, skip_without_a_browser
+from tests.factories import make_order, make_product
+from tests.mgmt_support import staff_member
+
+skip_without_a_browser()
+from playwright.sync_api import expect  # noqa: E402
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def page(browser, live_server, settings):
+    settings.SITE_URL = live_server.url
+    context = browser.new_context(base_url=live_server.url, viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def shop() -> Order:
+    """A few orders in each state; the one staff will refund: two licenses of $49."""
+    Destination.objects.create(name="#sales", webhook_id="1", token="t")
+    studio = make_product(name="Pixel Studio Pro", price_cents=4900, license_prefix="PSP")
+    order_in("failed", email="bob@example.com", product=studio)
+    order_in("pending", email="carol@example.com")
+    order_in("completed", email="dan@example.com")
+    order_in("disputed", email="erin@example.com", product=studio)
+    # Paid through the TEST MODE gateway, so that it holds the charge a refund needs.
+    order = make_order(email="ada@example.com", product=studio, quantity=2)
+    start_checkout(order)
+    order.refresh_from_db()
+    OfflineGateway().pay(order.stripe_session_id)
+    order.refresh_from_db()
+    return order
+
+
+def sign_in(page) -> None:
+    staff_member("staff@example.com")
+    page.goto("/mgmt/orders/")
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/mgmt/orders/$"))
+    page.locator("#id_username").fill("staff@example.com")
+    page.locator("#id_password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
+
+
+def refund(page, amount: str, reason: str) -> None:
+    page.get_by_role("link", name="Refund…").click()
+    expect(page.get_by_role("heading", name=re.compile("Refund order"))).to_be_visible()
+    page.get_by_label("Amount").fill(amount)
+    page.get_by_label("Reason").fill(reason)
+    page.get_by_role("button", name="Refund", exact=True).click()
+
+
+def test_staff_find_an_order_refund_it_in_two_steps_and_export_the_list(page, tmp_path):
+    order = shop()
+    sign_in(page)
+    page.get_by_role("link", name=re.compile(r"^Completed")).click()
+    rows = page.locator("#order-rows tbody tr")
+    expect(rows).to_have_count(2)
+    page.get_by_label("Search").fill("ada@example.com")
+    page.get_by_role("button", name="Search").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("$98.00")
+    shoot_both(page, "mgmt-orders")
+
+    page.get_by_role("link", name=order.number).click()
+    expect(page.get_by_role("heading", name=f"Order {order.number}")).to_be_visible()
+    expect(page.locator("#order h1 .status")).to_have_text("Completed")
+    shoot_both(page, "mgmt-order")
+
+    refund(page, "49", "one seat returned")
+    expect(page.get_by_text(f"Refunded $49.00 on order {order.number}.")).to_be_visible()
+    expect(page.locator("#order h1 .status")).to_have_text("Completed")
+    refund(page, "", "customer left")  # empty: the rest
+    expect(page.get_by_text(f"Refunded $49.00 on order {order.number}.")).to_be_visible()
+    expect(page.locator("#order h1 .status")).to_have_text("Refunded")
+    expect(page.locator(".license-state")).to_have_text(["revoked", "revoked"])
+    expect(page.locator(".notification").filter(has_text="order.refunded")).to_have_count(2)
+    expect(page.locator(".deliveries").first).to_contain_text("#sales")
+    expect(page.get_by_role("link", name="Refund…")).to_have_count(0)
+    shoot_both(page, "mgmt-order-refunded")
+
+    page.get_by_role("link", name="Orders", exact=True).first.click()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    path = tmp_path / "orders.csv"
+    download.value.save_as(path)
+    with path.open(newline="") as file:
+        exported = list(csv.DictReader(file))
+    assert len(exported) == Order.objects.count() == 5
+    mine = next(row for row in exported if row["number"] == order.number)
+    assert (mine["status"], mine["total_cents"], mine["licenses"]) == (
+        "refunded",
+        "9800",
+        "revoked;revoked",
+    )
+
+    # Live: a new order shows at the top without a reload.
+    newest = make_order(email="new@example.com")
+    expect(page.locator("#order-rows tbody tr").first).to_contain_text(newest.number)
+
+
+def test_the_other_staff_pages_read_well_at_both_widths(page):
+    shop()
+    sign_in(page)
+    for url, heading, name in [
+        ("/mgmt/", "Overview", "mgmt-overview"),
+        ("/mgmt/notifications/", "Discord notifications", "mgmt-notifications"),
+        ("/mgmt/events/", "Stripe events", "mgmt-events"),
+        ("/mgmt/licenses/", "License pools", "mgmt-licenses"),
+    ]:
+        page.goto(url)
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        shoot_both(page, name)
