@@ -110,6 +110,7 @@ def start() -> None:
     time.sleep(1.5)
     print(
         f"\n  The shop:     {env['SITE_URL']}/\n"
+        f"  Staff (/mgmt): {env['SITE_URL']}/{env.get('MGMT_PATH', 'mgmt').strip('/')}/\n"
         f"  Django admin: {env['SITE_URL']}/admin/\n"
         f"  Staff login:  {STAFF_EMAIL} / {password}\n"
         + (
@@ -118,8 +119,8 @@ def start() -> None:
             else "  Payments go to Stripe (STRIPE_SECRET_KEY is set): forward its events with\n"
             f"  stripe listen --forward-to localhost:{port}/stripe/webhook/\n"
         )
-        + "  Emails (with the license keys) are printed here; Discord messages are previewed in the\n"
-        "  admin (Notifications) until DISCORD_WEBHOOK_URL is set.\n"
+        + "  Emails (with the license keys) are printed here; Discord messages are previewed on\n"
+        "  /mgmt (Notifications) until DISCORD_WEBHOOK_URL is set.\n"
         "  Ctrl-C stops the web server and the workers.\n",
         flush=True,
     )

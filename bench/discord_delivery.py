@@ -124,12 +124,14 @@ def configure_environment(args: argparse.Namespace, api_base: str, limits: Limit
 # The fake Discord and the workers, as subprocesses.
 
 
-def start_fake(limits: Limits, log) -> tuple[subprocess.Popen, str]:
-    """The fake with the scaled limits; returns it and its API base (it prints it first)."""
+def start_fake(limits: Limits, log, *options: str) -> tuple[subprocess.Popen, str]:
+    """The fake with the scaled limits (and more of its command-line `options`); returns it and
+    its API base (it prints it first)."""
     command = [
         sys.executable, "tests/fake_discord.py", "--host", "127.0.0.1", "--port", "0",
         "--bucket-limit", str(BUCKET_LIMIT), "--bucket-window", str(limits.bucket_window),
         "--channel-limit", str(CHANNEL_LIMIT), "--channel-window", str(limits.channel_window),
+        *options,
     ]  # fmt: skip
     fake = subprocess.Popen(
         command, cwd=harness.ROOT, stdout=subprocess.PIPE, stderr=log, text=True

@@ -42,15 +42,17 @@ def configure_environment(*, settings: str, database_url: str, name: str, **extr
     """The settings this process and its subprocesses run with (the environment beats any .env).
     `extra` adds or overrides variables; nothing here may reach a mail server or Discord."""
     os.environ.update(
-        DJANGO_SETTINGS_MODULE=settings,
-        DATABASE_URL=database_url,
-        DEBUG="0",
-        SECRET_KEY=f"bench-{name}-" + "x" * 40,
-        LOG_LEVEL="WARNING",
-        SITE_URL="http://127.0.0.1",
-        DISCORD_WEBHOOK_URL="",
-        EMAIL_URL="dummymail://",
-        **extra,
+        {
+            "DJANGO_SETTINGS_MODULE": settings,
+            "DATABASE_URL": database_url,
+            "DEBUG": "0",
+            "SECRET_KEY": f"bench-{name}-" + "x" * 40,
+            "LOG_LEVEL": "WARNING",
+            "SITE_URL": "http://127.0.0.1",
+            "DISCORD_WEBHOOK_URL": "",
+            "EMAIL_URL": "dummymail://",
+            **extra,
+        }
     )
 
 

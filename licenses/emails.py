@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.rows import insert
+from workers.command import when_database_answers
 
 from .models import KeyEmail, KeyEmailStatus
 
@@ -58,8 +59,11 @@ def send_key_emails(*, limit: int = 50) -> int:
 def _attempt(email: KeyEmail, lease: datetime) -> bool:
     # Recorded only while the lease is ours: a worker that outlived it changes nothing.
     mine = KeyEmail.objects.filter(pk=email.pk, next_attempt_at=lease)
+    # Written before the try: the database going away here is no mail failure, and the claimed
+    # email waits for it rather than for its lease.
+    message = when_database_answers(lambda: _message(email))
     try:
-        _send(email)
+        message.send()
     except Exception as error:  # the mail server's problem: keep the row for a retry
         attempts = email.attempts + 1
         failed = {"attempts": attempts, "last_error": f"{type(error).__name__}: {error}"[:300]}
@@ -77,8 +81,13 @@ def _attempt(email: KeyEmail, lease: datetime) -> bool:
             type(error).__name__,
         )
         return False
-    mine.update(
-        status=KeyEmailStatus.SENT, sent_at=timezone.now(), last_error="", next_attempt_at=None
+    # The email is out: losing this record (the database away at this moment) would send it
+    # again after the lease, so it waits for the database.
+    sent_at = timezone.now()
+    when_database_answers(
+        lambda: mine.update(
+            status=KeyEmailStatus.SENT, sent_at=sent_at, last_error="", next_attempt_at=None
+        )
     )
     log.info("key email %s for order %s sent", email.pk, email.order_id)
     return True
@@ -110,7 +119,7 @@ def _claim() -> tuple[KeyEmail, datetime] | None:
     return email, email.next_attempt_at
 
 
-def _send(email: KeyEmail) -> None:
+def _message(email: KeyEmail) -> EmailMessage:
     order = email.order
     licenses = order.licenses.select_related("product").order_by("id")
     context = {
@@ -118,9 +127,9 @@ def _send(email: KeyEmail) -> None:
         "licenses": licenses,
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
     }
-    send_mail(
+    return EmailMessage(
         subject=f"Your license keys for order {order.number}",
-        message=render_to_string("licenses/key_email.txt", context),
+        body=render_to_string("licenses/key_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[order.email],
+        to=[order.email],
     )

@@ -19,6 +19,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from workers.command import when_database_answers
+
 from . import ip_limits
 from .discord import Answer, execute_webhook
 from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed, for_message
@@ -292,7 +294,10 @@ def deliver_one(worker: str) -> bool:
     claimed = claim(worker)
     if claimed is None:
         return False
-    record(claimed, send(claimed))
+    answer = send(claimed)
+    # Discord may have posted it: a record lost to a database outage would send it again after
+    # the lease, so the record waits for the database.
+    when_database_answers(lambda: record(claimed, answer))
     return True
 
 

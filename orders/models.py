@@ -121,6 +121,8 @@ class Order(models.Model):
         indexes = [
             # A customer's orders, newest first (/account), and staff's search by email.
             models.Index(fields=["email", "-created_at"], name="order_email_recent"),
+            # /mgmt's status tabs: a status's newest orders, and its bounded count.
+            models.Index(fields=["status", "id"], name="order_status_recent"),
         ]
 
     def __str__(self) -> str:

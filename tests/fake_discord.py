@@ -6,7 +6,9 @@ code 50035; 400 `{"embeds": ["0"]}` for an embed `url` whose host has no dot), 4
 deleted webhook and 401 (50027) for a wrong token, forum channels (400, 220001, without a
 thread) and their threads, and on demand: 500, 502, dropped connections, slow answers, hanging
 requests, a 429 while `X-RateLimit-Remaining` is still above 0, and Cloudflare's ban (429 with
-an HTML page, no JSON body, no X-RateLimit-* headers) for every request during it. Every request is
+an HTML page, no JSON body, no X-RateLimit-* headers) for every request during it. Random faults
+too, for soak runs: `fail_rate` of requests meet a 500, a 502 or a dropped connection and
+`hang_rate` hang, drawn from a generator seeded with `seed`, so a run's faults can be replayed. Every request is
 recorded with what the sender had been told: a request that arrives while its sender was told to
 wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_after`) is a
 violation. What a channel SHOWS is recorded too: of several embeds of one message sharing a
@@ -24,7 +26,8 @@ counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_
 "retry_after": 2}, {"action": "ban", "seconds": 600}, {"action": "delete_webhook", "webhook_id":
 "..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
 
-    python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2
+    python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2 \
+        [--fail-rate 0.2 --hang-rate 0.02 --seed 1]
 """
 
 import argparse
@@ -32,6 +35,7 @@ import hashlib
 import itertools
 import json
 import math
+import random
 import re
 import secrets
 import threading
@@ -50,6 +54,7 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 LIMITS = {"title": 256, "description": 4096, "footer": 2048, "author": 256}
 FIELD_LIMITS = {"name": 256, "value": 1024}
 FAULTS = ("500", "502", "drop", "hang", "slow")
+FAILURES = ("500", "502", "drop")  # what `fail_rate` draws from
 _increment = itertools.count()
 
 
@@ -214,6 +219,7 @@ class Request:
     message_id: str = ""
     pings: list[str] = field(default_factory=list)
     banned: bool = False  # answered by Cloudflare's ban page
+    fault: str = ""  # the injected fault it met, queued or random
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
@@ -265,6 +271,9 @@ class FakeDiscord:
         channel_limit: int = 30,
         channel_window: float = 60.0,
         hang_seconds: float = 5.0,
+        fail_rate: float = 0.0,
+        hang_rate: float = 0.0,
+        seed: int | None = None,
         auto_register: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -272,6 +281,9 @@ class FakeDiscord:
         self.bucket_limit, self.bucket_window = bucket_limit, bucket_window
         self.channel_limit, self.channel_window = channel_limit, channel_window
         self.hang_seconds = hang_seconds
+        assert min(fail_rate, hang_rate) >= 0 and fail_rate + hang_rate <= 1
+        self.fail_rate, self.hang_rate = fail_rate, hang_rate
+        self.random = random.Random(seed)
         # Unknown webhooks are created on first use (for benchmarks); tests register them.
         self.auto_register = auto_register
         self.lock = threading.RLock()
@@ -426,6 +438,7 @@ class FakeDiscord:
                     Counter(r.webhook_id for r in self.messages() for _ in r.embeds)
                 ),
                 "pings": sum(len(r.pings) for r in self.requests),
+                "faults": dict(Counter(r.fault for r in self.requests if r.fault)),
                 "limits": {
                     "bucket_limit": self.bucket_limit,
                     "bucket_window": self.bucket_window,
@@ -523,10 +536,22 @@ class FakeDiscord:
             return 404, {"message": "Unknown Webhook", "code": 10015}, {}, None
         if not secrets.compare_digest(token, webhook.token):
             return 401, {"message": "Invalid Webhook Token", "code": 50027}, {}, None
-        fault = self.faults.popleft() if self.faults else None
+        fault = self.faults.popleft() if self.faults else self._random_fault()
+        request.fault = fault.kind if fault else ""
         if fault and fault.kind != "slow":
             return (int(fault.kind) if fault.kind.isdigit() else 0), {}, {}, fault
         return (*self._post(request, webhook, now), fault)
+
+    def _random_fault(self) -> Fault | None:
+        """One draw per request that reached the webhook: a hang, a failure or nothing."""
+        if not (self.fail_rate or self.hang_rate):
+            return None
+        draw = self.random.random()
+        if draw < self.hang_rate:
+            return Fault("hang", self.hang_seconds)
+        if draw < self.hang_rate + self.fail_rate:
+            return Fault(self.random.choice(FAILURES))
+        return None
 
     def _ban_page(self) -> tuple[Any, dict[str, str]]:
         if self.ban_body == "json":
@@ -732,6 +757,9 @@ def main() -> None:
     parser.add_argument("--channel-limit", type=int, default=30)
     parser.add_argument("--channel-window", type=float, default=60.0)
     parser.add_argument("--hang-seconds", type=float, default=15.0)
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of 500/502/drops")
+    parser.add_argument("--hang-rate", type=float, default=0.0, help="share of hanging requests")
+    parser.add_argument("--seed", type=int, help="for the random faults (default: any)")
     args = parser.parse_args()
     fake = FakeDiscord(
         bucket_limit=args.bucket_limit,
@@ -739,6 +767,9 @@ def main() -> None:
         channel_limit=args.channel_limit,
         channel_window=args.channel_window,
         hang_seconds=args.hang_seconds,
+        fail_rate=args.fail_rate,
+        hang_rate=args.hang_rate,
+        seed=args.seed,
         host=args.host,
         port=args.port,
     )

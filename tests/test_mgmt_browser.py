@@ -120,8 +120,15 @@ def test_staff_find_an_order_refund_it_in_two_steps_and_export_the_list(page, tm
     expect(row).to_contain_text(newest.number, timeout=15_000)
 
 
-def test_the_other_staff_pages_read_well_at_both_widths(page):
-    shop()
+def test_the_other_staff_pages_read_well_at_both_widths_and_meet_the_csp(page):
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    order = shop()
     sign_in(page)
     for url, heading, name in [
         ("/mgmt/", "Overview", "mgmt-overview"),
@@ -132,3 +139,8 @@ def test_the_other_staff_pages_read_well_at_both_widths(page):
         page.goto(url)
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         shoot_both(page, name)
+    page.goto(f"/mgmt/orders/{order.number}/")  # htmx and the copy script, polling
+    page.wait_for_timeout(6_000)
+    page.goto(f"/mgmt/orders/{order.number}/refund/")
+    expect(page.get_by_label("Amount")).to_be_visible()
+    assert violations == []

@@ -5,6 +5,8 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterator
 
+from django.db.models.functions import Coalesce
+
 from licenses.models import License
 
 from .search import Criteria, chunks, filtered
@@ -42,25 +44,18 @@ def _licenses(order_ids: list[int]) -> dict[int, str]:
 def csv_lines(criteria: Criteria) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
-    fields = [c for c in COLUMNS if c not in ("total_cents", "licenses")]
-    orders = filtered(criteria).only(*fields, "amount_total_cents", "subtotal_cents")
-    for chunk in chunks(orders):
-        licenses = _licenses([order.pk for order in chunk])
-        for order in chunk:
+    rows = filtered(criteria).values_list(
+        "pk", "number", "public_id", "status", "email", Coalesce("amount_total_cents",
+        "subtotal_cents"), "currency", "created_at", "stripe_session_id",
+        "stripe_payment_intent_id",
+    )  # fmt: skip
+    for chunk in chunks(rows):
+        licenses = _licenses([row[0] for row in chunk])
+        for pk, number, public_id, status, email, total, currency, created, *ids in chunk:
             yield writer.writerow(
-                [
-                    order.number,
-                    order.public_id,
-                    order.status,
-                    _safe(order.email),
-                    order.total_cents,
-                    order.currency,
-                    order.created_at.isoformat(),
-                    order.stripe_session_id,
-                    order.stripe_payment_intent_id,
-                    licenses.get(order.pk, ""),
-                ]
-            )
+                [number, public_id, status, _safe(email), total, currency, created.isoformat(),
+                 *ids, licenses.get(pk, "")]
+            )  # fmt: skip
 
 
 def _safe(text: str) -> str:

@@ -18,7 +18,9 @@ class RefundForm(forms.Form):
     `seen_returned` is what the page showed as already refunded (a stale form is refused)."""
 
     amount = forms.CharField(required=False, max_length=30)
-    reason = forms.CharField(max_length=200)
+    reason = forms.CharField(
+        max_length=200, help_text="The customer reads it in their order's history."
+    )
     seen_returned = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
     def __init__(self, *args, order: Order, **kwargs) -> None:
