@@ -3,6 +3,7 @@
 import re
 
 from django.core import mail
+from django.test import Client
 
 from accounts.models import User
 from orders.checkout import start_checkout
@@ -29,6 +30,22 @@ def sign_in(client, email: str, **fields) -> User:
     user = customer(email, **fields)
     client.force_login(user)
     return user
+
+
+OWNER, OTHER, STAFF = "ada@example.com", "bob@example.com", "boss@example.com"
+
+
+def client_as(who: str) -> Client:
+    """A client signed in as "owner" (the buyer), "other" (another customer) or "staff" (a
+    superuser who bought nothing); "anonymous" or anything else: signed out."""
+    client = Client()
+    if who == "owner":
+        sign_in(client, OWNER)
+    elif who == "other":
+        sign_in(client, OTHER)
+    elif who == "staff":
+        sign_in(client, STAFF, is_staff=True, is_superuser=True)
+    return client
 
 
 def tell(order: Order, event_type: str, obj: dict) -> None:

@@ -9,7 +9,16 @@ from django.test import Client
 
 from licenses.models import License
 from orders.models import LicenseKind, Order
-from tests.account_support import ask_for_link, customer, emailed_link, order_in, sign_in, tell
+from tests.account_support import (
+    OTHER,
+    OWNER,
+    ask_for_link,
+    customer,
+    emailed_link,
+    order_in,
+    tell,
+)
+from tests.account_support import client_as as as_
 from tests.factories import (
     add_item,
     charge_obj,
@@ -21,23 +30,11 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-OWNER, OTHER, STAFF = "ada@example.com", "bob@example.com", "boss@example.com"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle():
     cache.clear()
-
-
-def as_(who: str) -> Client:
-    client = Client()
-    if who == "owner":
-        sign_in(client, OWNER)
-    elif who == "other":
-        sign_in(client, OTHER)
-    elif who == "staff":
-        sign_in(client, STAFF, is_staff=True, is_superuser=True)
-    return client
 
 
 def page(response) -> str:

@@ -20,11 +20,10 @@ from licenses.models import License
 from notifications.embeds import order_embed
 from notifications.models import Delivery, Destination, Notification
 from orders.models import LicenseKind, StripeEvent
-from tests.account_support import order_in, sign_in
+from tests.account_support import OWNER, client_as, order_in, sign_in
 from tests.factories import make_event, make_order, make_product, refund_obj, sign_payload
 
 pytestmark = pytest.mark.django_db
-OWNER, OTHER, STAFF = "ada@example.com", "bob@example.com", "boss@example.com"
 WHO = ["anonymous", "owner", "other", "staff"]
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
 TOKEN = "Sup3rSecretWebhookToken_abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJ"
@@ -47,17 +46,6 @@ def routes(prefixes: tuple[str, ...]) -> list[str]:
                 yield route
 
     return sorted(r for r in walk(get_resolver().url_patterns, "") if r.startswith(prefixes))
-
-
-def client_as(who: str) -> Client:
-    client = Client()
-    if who == "owner":
-        sign_in(client, OWNER)
-    elif who == "other":
-        sign_in(client, OTHER)
-    elif who == "staff":
-        sign_in(client, STAFF, is_staff=True, is_superuser=True)
-    return client
 
 
 @pytest.fixture
