@@ -6,7 +6,7 @@ from django.db import connection, models
 from django.db.models import Q
 
 from . import disputes
-from .rows import instance
+from .rows import columns, instance
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -170,10 +170,8 @@ def _items_with_products(order: Order) -> list["OrderItem"]:
     """`OrderItem.objects.filter(order=order).select_related("product")`, written out: every
     paid order's licenses and embeds read them, and building the query cost more than running it."""
     quote = connection.ops.quote_name
-    item_columns = [f"i.{quote(f.column)}" for f in OrderItem._meta.concrete_fields]
-    product_columns = [f"p.{quote(f.column)}" for f in Product._meta.concrete_fields]
     sql = (
-        f"SELECT {', '.join(item_columns + product_columns)}"
+        f"SELECT {columns(OrderItem, 'i.')}, {columns(Product, 'p.')}"
         f" FROM {quote(OrderItem._meta.db_table)} i"
         f" JOIN {quote(Product._meta.db_table)} p ON p.{quote('id')} = i.{quote('product_id')}"
         f" WHERE i.{quote('order_id')} = %s ORDER BY i.{quote('id')}"
@@ -183,8 +181,9 @@ def _items_with_products(order: Order) -> list["OrderItem"]:
         rows = cursor.fetchall()
     items = []
     for row in rows:
-        item = instance(OrderItem, row[: len(item_columns)])
-        item._state.fields_cache["product"] = instance(Product, row[len(item_columns) :])
+        split = len(OrderItem._meta.concrete_fields)
+        item = instance(OrderItem, row[:split])
+        item._state.fields_cache["product"] = instance(Product, row[split:])
         items.append(item)
     return items
 

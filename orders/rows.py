@@ -1,21 +1,31 @@
 """Writing rows without the ORM's round trips, where the webhook writes them on every event."""
 
-from collections.abc import Sequence
+import functools
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+# The shape of each statement depends only on the model (and the backend's quoting), so it is
+# built once per process; the values are prepared on every call, as the ORM prepares them.
+
+
+@functools.cache
+def _insert_shape(model: type[models.Model], with_pk: bool, vendor: str):
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if with_pk or not f.primary_key]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    return sql, fields
 
 
 def insert_sql(instance: models.Model) -> tuple[str, list[Any]]:
     """An INSERT of `instance` (without its primary key if it has none yet) and its values,
     prepared by the fields as the ORM prepares them (auto_now_add included)."""
-    meta = instance._meta
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and instance.pk is None)]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
-    )
+    sql, fields = _insert_shape(type(instance), instance.pk is not None, connection.vendor)
     return sql, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
 
 
@@ -50,17 +60,23 @@ def insert(instance: models.Model) -> models.Model:
     return instance
 
 
-def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> int:
-    """UPDATE the rows of `model` whose fields equal `where` with `values` (field names, or a
-    foreign key's attname with its id; no auto_now applied), in one written-out statement;
-    returns how many rows matched."""
+@functools.cache
+def _update_shape(model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...]):
     meta, quote = model._meta, connection.ops.quote_name
-    sets = [meta.get_field(name) for name in values]
+    sets = [meta.get_field(name) for name in names]
     matches = [meta.pk if name == "pk" else meta.get_field(name) for name in where]
     sql = (
         f"UPDATE {quote(meta.db_table)} SET {', '.join(f'{quote(f.column)} = %s' for f in sets)}"
         f" WHERE {' AND '.join(f'{quote(f.column)} = %s' for f in matches)}"
     )
+    return sql, sets, matches
+
+
+def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> int:
+    """UPDATE the rows of `model` whose fields equal `where` with `values` (field names, or a
+    foreign key's attname with its id; no auto_now applied), in one written-out statement;
+    returns how many rows matched."""
+    sql, sets, matches = _update_shape(model, tuple(values), tuple(where))
     params = [f.get_db_prep_save(v, connection) for f, v in zip(sets, values.values(), strict=True)]
     params += [
         f.get_db_prep_value(v, connection) for f, v in zip(matches, where.values(), strict=True)
@@ -70,14 +86,54 @@ def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> i
         return cursor.rowcount
 
 
+@functools.cache
+def columns(model: type[models.Model], prefix: str = "") -> str:
+    """The model's concrete columns, in field order, quoted (each after `prefix`, a table alias
+    and a dot): the select list `instance()` reads."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{prefix}{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def select(model: type[models.Model], rest: str, params: Sequence[Any]) -> list[models.Model]:
+    """`model` instances from `SELECT <its columns> FROM <its table> <rest>`: what
+    `Model.objects.raw()` gives, without resolving the columns against the fields on every call
+    (which cost more CPU than the look-ups the webhook makes with it)."""
+    sql = f"SELECT {columns(model)} FROM {connection.ops.quote_name(model._meta.db_table)} {rest}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [instance(model, row) for row in cursor.fetchall()]
+
+
+Converters = list[tuple[Any, list[Callable]]]
+_converters_by_connection: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _converters(model: type[models.Model], database: Any) -> Converters:
+    """Each concrete field's column and the functions that turn its database value into the
+    field's (the backend's and the field's own), looked up once per connection and model."""
+    per_model = _converters_by_connection.setdefault(database, {})
+    if model not in per_model:
+        table = model._meta.db_table
+        per_model[model] = [
+            (col, database.ops.get_db_converters(col) + field.get_db_converters(database))
+            for field in model._meta.concrete_fields
+            for col in [field.get_col(table)]
+        ]
+    return per_model[model]
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
 def instance(model: type[models.Model], values: Sequence[Any]) -> models.Model:
     """A `model` instance from the values of its concrete fields, in their order, as read from
     the database: converted as the ORM converts them (SQLite's 0/1 booleans, say)."""
-    fields = model._meta.concrete_fields
-    column = [f.get_col(model._meta.db_table) for f in fields]
+    database = connections[DEFAULT_DB_ALIAS]
     converted = []
-    for field, col, value in zip(fields, column, values, strict=True):
-        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
-            value = convert(value, col, connection)
+    for (col, convert_all), value in zip(_converters(model, database), values, strict=True):
+        for convert in convert_all:
+            value = convert(value, col, database)
         converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    return model.from_db(database.alias, _attnames(model), converted)

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import connection
 
-from . import facts
+from . import facts, rows
 from .facts import Changes, id_of
 from .models import Order
 
@@ -50,16 +50,17 @@ def _locked(field: str, value: Any) -> Order | None:
     `Order.objects.select_for_update(no_key=True).filter(...).first()` without building that
     query on every event, which cost more than running it."""
     column = Order._meta.get_field(field)
-    quote = connection.ops.quote_name
     # NO KEY UPDATE: rows that merely point at the order (a queued key email, a license) can
     # still be written meanwhile, so a key import and a webhook never deadlock. SQLite has no
     # row locks: its transactions take the whole database.
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
-    sql = (
-        f"SELECT * FROM {quote(Order._meta.db_table)} WHERE {quote(column.column)} = %s"
-        f" ORDER BY {quote('created_at')} DESC LIMIT 1{lock}"
+    quote = connection.ops.quote_name
+    found = rows.select(
+        Order,
+        f"WHERE {quote(column.column)} = %s ORDER BY {quote('created_at')} DESC LIMIT 1{lock}",
+        [column.get_db_prep_value(value, connection)],
     )
-    return next(iter(Order.objects.raw(sql, [column.get_db_prep_value(value, connection)])), None)
+    return found[0] if found else None
 
 
 def _on_session(order, session, event, changes) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
 
-from . import facts, signals
+from . import facts, rows, signals
 from .facts import Changes
 from .models import Order, OrderTransition, StripeEvent
 from .stripe_events import HANDLERS
@@ -83,11 +83,11 @@ def _waiting_for(refs: list[str]) -> list[StripeEvent]:
     outcome=UNKNOWN_ORDER).order_by("created", "id")`, written out because building that query
     on every payment cost more than running it (it almost always finds nothing)."""
     marks = ", ".join(["%s"] * len(refs))
-    sql = (
-        "SELECT * FROM orders_stripeevent WHERE outcome = %s"
+    where = (
+        "WHERE outcome = %s"
         f" AND (payment_intent_id IN ({marks}) OR charge_id IN ({marks})) ORDER BY created, id"
     )
-    return list(StripeEvent.objects.raw(sql, [StripeEvent.Outcome.UNKNOWN_ORDER, *refs, *refs]))
+    return rows.select(StripeEvent, where, [StripeEvent.Outcome.UNKNOWN_ORDER, *refs, *refs])
 
 
 def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
