@@ -52,6 +52,13 @@ def format_money(minor: int | None, currency: str) -> str:
     """1999 usd → "$19.99", 1999 jpy → "¥1,999", 1230 kwd → "KWD 1.230", 1999 chf → "CHF 19.99"."""
     if minor is None:
         return "—"
+    return _formatted(minor, currency)
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted(minor: int, currency: str) -> str:
+    """Remembered: a shop shows the same few prices again and again (every embed has three or
+    four), and Babel took longer to format one than the webhook took to write its audit row."""
     code = (currency or "").upper() or "USD"
     digits = exponent(code)
     # Show fewer decimals where people use fewer (ISK in whole krónur), unless that would hide some.
