@@ -135,10 +135,25 @@ def _reinstate(license: License) -> int:
 def revoke_all(order: Order, *, reason: str) -> int:
     """Final: a revoked license never comes back (a new grant is a new key), except after a
     chargeback won on appeal, so a chargeback's revocation names its dispute."""
-    changes = {"status": Status.REVOKED, "reason": reason, "revoked_at": timezone.now()}
-    if reason == SuspensionReason.CHARGEBACK:
-        changes["dispute_id"] = _lost_dispute_id(order)
-    return order.licenses.exclude(status=Status.REVOKED).update(**changes)
+    chargeback = reason == SuspensionReason.CHARGEBACK
+    # order.licenses.exclude(status=REVOKED).update(...), written out as suspend_for_dispute.
+    revoked_at = License._meta.get_field("revoked_at")
+    sql = (
+        f"UPDATE {connection.ops.quote_name(License._meta.db_table)}"
+        f" SET status = %s, reason = %s, revoked_at = %s{', dispute_id = %s' if chargeback else ''}"
+        " WHERE order_id = %s AND status <> %s"
+    )
+    params = [
+        Status.REVOKED,
+        reason,
+        revoked_at.get_db_prep_value(timezone.now(), connection),
+        *([_lost_dispute_id(order)] if chargeback else []),
+        order.pk,
+        Status.REVOKED,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 @transaction.atomic
