@@ -13,20 +13,27 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 @functools.cache
 def _insert_shape(model: type[models.Model], with_pk: bool, vendor: str):
+    """("INSERT INTO table (columns)", "(%s, …)" for one row, the fields in column order)."""
     meta, quote = model._meta, connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if with_pk or not f.primary_key]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    return sql, fields
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+    return head, f"({', '.join(['%s'] * len(fields))})", fields
+
+
+def _prepared(instance: models.Model, fields: Sequence[models.Field]) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
 
 
 def insert_sql(instance: models.Model) -> tuple[str, list[Any]]:
     """An INSERT of `instance` (without its primary key if it has none yet) and its values,
     prepared by the fields as the ORM prepares them (auto_now_add included)."""
-    sql, fields = _insert_shape(type(instance), instance.pk is not None, connection.vendor)
-    return sql, [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    head, row, fields = _insert_shape(type(instance), instance.pk is not None, connection.vendor)
+    return f"{head} VALUES {row}", _prepared(instance, fields)
+
+
+def _saved(instance: models.Model, pk: Any) -> None:
+    instance.pk = instance._meta.pk.to_python(pk)
+    instance._state.adding, instance._state.db = False, connection.alias
 
 
 def insert_unless_taken(instance: models.Model, unique: str) -> bool:
@@ -43,8 +50,7 @@ def insert_unless_taken(instance: models.Model, unique: str) -> bool:
         inserted = cursor.fetchone()
     if inserted is None:
         return False
-    instance.pk = pk.to_python(inserted[0])
-    instance._state.adding, instance._state.db = False, connection.alias
+    _saved(instance, inserted[0])
     return True
 
 
@@ -52,12 +58,37 @@ def insert(instance: models.Model) -> models.Model:
     """INSERT `instance` in one statement and set its primary key: what `save()` does for a new
     row, without its signals and checks (nothing listens to these models' signals)."""
     sql, values = insert_sql(instance)
-    pk = instance._meta.pk
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(pk.column)}", values)
-        instance.pk = pk.to_python(cursor.fetchone()[0])
-    instance._state.adding, instance._state.db = False, connection.alias
+        cursor.execute(f"{sql} RETURNING {_pk_column(type(instance))}", values)
+        _saved(instance, cursor.fetchone()[0])
     return instance
+
+
+def insert_all(instances: Sequence[models.Model]) -> None:
+    """INSERT new `instances` of one model and set their primary keys: `bulk_create()` without
+    its checks, in one statement per batch the backend's parameter limit allows (one, for an
+    order's licenses)."""
+    if not instances:
+        return
+    model = type(instances[0])
+    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
+        model.objects.bulk_create(instances)
+        return
+    head, row, fields = _insert_shape(model, False, connection.vendor)
+    size = max(connection.ops.bulk_batch_size(fields, instances), 1)
+    with connection.cursor() as cursor:
+        for start in range(0, len(instances), size):
+            batch = instances[start : start + size]
+            values = [value for instance in batch for value in _prepared(instance, fields)]
+            rows = ", ".join([row] * len(batch))
+            cursor.execute(f"{head} VALUES {rows} RETURNING {_pk_column(model)}", values)
+            for instance, (pk,) in zip(batch, cursor.fetchall(), strict=True):
+                _saved(instance, pk)
+
+
+@functools.cache
+def _pk_column(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.pk.column)
 
 
 @functools.cache
