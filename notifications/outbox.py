@@ -1,6 +1,7 @@
 """The transactional outbox: a Notification and one Delivery per subscribed destination, written
 in the transaction of the change that caused them. Nothing is sent from here."""
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -105,7 +106,13 @@ SUBSCRIBED = {
 def _deliveries_sql(notification_id: str, source: str) -> tuple[str, list[Any]]:
     """INSERT … SELECT of one new Delivery (its defaults) per destination subscribed to the
     event (the last parameter), as _enqueue_with_orm chooses them."""
+    sql, fields = _deliveries_shape(notification_id, source, connection.vendor)
     template = Delivery()
+    return sql, [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
+
+
+@functools.cache
+def _deliveries_shape(notification_id: str, source: str, vendor: str):
     fields = [f for f in Delivery._meta.concrete_fields if not (f.primary_key or f.is_relation)]
     quote = connection.ops.quote_name
     columns = ["notification_id", "destination_id", *(quote(f.column) for f in fields)]
@@ -113,9 +120,9 @@ def _deliveries_sql(notification_id: str, source: str) -> tuple[str, list[Any]]:
         f"INSERT INTO {quote(Delivery._meta.db_table)} ({', '.join(columns)})"
         f" SELECT {notification_id}, dest.id{', %s' * len(fields)}"
         f" FROM {source}{quote(Destination._meta.db_table)} dest"
-        f" WHERE (dest.enabled OR dest.disabled_reason <> '') AND {SUBSCRIBED[connection.vendor]}"
+        f" WHERE (dest.enabled OR dest.disabled_reason <> '') AND {SUBSCRIBED[vendor]}"
     )
-    return sql, [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
+    return sql, fields
 
 
 def _enqueue_with_orm(event: str, embed: dict[str, Any], *, order, only) -> Notification:
