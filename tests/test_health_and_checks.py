@@ -185,3 +185,23 @@ def test_every_model_change_has_its_migration():
         call_command("makemigrations", "--check", "--dry-run", stdout=out)
     except SystemExit:
         pytest.fail(f"a model changed without a migration:\n{out.getvalue()}")
+
+
+def test_postgresql_binds_parameters_on_the_server_and_prepares_repeated_statements():
+    code = (
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "print(o['server_side_binding'], o['prepare_threshold'])"
+    )
+    url = "postgres://shop@db.example.com:5432/shop"
+    assert manage("shell", "-v", "0", "-c", code, DATABASE_URL=url).stdout.split() == ["True", "5"]
+    pooled = manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        code,
+        DATABASE_URL=url,
+        DATABASE_PREPARE_THRESHOLD="off",
+        DATABASE_SERVER_SIDE_BINDING="0",
+    )
+    assert pooled.stdout.split() == ["False", "None"]
