@@ -13,7 +13,8 @@ _SEPARATORS = re.compile(r"[\s\-]+")
 
 def generate_key(prefix: str = "") -> str:
     """25 Crockford base32 characters (125 bits from `secrets`) in 5 groups of 5."""
-    body = "".join(secrets.choice(CROCKFORD) for _ in range(25))
+    bits = secrets.randbits(125)
+    body = "".join(CROCKFORD[(bits >> shift) & 31] for shift in range(0, 125, 5))
     groups = "-".join(body[i : i + 5] for i in range(0, 25, 5))
     return f"{prefix.upper()}-{groups}" if prefix else groups
 

@@ -21,7 +21,8 @@ def _insert_shape(model: type[models.Model], with_pk: bool, vendor: str):
 
 
 def _prepared(instance: models.Model, fields: Sequence[models.Field]) -> list[Any]:
-    return [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    db = connections[DEFAULT_DB_ALIAS]  # not the `connection` proxy, which every field asks
+    return [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
 
 
 def insert_sql(instance: models.Model) -> tuple[str, list[Any]]:
@@ -108,11 +109,10 @@ def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> i
     foreign key's attname with its id; no auto_now applied), in one written-out statement;
     returns how many rows matched."""
     sql, sets, matches = _update_shape(model, tuple(values), tuple(where))
-    params = [f.get_db_prep_save(v, connection) for f, v in zip(sets, values.values(), strict=True)]
-    params += [
-        f.get_db_prep_value(v, connection) for f, v in zip(matches, where.values(), strict=True)
-    ]
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(v, db) for f, v in zip(sets, values.values(), strict=True)]
+    params += [f.get_db_prep_value(v, db) for f, v in zip(matches, where.values(), strict=True)]
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
