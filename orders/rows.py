@@ -104,17 +104,49 @@ def _update_shape(model: type[models.Model], names: tuple[str, ...], where: tupl
     return sql, sets, matches
 
 
-def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> int:
-    """UPDATE the rows of `model` whose fields equal `where` with `values` (field names, or a
-    foreign key's attname with its id; no auto_now applied), in one written-out statement;
-    returns how many rows matched."""
+def update_sql(model: type[models.Model], values: dict[str, Any], **where: Any):
+    """The UPDATE `update()` runs, and its parameters."""
     sql, sets, matches = _update_shape(model, tuple(values), tuple(where))
     db = connections[DEFAULT_DB_ALIAS]
     params = [f.get_db_prep_save(v, db) for f, v in zip(sets, values.values(), strict=True)]
     params += [f.get_db_prep_value(v, db) for f, v in zip(matches, where.values(), strict=True)]
-    with db.cursor() as cursor:
+    return sql, params
+
+
+def update(model: type[models.Model], values: dict[str, Any], **where: Any) -> int:
+    """UPDATE the rows of `model` whose fields equal `where` with `values` (field names, or a
+    foreign key's attname with its id; no auto_now applied), in one written-out statement;
+    returns how many rows matched."""
+    sql, params = update_sql(model, values, **where)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def update_then_insert(
+    model: type[models.Model], values: dict[str, Any], where: dict[str, Any], new: models.Model
+) -> bool:
+    """`update(model, values, **where)` of one row and, only if it matched, `insert(new)`: on
+    PostgreSQL in one statement (a data-modifying WITH), elsewhere in two. True if it matched
+    (`new` is then saved)."""
+    if connection.vendor != "postgresql":
+        if update(model, values, **where) != 1:
+            return False
+        insert(new)
+        return True
+    changed, params = update_sql(model, values, **where)
+    head, row, fields = _insert_shape(type(new), new.pk is not None, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH matched AS ({changed} RETURNING 1)"
+            f" {head} SELECT {row[1:-1]} FROM matched RETURNING {_pk_column(type(new))}",
+            [*params, *_prepared(new, fields)],
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    _saved(new, inserted[0])
+    return True
 
 
 @functools.cache

@@ -48,25 +48,16 @@ def transition_order(
         current = order.status
         # The caller's copy is usually right (it holds the row lock): then one conditional UPDATE
         # locks, checks and writes at once. Otherwise read the row under lock and check that.
-        moved = (current, to) in ALLOWED and _move(order, current, to, also)
-        if not moved:
+        row = _move(order, current, to, also, source=source, reason=reason)
+        if row is None:
             current = (
                 Order.objects.select_for_update(no_key=True)
                 .values_list("status", flat=True)
                 .get(pk=order.pk)
             )
-            moved = (current, to) in ALLOWED and _move(order, current, to, also)
-        if moved:
+            row = _move(order, current, to, also, source=source, reason=reason)
+        if row is not None:
             order.status = to
-            row = rows.insert(
-                OrderTransition(
-                    order=order,
-                    from_status=current,
-                    to_status=to,
-                    source=source[:255],
-                    reason=reason[:500],
-                )
-            )
             order_transitioned.send(sender=Order, order=order, transition=row, source=source)
             return row
     # Raised outside the block: a refused move wrote nothing, and an exception leaving a block
@@ -74,11 +65,23 @@ def transition_order(
     raise IllegalTransition(f"order {order.number}: {current} → {to} is not allowed")
 
 
-def _move(order: Order, current: str, to: str, also: Sequence[str]) -> bool:
+def _move(
+    order: Order, current: str, to: str, also: Sequence[str], *, source: str, reason: str
+) -> OrderTransition | None:
+    """The move from `current` if the table allows it and the row is still there, with its
+    audit row (one statement on PostgreSQL); None if not."""
+    if (current, to) not in ALLOWED:
+        return None
     fields = {name: getattr(order, name) for name in also}
     if "updated_at" in fields:  # auto_now, which update() does not apply
         fields["updated_at"] = order.updated_at = timezone.now()
-    return rows.update(Order, {"status": to, **fields}, pk=order.pk, status=current) == 1
+    audit = OrderTransition(
+        order=order, from_status=current, to_status=to, source=source[:255], reason=reason[:500]
+    )
+    moved = rows.update_then_insert(
+        Order, {"status": to, **fields}, {"pk": order.pk, "status": current}, audit
+    )
+    return audit if moved else None
 
 
 def refunded_amount(order: Order) -> int:

@@ -11,7 +11,7 @@ from django.forms.models import model_to_dict
 from licenses.keys import generate_key, hash_key
 from licenses.models import License, LicenseStatus
 from orders import rows
-from orders.models import Order, StripeEvent
+from orders.models import Order, OrderTransition, StripeEvent
 
 from .factories import make_order, make_product
 
@@ -92,3 +92,30 @@ def test_update_matches_only_the_rows_named():
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == ("failed", "pending")
+
+
+def test_update_then_insert_writes_the_new_row_only_when_the_update_matched(
+    django_assert_num_queries,
+):
+    order = make_order()
+    statements = 1 if connection.vendor == "postgresql" else 2
+
+    def audit(from_status: str) -> OrderTransition:
+        return OrderTransition(order=order, from_status=from_status, to_status="failed")
+
+    with django_assert_num_queries(statements):
+        moved = audit("pending")
+        assert rows.update_then_insert(
+            Order, {"status": "failed"}, {"pk": order.pk, "status": "pending"}, moved
+        )
+    with django_assert_num_queries(1):  # nothing matched: nothing inserted, on both databases
+        refused = audit("pending")
+        assert not rows.update_then_insert(
+            Order, {"status": "completed"}, {"pk": order.pk, "status": "pending"}, refused
+        )
+
+    assert refused.pk is None and not moved._state.adding
+    assert list(OrderTransition.objects.filter(order=order, to_status="failed")) == [moved]
+    assert not OrderTransition.objects.filter(order=order, to_status="completed").exists()
+    order.refresh_from_db()
+    assert order.status == "failed"
