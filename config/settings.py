@@ -102,7 +102,7 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     # PostgreSQL binds the parameters (psycopg no longer quotes them into the SQL in Python) and
-    # prepares the statements a connection runs again and again: a third less server CPU per
+    # prepares the statements a connection runs again and again: a sixth less server CPU per
     # webhook event (docs/benchmarks.md). Behind PgBouncer in transaction mode (before 1.21,
     # or without max_prepared_statements) set DATABASE_PREPARE_THRESHOLD=off.
     _options = DATABASES["default"].setdefault("OPTIONS", {})
