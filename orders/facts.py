@@ -17,7 +17,7 @@ from django.utils import timezone
 from . import disputes
 from .models import Dispute, Order, Refund
 from .payment_methods import describe_payment_method
-from .rows import insert_unless_taken
+from .rows import fetch, insert_unless_taken
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.
@@ -316,27 +316,19 @@ def _due_by(dispute: dict[str, Any]) -> datetime | None:
 def _succeeded_refunds_total(order: Order) -> int:
     """`order.refunds.filter(succeeded_once=True).aggregate(Sum("amount_cents"))`, written out:
     every refund event sums them, and building the aggregate cost more than running it."""
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COALESCE(SUM(amount_cents), 0) FROM {quote(Refund._meta.db_table)}"
-            " WHERE order_id = %s AND succeeded_once",
-            [order.pk],
-        )
-        return cursor.fetchone()[0]
+    table = connection.ops.quote_name(Refund._meta.db_table)
+    sql = (
+        f"SELECT COALESCE(SUM(amount_cents), 0) FROM {table} WHERE order_id = %s AND succeeded_once"
+    )
+    return fetch(sql, [order.pk])[0][0]
 
 
 def _summarise_disputes(order: Order) -> None:
     """The order's dispute summary from its disputes' statuses and reasons, oldest first (one
     written-out query, as `_succeeded_refunds_total`)."""
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT status, reason FROM {quote(Dispute._meta.db_table)} WHERE order_id = %s"
-            " ORDER BY created_at, id",
-            [order.pk],
-        )
-        rows = cursor.fetchall()
+    table = connection.ops.quote_name(Dispute._meta.db_table)
+    sql = f"SELECT status, reason FROM {table} WHERE order_id = %s ORDER BY created_at, id"
+    rows = fetch(sql, [order.pk])
     open_reasons = [reason for status, reason in rows if disputes.is_open(status)]
     lost = any(status == Dispute.Status.LOST for status, _ in rows)
     order.disputes_summary = "lost" if lost else ("open" if open_reasons else "")

@@ -149,6 +149,13 @@ def update_then_insert(
     return True
 
 
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
+    """The rows a written-out SELECT finds, as tuples."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 @functools.cache
 def columns(model: type[models.Model], prefix: str = "") -> str:
     """The model's concrete columns, in field order, quoted (each after `prefix`, a table alias
