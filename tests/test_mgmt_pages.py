@@ -120,3 +120,14 @@ def test_the_embed_preview_shows_discords_timestamps_as_dates():
     html = render_to_string("notifications/embed_preview.html", {"embed": embed})
     assert "&lt;t:" not in html
     assert "Due 9 December 2026 " in html and "1 January 1970 00:00 UTC" in html
+
+
+def test_the_overview_chart_says_so_when_there_is_nothing_to_draw(staff_client):
+    page = staff_client.get("/mgmt/").content.decode()
+    assert "No orders in the last 30 days." in page
+    assert "<svg" not in page and "most 1" not in page
+
+    order_in("pending", email="a@example.com")  # an order, no payment yet
+    page = staff_client.get("/mgmt/").content.decode()
+    assert "<svg" in page and "orders per day (most 1)" in page
+    assert "no payments yet" in page and "most $0.00" not in page
