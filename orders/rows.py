@@ -7,12 +7,13 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
-# The shape of each statement depends only on the model (and the backend's quoting), so it is
-# built once per process; the values are prepared on every call, as the ORM prepares them.
+# The shape of each statement depends only on the model (PostgreSQL and SQLite quote names
+# alike), so it is built once per process; the values are prepared on every call, as the ORM
+# prepares them.
 
 
 @functools.cache
-def _insert_shape(model: type[models.Model], with_pk: bool, vendor: str):
+def _insert_shape(model: type[models.Model], with_pk: bool):
     """("INSERT INTO table (columns)", "(%s, …)" for one row, the fields in column order)."""
     meta, quote = model._meta, connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if with_pk or not f.primary_key]
@@ -28,7 +29,7 @@ def _prepared(instance: models.Model, fields: Sequence[models.Field]) -> list[An
 def insert_sql(instance: models.Model) -> tuple[str, list[Any]]:
     """An INSERT of `instance` (without its primary key if it has none yet) and its values,
     prepared by the fields as the ORM prepares them (auto_now_add included)."""
-    head, row, fields = _insert_shape(type(instance), instance.pk is not None, connection.vendor)
+    head, row, fields = _insert_shape(type(instance), instance.pk is not None)
     return f"{head} VALUES {row}", _prepared(instance, fields)
 
 
@@ -42,12 +43,10 @@ def insert_unless_taken(instance: models.Model, unique: str) -> bool:
     if it was inserted (its primary key is then set). One statement, no savepoint: a concurrent
     insert of the same value waits for the first to commit, then inserts nothing."""
     sql, values = insert_sql(instance)
-    pk, quote = instance._meta.pk, connection.ops.quote_name
-    conflict = quote(instance._meta.get_field(unique).column)
+    conflict = connection.ops.quote_name(instance._meta.get_field(unique).column)
+    pk = _pk_column(type(instance))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"{sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(pk.column)}", values
-        )
+        cursor.execute(f"{sql} ON CONFLICT ({conflict}) DO NOTHING RETURNING {pk}", values)
         inserted = cursor.fetchone()
     if inserted is None:
         return False
@@ -75,7 +74,7 @@ def insert_all(instances: Sequence[models.Model]) -> None:
     if not connection.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
         model.objects.bulk_create(instances)
         return
-    head, row, fields = _insert_shape(model, False, connection.vendor)
+    head, row, fields = _insert_shape(model, False)
     size = max(connection.ops.bulk_batch_size(fields, instances), 1)
     with connection.cursor() as cursor:
         for start in range(0, len(instances), size):
@@ -135,7 +134,7 @@ def update_then_insert(
         insert(new)
         return True
     changed, params = update_sql(model, values, **where)
-    head, row, fields = _insert_shape(type(new), new.pk is not None, connection.vendor)
+    head, row, fields = _insert_shape(type(new), new.pk is not None)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH matched AS ({changed} RETURNING 1)"
