@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -107,7 +109,7 @@ def start() -> None:
             env=env,
         )
     )
-    time.sleep(1.5)
+    wait_until_answering(port)
     print(
         f"\n  The shop:     {env['SITE_URL']}/\n"
         f"  Staff (/mgmt): {env['SITE_URL']}/{env.get('MGMT_PATH', 'mgmt').strip('/')}/\n"
@@ -134,6 +136,19 @@ def start() -> None:
     stop()
     for process in processes:
         process.wait(timeout=30)
+
+
+def wait_until_answering(port: str, timeout: float = 30) -> None:
+    """Until the web server answers (any status), so the addresses printed next work."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
+            return
+        except urllib.error.HTTPError:  # 503 while a worker starts: the server answers
+            return
+        except OSError:
+            time.sleep(0.2)
 
 
 def test(args: list[str]) -> None:

@@ -57,7 +57,9 @@ def shop(tmp_path_factory):
     url = f"http://localhost:{port}"
     deadline = time.monotonic() + STARTUP
     health = {}
-    while health.get("status") != "ok":
+    # Ready: every worker reports ok, and dev.py has printed its addresses (after the server
+    # first answered, so the two can come in either order).
+    while health.get("status") != "ok" or "Ctrl-C stops" not in Path(log.name).read_text():
         assert process.poll() is None, Path(log.name).read_text()
         assert time.monotonic() < deadline, (health, Path(log.name).read_text())
         time.sleep(0.5)
