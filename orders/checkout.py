@@ -37,7 +37,7 @@ def _lock(order: Order) -> Order:
 @transaction.atomic
 def place_order(*, product: Product, quantity: int, email: str, user=None) -> Order:
     order = Order.objects.create(
-        email=email.lower(),
+        email=email,  # stored canonical (Order.save)
         user=user,
         currency=product.currency,
         subtotal_cents=product.price_cents * quantity,

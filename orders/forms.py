@@ -1,8 +1,10 @@
 from django import forms
 
+from accounts.forms import MailboxField
+
 
 class BuyForm(forms.Form):
-    email = forms.EmailField(required=False)
+    email = MailboxField(required=False)
     quantity = forms.IntegerField(min_value=1, max_value=100, initial=1, required=False)
 
     def __init__(self, *args, user=None, **kwargs):

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import connection, models
 from django.db.models import Q
 
+from accounts.addresses import canonical_email
+
 from . import disputes
 from .rows import columns, instance
 
@@ -129,6 +131,8 @@ class Order(models.Model):
         return self.number
 
     def save(self, *args, **kwargs) -> None:
+        if self._state.adding:  # /account matches orders to accounts by the canonical address
+            self.email = canonical_email(self.email)
         if not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [
                 f.name

@@ -1,6 +1,8 @@
 from django import forms
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from accounts.forms import MailboxField
+
 
 def safe_next(url: str) -> str:
     """`url` if it is a path on this site, else "": a link must never lead elsewhere."""
@@ -9,7 +11,7 @@ def safe_next(url: str) -> str:
 
 
 class LinkRequestForm(forms.Form):
-    email = forms.EmailField(
+    email = MailboxField(
         label="Email",
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email", "placeholder": "you@example.com"}),

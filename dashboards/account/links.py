@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.addresses import InvalidAddress, canonical_email
 from licenses.ratelimit import hit
 from orders.gateways import is_offline
 from orders.models import Order
@@ -75,14 +76,9 @@ class SentLink:
     shown_on_page: bool
 
 
-def normalise_email(email: str) -> str:
-    # Checkout stores emails lower-cased, and so does the user manager.
-    return email.strip().lower()
-
-
 def make_link_token(*, email: str, next_url: str = "") -> str:
     payload = {
-        "e": normalise_email(email),
+        "e": canonical_email(email),
         "n": secrets.token_urlsafe(16),
         "t": round(time.time(), 3),
         "x": next_url,
@@ -101,7 +97,7 @@ def read_link_token(token: str) -> LinkClaim:
     except signing.BadSignature:
         raise BadLink(INVALID) from None
     try:
-        return LinkClaim(
+        claim = LinkClaim(
             email=str(data["e"]),
             nonce=str(data["n"]),
             issued_at=float(data["t"]),
@@ -109,6 +105,18 @@ def read_link_token(token: str) -> LinkClaim:
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise BadLink(INVALID) from None
+    # A link was mailed to the address it holds, and signs in that very mailbox's account only:
+    # an address that is not canonical (a link made before addresses were) matches none.
+    if not _is_canonical(claim.email):
+        raise BadLink(INVALID)
+    return claim
+
+
+def _is_canonical(email: str) -> bool:
+    try:
+        return canonical_email(email) == email
+    except InvalidAddress:
+        return False
 
 
 def _email_of_expired(token: str) -> str:
@@ -147,7 +155,12 @@ def use_link(token: str) -> tuple[AbstractBaseUser, LinkClaim]:
 
 
 def find_user(email: str) -> AbstractBaseUser | None:
-    return get_user_model().objects.filter(email__iexact=normalise_email(email)).first()
+    """The account of `email`'s mailbox: an exact match on the canonical address, never a
+    case-insensitive one (accounts.addresses says why)."""
+    try:
+        return get_user_model().objects.filter(email=canonical_email(email)).first()
+    except InvalidAddress:
+        return None
 
 
 def _create_user(email: str) -> AbstractBaseUser:
@@ -156,7 +169,7 @@ def _create_user(email: str) -> AbstractBaseUser:
         with transaction.atomic():
             return users.create_user(email)  # no password: set_password(None) makes it unusable
     except IntegrityError:  # another first sign-in of the same email won the race
-        return users.get(email__iexact=email)
+        return users.get(email=email)
 
 
 def _forget_old_uses() -> None:
@@ -168,13 +181,14 @@ def _forget_old_uses() -> None:
 def request_link(*, email: str, next_url: str, client: str) -> SentLink:
     """Email a sign-in link to `email`, whoever it belongs to: the answer must not tell whether the
     address has orders or an account. Throttled per client address and per email."""
-    email = normalise_email(email)
+    email = canonical_email(email)  # InvalidAddress for one the shop cannot mail
     window = settings.ACCOUNT_LINK_WINDOW
     wait = hit(
         "account-link-client", client, limit=settings.ACCOUNT_LINK_CLIENT_RATE, window=window
     )
     if wait:
         raise Throttled(_throttled("from your network", wait), retry_after=wait)
+    # Per mailbox: every spelling of one address (case, fullwidth letters) counts together.
     digest = hashlib.sha256(email.encode()).hexdigest()  # cache keys: bounded, no spaces
     wait = hit("account-link-email", digest, limit=settings.ACCOUNT_LINK_EMAIL_RATE, window=window)
     if wait:
@@ -184,7 +198,7 @@ def request_link(*, email: str, next_url: str, client: str) -> SentLink:
     _send_link(email=email, url=url)
     # Test mode shows the link on the page too, except a staff account's: that would hand the
     # staff session to whoever typed the address.
-    staff = get_user_model().objects.filter(email__iexact=email, is_staff=True).exists()
+    staff = get_user_model().objects.filter(email=email, is_staff=True).exists()
     return SentLink(url=url, shown_on_page=is_offline() and not staff)
 
 

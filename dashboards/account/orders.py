@@ -30,7 +30,7 @@ def customer_orders(user) -> QuerySet[Order]:
     Every customer lookup goes through here, so a stranger's order is simply not found."""
     if not user.is_authenticated:
         return Order.objects.none()
-    return Order.objects.filter(email=user.email.lower())
+    return Order.objects.filter(email=user.email)  # both canonical: an exact match
 
 
 @dataclass(frozen=True)

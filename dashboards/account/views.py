@@ -65,7 +65,7 @@ def login(request: HttpRequest) -> HttpResponse:
         context = {"form": form, "problem": problem}
         return render(request, "dashboards/account/login.html", context, status=503)
     minutes = math.ceil(settings.ACCOUNT_LINK_MAX_AGE / 60)
-    context = {"email": email.strip().lower(), "sent": sent, "minutes": minutes}
+    context = {"email": email, "sent": sent, "minutes": minutes}
     return render(request, "dashboards/account/link_sent.html", context)
 
 

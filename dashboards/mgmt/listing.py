@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import dateformat
 from django.utils.timezone import localtime
 
+from accounts.addresses import lookalike_warning
 from orders.models import OrderItem
 from orders.money import format_money
 
@@ -30,6 +31,7 @@ class Row:
     placed: str  # shown
     placed_iso: str  # for <time datetime>
     email: str
+    email_warning: str  # a lookalike address, in words (accounts.addresses)
     items: str
     total: str
     status: str
@@ -82,6 +84,7 @@ def orders_list(criteria: Criteria) -> dict:
                 placed=dateformat.format(localtime(order.created_at), "j M Y, H:i"),
                 placed_iso=order.created_at.isoformat(),
                 email=order.email,
+                email_warning=lookalike_warning(order.email),
                 items=items.get(order.pk, ""),
                 total=format_money(order.total_cents, order.currency),
                 status=order.status,

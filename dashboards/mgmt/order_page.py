@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db.models import Prefetch
 
+from accounts.addresses import lookalike_warning
 from licenses.models import License
 from notifications.models import Delivery, Notification
 from orders.checkout import refundable_amount, returned_amount
@@ -52,6 +53,7 @@ def order_context(order: Order) -> dict:
     left = refundable_amount(order)
     return {
         "order": order,
+        "email_warning": lookalike_warning(order.email),
         "items": [
             {
                 "name": item.product.name,

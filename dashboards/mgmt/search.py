@@ -12,6 +12,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.addresses import InvalidAddress, canonical_email
 from orders.models import Dispute, Order, Refund, Status
 
 PAGE_SIZE = 50
@@ -69,7 +70,7 @@ def _cursor(text: str) -> tuple[int, int] | None:
 def search(q: str) -> Q:
     """Order number, email, or a Stripe id (session, PaymentIntent, charge, refund, dispute)."""
     if "@" in q:
-        return Q(email=q.lower())
+        return Q(email=_address(q))
     for prefix, column in STRIPE_IDS.items():
         if q.startswith(prefix):
             return Q(**{column: q})
@@ -79,7 +80,15 @@ def search(q: str) -> Q:
         return Q(pk__in=Dispute.objects.filter(stripe_dispute_id=q).values("order_id"))
     if ORDER_NUMBER.fullmatch(q.upper()):
         return Q(number=q.upper())
-    return Q(email=q.lower()) | Q(number=q.upper())
+    return Q(email=_address(q)) | Q(number=q.upper())
+
+
+def _address(q: str) -> str:
+    """Orders store canonical addresses: so any spelling staff type finds them."""
+    try:
+        return canonical_email(q)
+    except InvalidAddress:
+        return q.lower()
 
 
 def _day_start(day: date) -> datetime:
