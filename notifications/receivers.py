@@ -110,6 +110,24 @@ def notify_dispute(sender, order, dispute, change, **kwargs) -> None:
     )
 
 
+@receiver(signals.payment_mismatched, dispatch_uid="notify_payment_mismatch")
+def notify_payment_mismatch(sender, order, mismatch, **kwargs) -> None:
+    _notify(
+        Event.ORDER_PAYMENT_MISMATCH,
+        order,
+        [
+            ("Checkout Session", mismatch.stripe_session_id),
+            ("Paid", f"{mismatch.paid} ({mismatch.payment_status or 'no status'})"),
+            ("Problem", mismatch.problem),
+            (
+                "Action",
+                "The order stays as it was. If the money should not stand, refund it in the "
+                "Stripe Dashboard; complete the order by hand only if the payment is really for it.",
+            ),
+        ],
+    )
+
+
 @receiver(stock_low, dispatch_uid="notify_stock_low")
 def notify_stock_low(sender, product, remaining, threshold, **kwargs) -> None:
     enqueue(Event.LICENSE_STOCK_LOW, stock_embed(product, remaining, threshold))

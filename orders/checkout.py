@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from . import facts
 from .gateways import GatewayError, LineItem, get_gateway
-from .models import Order, OrderItem, OrderTransition, Product, Refund, Status
+from .models import CheckoutSession, Order, OrderItem, OrderTransition, Product, Refund, Status
 from .money import format_money
 from .signals import checkout_started, order_placed
 from .stripe_events import locate_order
@@ -78,10 +78,23 @@ def start_checkout(order: Order) -> str:
         raise
     with transaction.atomic():
         order = _lock(order)
-        order.stripe_session_id = session["id"]
-        order.save()
+        record_checkout_session(order, session["id"])
         checkout_started.send(sender=Order, order=order, session_id=session["id"])
     return session["url"]
+
+
+def record_checkout_session(order: Order, session_id: str) -> CheckoutSession:
+    """The order's current session, and what it asked for: only sessions recorded here may pay
+    their order (facts.session_problem). The caller holds the order's lock."""
+    order.stripe_session_id = session_id
+    order.save(update_fields=["stripe_session_id", "updated_at"])
+    return CheckoutSession.objects.create(
+        order=order,
+        stripe_session_id=session_id,
+        attempt=order.attempt,
+        amount_cents=order.subtotal_cents,
+        currency=order.currency,
+    )
 
 
 def _record_checkout_error(order: Order, error: GatewayError) -> None:
@@ -102,19 +115,32 @@ def _record_checkout_error(order: Order, error: GatewayError) -> None:
         )
 
 
+class PaymentRefused(Exception):
+    """A session that may not pay the order it names (facts.session_problem): it was kept for
+    staff, and the order left as it was."""
+
+    def __init__(self, words: str, *, order: Order) -> None:
+        super().__init__(words)
+        self.words = words
+        self.order = order
+
+
 def fulfil_session(session_id: str) -> Order | None:
     """The success page's half of fulfilment: fetch the session from Stripe and apply it, exactly
-    as the webhook would. Safe to run any number of times, concurrently with the webhook."""
+    as the webhook would. Safe to run any number of times, concurrently with the webhook.
+    PaymentRefused for a session that may not pay the order it names."""
     session = get_gateway().retrieve_session(session_id)
     with transaction.atomic():
         order = locate_order(session)
         if order is None:
             return None
-        update_order(
+        update = update_order(
             order,
             lambda changes: facts.record_session(order, session, changes, source="success page"),
             source="success page",
         )
+    if update.refused:
+        raise PaymentRefused(update.refused, order=order)
     return order
 
 

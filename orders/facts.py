@@ -15,13 +15,15 @@ from django.db import connection
 from django.utils import timezone
 
 from . import disputes
-from .models import Dispute, Order, Refund
+from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
+from .money import format_money as money
 from .payment_methods import describe_payment_method
 from .rows import fetch, insert_unless_taken
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.
 FINAL_FAILURES = {"async_payment_failed", "expired"}
+PAID = ("paid", "no_payment_required")
 # A refund that did not reach the customer after it was asked for.
 UNDONE_REFUNDS = {Refund.State.FAILED, Refund.State.CANCELED}
 
@@ -57,6 +59,8 @@ class Changes:
     counted_refunds: list[Refund] = field(default_factory=list)  # now count as money returned
     undone_refunds: list[Refund] = field(default_factory=list)  # failed or canceled
     disputes: list[tuple[Dispute, str]] = field(default_factory=list)  # (dispute, what happened)
+    refused: str = ""  # why the object may not change this order (a payment not for it)
+    mismatch: PaymentMismatch | None = None  # newly recorded: staff are told
 
     def mark(self, changed: bool = True) -> bool:
         self.touched |= changed
@@ -94,9 +98,86 @@ def record_ids(
         changes.mark()
 
 
+def session_problem(order: Order, session: dict[str, Any]) -> str:
+    """Why `session` may not pay `order`, in words for staff; "" when it may.
+
+    Only a session the shop created for this order may (CheckoutSession): a Payment Link, a
+    pricing table or another integration on the same Stripe account can put any order's id in
+    `client_reference_id` or metadata. A session that says money moved must be in the currency
+    asked for, its items must come to what was asked, and it must have taken at least that less
+    the discount Stripe reports (taxes and shipping only add to it)."""
+    asked = (
+        CheckoutSession.objects.filter(stripe_session_id=session.get("id") or "", order=order)
+        .only("amount_cents", "currency")
+        .first()
+    )
+    if asked is None:
+        return "This Checkout Session was not created by the shop for this order."
+    if not _money_moved(session):
+        return ""
+    currency, total, subtotal = charged_in_order_currency(session)
+    want = money(asked.amount_cents, asked.currency)
+    if currency != asked.currency:
+        return f"Paid in {currency.upper() or 'no currency'}; the order asked for {want}."
+    if subtotal is not None and subtotal != asked.amount_cents:
+        return (
+            f"The session's items come to {money(subtotal, currency)}; the order asked for {want}."
+        )
+    discount = ((session.get("total_details") or {}).get("amount_discount")) or 0
+    if total is not None and total + discount < asked.amount_cents:
+        return f"Paid {money(total, currency)}, less than the {want} asked for."
+    return ""
+
+
+def _money_moved(session: dict[str, Any]) -> bool:
+    """Paid, or completed with a bank debit on its way."""
+    return session.get("payment_status") in PAID or session.get("status") == "complete"
+
+
+def charged_in_order_currency(session: dict[str, Any]) -> tuple[str, int | None, int | None]:
+    """(currency, amount_total, amount_subtotal) in the currency the shop priced in. Adaptive
+    Pricing sessions created before API 2025-03-31 carry the buyer's currency at the top and the
+    shop's in `currency_conversion`."""
+    conversion = session.get("currency_conversion")
+    if isinstance(conversion, dict) and conversion.get("source_currency"):
+        source = conversion
+        currency = conversion["source_currency"]
+    else:
+        source, currency = session, session.get("currency")
+    return str(currency or "").lower(), source.get("amount_total"), source.get("amount_subtotal")
+
+
+def _refuse_session(
+    order: Order, session: dict[str, Any], changes: Changes, *, problem: str, source: str
+) -> None:
+    """Keep a session that named this order without the right to pay it: once per session,
+    when it says money moved (staff must look at it); the order itself is not touched."""
+    changes.refused = problem
+    if not _money_moved(session):
+        return
+    currency, total, _ = charged_in_order_currency(session)
+    row = PaymentMismatch(
+        order=order,
+        stripe_session_id=str(session.get("id") or "")[:255],
+        stripe_payment_intent_id=id_of(session.get("payment_intent"))[:255],
+        payment_status=str(session.get("payment_status") or "")[:30],
+        amount_cents=total if isinstance(total, int) else None,
+        currency=currency[:3],
+        problem=problem[:500],
+        source=source[:255],
+    )
+    if insert_unless_taken(row, "stripe_session_id"):
+        changes.mismatch = row
+
+
 def record_session(order: Order, session: dict[str, Any], changes: Changes, *, source: str) -> None:
-    """checkout.session.completed / async_payment_succeeded, or a session the success page fetched."""
-    paid = session.get("payment_status") in ("paid", "no_payment_required")
+    """checkout.session.completed / async_payment_succeeded, or a session the success page
+    fetched. A session that may not pay this order changes nothing (session_problem)."""
+    problem = session_problem(order, session)
+    if problem:
+        _refuse_session(order, session, changes, problem=problem, source=source)
+        return
+    paid = session.get("payment_status") in PAID
     current = attempt_of(session) in (None, order.attempt)
     if not paid and not current:
         return  # an old attempt's unpaid session says nothing about the current one
@@ -106,7 +187,7 @@ def record_session(order: Order, session: dict[str, Any], changes: Changes, *, s
         # Money taken always wins: the paying attempt's ids are the ones refunds will name.
         order.stripe_payment_intent_id, order.stripe_charge_id = pi_id, ""
         changes.mark()
-    total = session.get("amount_total")
+    _, total, _ = charged_in_order_currency(session)
     # What the paying session charged wins over an earlier unpaid attempt's total.
     if total is not None and (order.amount_total_cents is None or (paid and not order.is_paid)):
         changes.mark(order.amount_total_cents != total)

@@ -8,6 +8,7 @@ from django.db.models import Q
 from accounts.addresses import canonical_email
 
 from . import disputes
+from .money import format_money
 from .rows import columns, instance
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -206,6 +207,54 @@ class OrderItem(models.Model):
         return self.quantity * self.unit_price_cents
 
 
+class CheckoutSession(models.Model):
+    """A Checkout Session the shop created, with what it asked for: only these may pay their
+    order (a Payment Link or another integration on the same Stripe account may name any order
+    in `client_reference_id` or metadata)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="checkout_sessions")
+    stripe_session_id = models.CharField(max_length=255, unique=True)
+    attempt = models.PositiveSmallIntegerField()
+    amount_cents = models.BigIntegerField(help_text="The items' total the session asked for.")
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.stripe_session_id
+
+
+class PaymentMismatch(models.Model):
+    """A Checkout Session that named an order it may not pay: one the shop did not create for
+    it, or paid with another currency or less than asked. Kept (once per session) so the
+    order's page shows it and staff are told; the order is never completed by it."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payment_mismatches")
+    stripe_session_id = models.CharField(max_length=255, unique=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    payment_status = models.CharField(max_length=30, blank=True)
+    amount_cents = models.BigIntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    problem = models.CharField(max_length=500)
+    source = models.CharField(max_length=255, help_text="Stripe event id or page.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_session_id} for {self.order}"
+
+    @property
+    def paid(self) -> str:
+        """What the session took, in its own currency, or "—" when Stripe did not say."""
+        if self.amount_cents is None or not self.currency:
+            return "—"
+        return format_money(self.amount_cents, self.currency)
+
+
 class OrderTransition(models.Model):
     """The audit trail: one row per real status change (and one for the order's creation)."""
 
@@ -328,6 +377,7 @@ class EventOutcome(models.TextChoices):
     UNHANDLED = "unhandled", "Type not handled"
     UNKNOWN_ORDER = "unknown_order", "Unknown order"
     LIVEMODE_MISMATCH = "livemode_mismatch", "Livemode mismatch"
+    PAYMENT_MISMATCH = "payment_mismatch", "Payment not for this order"
 
 
 class StripeEvent(models.Model):

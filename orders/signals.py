@@ -24,3 +24,6 @@ refund_failed = Signal()
 # order, dispute (Dispute), change: "opened", "escalated" (an inquiry became a chargeback),
 # "closed" (dispute.status is the outcome) or "appealed"
 dispute_changed = Signal()
+# order, mismatch (PaymentMismatch): a Checkout Session that may not pay the order said money
+# moved (a session the shop did not create for it, or another amount or currency); told once
+payment_mismatched = Signal()

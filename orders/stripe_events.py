@@ -69,6 +69,9 @@ def _on_session(order, session, event, changes) -> None:
 
 def _session_failure(code: str, message: str) -> Handler:
     def handle(order, session, event, changes) -> None:
+        changes.refused = facts.session_problem(order, session)
+        if changes.refused:
+            return  # another integration's session ending says nothing about this order
         facts.record_failure(
             order,
             changes,
@@ -87,7 +90,8 @@ def _on_payment_failed(order, intent, event, changes) -> None:
     if attempt not in (None, order.attempt):
         return  # an older attempt's PaymentIntent must not become the order's
     error = intent.get("last_payment_error") or {}
-    facts.record_ids(order, changes, payment_intent=intent["id"])
+    # Its id is not kept: anyone's PaymentIntent may carry this order's id in its metadata, and
+    # refunds and disputes find orders by the ids kept. The paying session brings the real one.
     facts.record_failure(
         order,
         changes,

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class Update:
     changed: bool  # a fact changed
     transition: OrderTransition | None
+    refused: str = ""  # why the object was not applied to this order (facts.session_problem)
 
 
 def update_order(order: Order, merge: Callable[[Changes], None], *, source: str) -> Update:
@@ -41,7 +42,7 @@ def update_order(order: Order, merge: Callable[[Changes], None], *, source: str)
         if fields and transition is None:
             order.save(update_fields=fields)
         _announce(order, changes, source=source)
-    return Update(changes.touched, transition)
+    return Update(changes.touched, transition, changes.refused)
 
 
 def _references(order: Order) -> set[str]:
@@ -112,6 +113,8 @@ def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
 
 
 def _announce(order: Order, changes: Changes, *, source: str) -> None:
+    if changes.mismatch:
+        signals.payment_mismatched.send(sender=Order, order=order, mismatch=changes.mismatch)
     if changes.paid:
         signals.payment_completed.send(sender=Order, order=order, source=source)
     if changes.failure:

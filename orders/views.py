@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from .checkout import find_order, fulfil_session, place_order, start_checkout
+from .checkout import PaymentRefused, find_order, fulfil_session, place_order, start_checkout
 from .forms import BuyForm, TestCheckoutForm
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import LicenseKind, Product, Status
@@ -60,6 +60,14 @@ def success(request: HttpRequest) -> HttpResponse:
         return render(request, "orders/problem.html", context, status=400)
     try:
         order = fulfil_session(session_id)
+    except PaymentRefused as refused:
+        log.warning("success page: session refused for order %s", refused.order.number)
+        context = {
+            "message": "This payment cannot complete the order it names, so the order was left "
+            "as it was. The shop has been told and will look into it; if you paid, you will "
+            "hear from us."
+        }
+        return render(request, "orders/problem.html", context, status=409)
     except GatewayError as error:
         if error.code == "resource_missing":
             raise Http404("No such checkout session") from None

@@ -162,6 +162,8 @@ def _dispatch(event: dict[str, Any], record: StripeEvent) -> tuple[str, Order | 
     update = update_order(
         order, lambda changes: handler(order, obj, event, changes), source=event["id"]
     )
+    if update.refused:
+        return Outcome.PAYMENT_MISMATCH, order, update.refused
     if not (update.changed or update.transition):
         return Outcome.NO_CHANGE, order, ""
     detail = str(update.transition) if update.transition else "facts recorded"

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from orders.checkout import place_order
-from orders.models import LicenseKind, Order, Product
+from orders.models import CheckoutSession, LicenseKind, Order, Product
 from orders.webhooks import sign_payload
 
 _seq = itertools.count(1)
@@ -28,9 +28,25 @@ def make_product(**fields: Any) -> Product:
 
 
 def make_order(*, product: Product | None = None, quantity: int = 1, email: str = "") -> Order:
+    """A pending order with the Checkout Session the shop would have created for it
+    (`cs_test_<number>`, what `session_obj` names): only such a session may pay it."""
     product = product or make_product()
-    return place_order(
+    order = place_order(
         product=product, quantity=quantity, email=email or f"buyer{next(_seq)}@example.com"
+    )
+    paid_by(order, f"cs_test_{order.number}")
+    return order
+
+
+def paid_by(order: Order, session_id: str, **fields: Any) -> CheckoutSession:
+    """Record `session_id` as a Checkout Session the shop created for `order` (test setup: the
+    gateway is not asked), so that events naming it may pay the order."""
+    return CheckoutSession.objects.create(
+        order=order,
+        stripe_session_id=session_id,
+        attempt=fields.pop("attempt", order.attempt),
+        amount_cents=fields.pop("amount_cents", order.subtotal_cents),
+        currency=fields.pop("currency", order.currency),
     )
 
 
@@ -53,6 +69,7 @@ def session_obj(order: Order, **fields: Any) -> dict[str, Any]:
         "object": "checkout.session",
         "status": "complete",
         "payment_status": "paid",
+        "amount_subtotal": order.subtotal_cents,
         "amount_total": order.subtotal_cents,
         "currency": order.currency,
         "client_reference_id": str(order.public_id),
@@ -127,6 +144,8 @@ def add_item(order: Order, *, product: Product | None = None, quantity: int = 1)
     )
     order.subtotal_cents += item.line_total_cents
     order.save()
+    # The session the shop made for it asked for every line (test setup adds lines after it).
+    order.checkout_sessions.update(amount_cents=order.subtotal_cents)
     return item
 
 

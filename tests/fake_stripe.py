@@ -181,6 +181,26 @@ class FakeStripe:
             self._emit("checkout.session.completed", session)
             return dict(session)
 
+    def payment_link_session(
+        self, *, client_reference_id: str, amount: int, currency: str, metadata=None
+    ) -> dict[str, Any]:
+        """A session Stripe made for a Payment Link (or a pricing table, or another integration
+        on the same account), not for a request of the shop: anyone may put an order's id in a
+        Payment Link's `?client_reference_id=`."""
+        with self.lock:
+            session = self._create_session(
+                {
+                    "mode": "payment",
+                    "line_items": [
+                        {"price_data": {"currency": currency, "unit_amount": amount}, "quantity": 1}
+                    ],
+                    "client_reference_id": client_reference_id,
+                    "metadata": metadata or {},
+                }
+            )
+            session["payment_link"] = _id("plink")
+            return dict(session)
+
     def decline(self, session_id: str, *, decline_code: str = "card_declined") -> dict[str, Any]:
         with self.lock:
             intent = self._intent_for(self.sessions[session_id], status="requires_payment_method")
@@ -297,6 +317,9 @@ class FakeStripe:
             "payment_status": "unpaid",
             "amount_subtotal": total,
             "amount_total": total,
+            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            "currency_conversion": None,
+            "payment_link": None,
             "currency": items[0]["price_data"]["currency"],
             "client_reference_id": params.get("client_reference_id"),
             "customer_email": params.get("customer_email"),

@@ -79,7 +79,11 @@ def taxed_then_partly_refunded(order: Order) -> list[Step]:
     refund = f"re_{order.number}"
     return [
         *declined(order),
-        *paid(order, amount_total=order.subtotal_cents + 500),
+        *paid(
+            order,
+            amount_total=order.subtotal_cents + 500,
+            total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 500},
+        ),
         ("refund.created", refund_obj(order, refund, order.subtotal_cents)),
     ]
 
@@ -94,7 +98,12 @@ def discounted_then_refunded(order: Order) -> list[Step]:
     charged, refund = order.subtotal_cents - 500, f"re_{order.number}"
     return [
         *declined(order),
-        *paid(order, amount_total=charged),
+        # As Stripe tells a promotion code: the items' subtotal, and the discount off it.
+        *paid(
+            order,
+            amount_total=charged,
+            total_details={"amount_discount": 500, "amount_shipping": 0, "amount_tax": 0},
+        ),
         ("refund.created", refund_obj(order, refund, charged)),
         ("charge.refunded", charge_obj(order, amount=charged, refunded=charged)),
     ]

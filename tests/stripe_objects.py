@@ -66,6 +66,10 @@ def checkout_session(order: Order, **fields: Any) -> dict[str, Any]:
             "id": ids(order)["session"],
             "amount_subtotal": total,
             "amount_total": total,
+            # Stripe's example is an Adaptive Pricing session with random amounts; the shop reads
+            # both, so they say what a plain session says.
+            "currency_conversion": None,
+            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
             "currency": order.currency,
             "client_reference_id": str(order.public_id),
             "customer_email": order.email,

@@ -80,6 +80,7 @@ def order_context(order: Order) -> dict:
             {"row": dispute, "amount": money(dispute.amount_cents)}
             for dispute in order.disputes.all()
         ],
+        "mismatches": list(order.payment_mismatches.all()),
         "events": list(order.stripe_events.order_by("created", "id").defer("payload")),
         "notifications": notifications,
         "staff_actions": list(order.staff_actions.select_related("user")[:50]),
