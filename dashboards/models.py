@@ -1,5 +1,4 @@
 # Models live beside the half of the app they serve; Django finds them through this module.
 from .account.models import LoginLinkUse
-from .mgmt.models import StaffAction
 
-__all__ = ["LoginLinkUse", "StaffAction"]
+__all__ = ["LoginLinkUse"]

@@ -1,20 +1,15 @@
-from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import path
 
+from audit.admin import CommandActions, command_action
+from audit.commands import Refused
 from config.admin_mixins import ViewOnly
-from orders.models import LicenseKind, Product
 
-from .emails import resend_keys, retry_dead_key_emails
-from .lifecycle import reinstate_license, suspend_license
+from . import commands
+from .forms import ImportKeysForm
 from .models import KeyEmail, License, PoolKey
-from .pool import import_keys, parse_keys
-
-
-class ImportKeysForm(forms.Form):
-    product = forms.ModelChoiceField(Product.objects.filter(license_kind=LicenseKind.POOL))
-    file = forms.FileField(help_text="Text (one key per line) or CSV (keys in the first column).")
 
 
 @admin.register(PoolKey)
@@ -33,50 +28,46 @@ class PoolKeyAdmin(ViewOnly, admin.ModelAdmin):
         return extra + super().get_urls()
 
     def import_view(self, request):
+        if not commands.import_pool_keys.permitted(request.user):
+            raise PermissionDenied("Your role does not allow importing keys: ask an Owner.")
         form = ImportKeysForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                keys = parse_keys(form.cleaned_data["file"].read())
+                keys = form.parsed_keys()
             except UnicodeDecodeError:
                 form.add_error("file", "The file is not UTF-8 text.")
             else:
-                imported, skipped = import_keys(form.cleaned_data["product"], keys)
-                self.message_user(
-                    request,
-                    f"Imported {imported} key(s), skipped {skipped} duplicate(s) or blank(s).",
-                    messages.SUCCESS,
-                )
-                return redirect("admin:licenses_poolkey_changelist")
+                try:
+                    imported, skipped = commands.import_pool_keys.run(
+                        form.cleaned_data["product"], by=request.user, keys=keys
+                    )
+                except Refused as refused:
+                    form.add_error(None, refused.words)
+                else:
+                    self.message_user(
+                        request,
+                        f"Imported {imported} key(s), skipped {skipped} duplicate(s) or blank(s).",
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:licenses_poolkey_changelist")
         context = {**self.admin_site.each_context(request), "form": form, "title": "Import keys"}
         return render(request, "admin/licenses/poolkey/import.html", context)
 
 
-def _each(modeladmin, request, objects, change) -> None:
-    for obj in objects:
-        try:
-            change(obj, staff=request.user)
-        except ValueError as error:
-            modeladmin.message_user(request, f"{obj}: {error}", messages.ERROR)
-
-
-@admin.action(description="Suspend (staff)")
-def suspend(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, suspend_license)
-
-
-@admin.action(description="Reinstate")
-def reinstate(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, reinstate_license)
-
-
 @admin.action(description="Resend the keys email of these licenses' orders")
 def resend(modeladmin, request, queryset):
-    orders = {license.order for license in queryset.select_related("order")}
-    _each(modeladmin, request, orders, resend_keys)
+    for order in {license.order for license in queryset.select_related("order")}:
+        try:
+            commands.resend_order_keys.run(order, by=request.user)
+        except Refused as refused:
+            modeladmin.message_user(request, f"{order}: {refused.words}", messages.ERROR)
+
+
+resend.command = commands.resend_order_keys
 
 
 @admin.register(License)
-class LicenseAdmin(ViewOnly, admin.ModelAdmin):
+class LicenseAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
     list_display = ["__str__", "masked_key", "status", "reason", "created_at"]
     list_filter = ["status", "reason", "product"]
     search_fields = ["order__number", "order__email"]
@@ -86,19 +77,23 @@ class LicenseAdmin(ViewOnly, admin.ModelAdmin):
         "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
         "created_at", "activated_at", "suspended_at", "revoked_at", "changed_by", "changed_at",
     ]  # fmt: skip
-    actions = [suspend, reinstate, resend]
-
-
-@admin.action(description="Send the dead ones again (the mail server works again)")
-def retry_dead(modeladmin, request, queryset):
-    count = retry_dead_key_emails(queryset)
-    modeladmin.message_user(request, f"{count} dead key email(s) will be sent again.")
+    actions = [
+        command_action(commands.suspend, description="Suspend (staff)", done="suspended"),
+        command_action(commands.reinstate, description="Reinstate", done="reinstated"),
+        resend,
+    ]
 
 
 @admin.register(KeyEmail)
-class KeyEmailAdmin(ViewOnly, admin.ModelAdmin):
+class KeyEmailAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
     list_display = ["order", "status", "created_at", "sent_at", "attempts", "last_error"]
     list_filter = ["status"]
     list_select_related = ["order"]
-    actions = [retry_dead]
+    actions = [
+        command_action(
+            commands.send_key_email_again,
+            description="Send the dead ones again (the mail server works again)",
+            done="queued again",
+        )
+    ]
     readonly_fields = [f.name for f in KeyEmail._meta.fields]

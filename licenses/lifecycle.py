@@ -2,7 +2,7 @@
 dispute is won, revoked on refund or a lost chargeback (and active again if an appeal wins the
 money back). Runs inside the order's transition (see receivers.py)."""
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -156,11 +156,8 @@ def revoke_all(order: Order, *, reason: str) -> int:
         return cursor.rowcount
 
 
-@transaction.atomic
 def suspend_license(license: License, *, staff) -> License:
-    license = License.objects.select_for_update().get(pk=license.pk)
-    if license.status == Status.REVOKED:
-        raise ValueError("A revoked license stays revoked.")
+    """Staff suspend the locked `license` (licenses.commands decides whether they may)."""
     license.status, license.reason, license.dispute_id = (
         Status.SUSPENDED,
         SuspensionReason.STAFF,
@@ -174,13 +171,9 @@ def suspend_license(license: License, *, staff) -> License:
     return license
 
 
-@transaction.atomic
 def reinstate_license(license: License, *, staff) -> License:
-    license = License.objects.select_for_update().get(pk=license.pk)
-    if license.status != Status.SUSPENDED:
-        raise ValueError(
-            f"Only a suspended license can be reinstated; this one is {license.status}."
-        )
+    """Staff make the locked, suspended `license` active again (or revoked, if its order was
+    refunded meanwhile: _reinstate follows the order)."""
     license.changed_by, license.changed_at = staff, timezone.now()
     license.save(update_fields=["changed_by", "changed_at"])
     _reinstate(license)

@@ -67,6 +67,14 @@ class License(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # What staff roles grant (accounts.roles); licenses.commands checks them.
+        permissions = [
+            ("suspend_license", "Can suspend a license"),
+            ("reinstate_license", "Can reinstate a suspended license"),
+            ("reveal_key", "Can see a full license key"),
+            ("resend_keys", "Can send an order's keys email again"),
+            ("import_keys", "Can import pool keys"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=LicenseStatus.values), name="license_status_valid"

@@ -1,13 +1,14 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.template.loader import render_to_string
 
+from audit.admin import CommandActions, command_action
 from config.admin_mixins import ViewOnly, pretty_json
 
+from . import commands
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import Event
 from .models import Delivery, DeliveryAttempt, Destination, Notification
-from .outbox import resend
 
 
 class DestinationForm(forms.ModelForm):
@@ -89,20 +90,20 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-@admin.action(description="Send again (dead or sent messages)")
-def send_again(modeladmin, request, queryset):
-    count = resend(queryset)
-    modeladmin.message_user(request, f"{count} message(s) queued again.", messages.SUCCESS)
-
-
 @admin.register(Delivery)
-class DeliveryAdmin(ViewOnly, admin.ModelAdmin):
+class DeliveryAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
     list_display = ["notification", "destination", "status", "attempts", "last_status", "sent_at"]
     list_filter = ["status", "destination"]
     list_select_related = ["notification", "destination"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     inlines = [AttemptInline]
-    actions = [send_again]
+    actions = [
+        command_action(
+            commands.resend_delivery,
+            description="Send again (dead or sent messages)",
+            done="queued",
+        )
+    ]
 
 
 @admin.register(Notification)

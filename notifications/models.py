@@ -116,6 +116,7 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "deliveries"
+        permissions = [("resend_notification", "Can send a Discord message again")]
         constraints = [
             models.UniqueConstraint(
                 fields=["notification", "destination"], name="one_delivery_per_destination"

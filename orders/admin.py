@@ -1,15 +1,13 @@
 from datetime import UTC, datetime
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from audit.admin import CommandActions, command_action
 from config.admin_mixins import ViewOnly, money_field, pretty_json
 
-from .checkout import OrderActionError, complete_order, retry_order
-from .gateways import GatewayError, get_gateway, is_offline
+from . import commands
 from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
 from .money import format_money
 from .transitions import refunded_amount
@@ -71,74 +69,8 @@ class DisputeInline(ReadOnlyInline):
     amount = money_field("amount_cents", "amount")
 
 
-def _each(modeladmin, request: HttpRequest, orders: QuerySet, action, done: str) -> None:
-    for order in orders:
-        try:
-            action(order)
-        except (OrderActionError, GatewayError) as error:
-            modeladmin.message_user(request, f"{order}: {error}", messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"{order}: {done}", messages.SUCCESS)
-
-
-@admin.action(description="Complete (offline payment received)")
-def complete(modeladmin, request, orders):
-    _each(modeladmin, request, orders, lambda o: complete_order(o, staff=request.user), "completed")
-
-
-@admin.action(description="Retry (new payment link)")
-def retry(modeladmin, request, orders):
-    for order in orders:
-        try:
-            link = retry_order(order, staff=request.user)
-        except (OrderActionError, GatewayError) as error:
-            modeladmin.message_user(request, f"{order}: {error}", messages.ERROR)
-        else:
-            modeladmin.message_user(
-                request,
-                f"{order}: retried. Send the customer this payment link: {link}",
-                messages.SUCCESS,
-            )
-
-
-@admin.action(description="TEST MODE: open a dispute")
-def open_dispute(modeladmin, request, orders):
-    if not is_offline():
-        return modeladmin.message_user(
-            request, "Disputes are simulated in test mode only.", messages.ERROR
-        )
-    gateway = get_gateway()
-    _each(
-        modeladmin,
-        request,
-        orders,
-        lambda o: gateway.open_dispute(o.stripe_payment_intent_id),
-        "dispute opened",
-    )
-
-
-def _close(won: bool):
-    def close(modeladmin, request, orders):
-        if not is_offline():
-            return modeladmin.message_user(
-                request, "Disputes are simulated in test mode only.", messages.ERROR
-            )
-        gateway = get_gateway()
-
-        def close_open(order):
-            for dispute in (d for d in order.disputes.all() if d.is_open):
-                gateway.close_dispute(dispute.stripe_dispute_id, won=won)
-
-        _each(modeladmin, request, orders, close_open, "dispute closed")
-
-    close.__name__ = f"close_dispute_{'won' if won else 'lost'}"
-    return admin.action(description=f"TEST MODE: close dispute as {'won' if won else 'lost'}")(
-        close
-    )
-
-
 @admin.register(Order)
-class OrderAdmin(ViewOnly, admin.ModelAdmin):
+class OrderAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
     list_display = ["number", "email", "status", "total", "created_at"]
     list_filter = ["status", "created_at"]
     search_fields = ["number", "email", "stripe_session_id", "stripe_payment_intent_id"]
@@ -152,7 +84,20 @@ class OrderAdmin(ViewOnly, admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = fields
     inlines = [ItemInline, TransitionInline, RefundInline, DisputeInline]
-    actions = [complete, retry, open_dispute, _close(True), _close(False)]
+    # The same commands as /mgmt (audited, with the same permissions); retry's payment link and
+    # the refund form are on /mgmt.
+    actions = [
+        command_action(
+            commands.complete, description="Complete (offline payment received)", done="completed"
+        ),
+        command_action(commands.open_test_dispute, description="TEST MODE: open a dispute"),
+        command_action(
+            commands.close_test_dispute_won, description="TEST MODE: close the dispute as won"
+        ),
+        command_action(
+            commands.close_test_dispute_lost, description="TEST MODE: close the dispute as lost"
+        ),
+    ]
 
     subtotal = money_field("subtotal_cents", "subtotal (catalog)")
     total = money_field("total_cents", "total", ordering="amount_total_cents")

@@ -1,7 +1,8 @@
-"""What customers and staff do to orders: place, pay, fulfil, complete, refund, retry.
+"""What customers and staff do to orders: place, pay, fulfil; and the mechanics of completing,
+refunding and retrying (orders.commands decides who may, and when).
 
-Each function validates, calls the gateway when it must, and writes facts through `facts` and
-the status through `transitions`, so the webhook and these paths share one set of rules.
+Each function calls the gateway when it must, and writes facts through `facts` and the status
+through `transitions`, so the webhook and these paths share one set of rules.
 """
 
 import contextlib
@@ -17,17 +18,12 @@ from django.urls import reverse
 from . import facts
 from .gateways import GatewayError, LineItem, get_gateway
 from .models import CheckoutSession, Order, OrderItem, OrderTransition, Product, Refund, Status
-from .money import format_money
 from .signals import checkout_started, order_placed
 from .stripe_events import locate_order
 from .transitions import transition_order
 from .updates import update_order
 
 log = logging.getLogger(__name__)
-
-
-class OrderActionError(Exception):
-    """A staff or customer action that cannot be done now; the message says why."""
 
 
 def _lock(order: Order) -> Order:
@@ -144,88 +140,22 @@ def fulfil_session(session_id: str) -> Order | None:
     return order
 
 
-def _staff(user) -> str:
+def staff_source(user) -> str:
     return f"staff:{user.email}" if user else "staff"
 
 
-def complete_order(order: Order, *, staff, note: str = "") -> Order:
-    """Staff record an offline payment (bank transfer, cash) for a pending or failed order.
-
-    The order's checkout is closed first, so the buyer cannot pay a second time; refused while
-    the buyer's own payment may still arrive (a completed checkout, a bank debit in flight).
-    """
-    order = Order.objects.get(pk=order.pk)
-    _require_completable(order)
-    if order.stripe_session_id:
-        _close_session(order.stripe_session_id)
-    with transaction.atomic():
-        order = _lock(order)
-        _require_completable(order)
-        order.payment_method = (note or "offline payment recorded by staff")[:100]
-        order.save()
-        source = _staff(staff)
-        update_order(
-            order, lambda changes: facts.mark_paid(order, changes, source=source), source=source
-        )
-    return order
+# What staff and customers do, as mechanics: orders.commands decides whether they may, holds
+# the lock and records who did it. The functions that take a locked order are called under it.
 
 
-def _require_completable(order: Order) -> None:
-    if order.status not in (Status.PENDING, Status.FAILED):
-        raise OrderActionError(
-            f"Only a pending or failed order can be completed; this one is {order.status}."
-        )
-    if order.async_payment_pending:
-        raise OrderActionError("A payment for this order is in flight; wait for it to settle.")
-
-
-def refund_order(
-    order: Order,
-    *,
-    staff,
-    amount_cents: int | None = None,
-    reason: str = "",
-    expected_refunded_cents: int | None = None,
-) -> Refund:
-    """Refund all that is left, or `amount_cents`, through the gateway, and record it at once.
-
-    No lock is held while Stripe answers. The Idempotency-Key comes from the order and the
-    refund's sequence, so two clicks at once ask Stripe with one key and get one refund, and a
-    retry after a timeout gets Stripe's first answer instead of a second refund.
-    `expected_refunded_cents` (what the staff member saw) rejects a stale form. An order whose
-    refund failed (refund_failed_at) may be refunded again, up to what did not reach the customer;
-    a refund that then succeeds clears the flag.
-    """
-    with transaction.atomic():
-        order = _lock(order)
-        amount = _refundable(order, amount_cents, expected_refunded_cents)
-        sequence = order.refunds.exclude(sequence=None).count() + 1
-    refund = get_gateway().create_refund(
-        payment_intent=order.stripe_payment_intent_id,
-        amount=amount,
-        idempotency_key=f"refund-{order.public_id}-{sequence}",
-        metadata={"order_id": str(order.public_id), "reason": reason[:500]},
+def record_offline_payment(order: Order, *, staff, note: str = "") -> None:
+    """Staff record an offline payment (bank transfer, cash) for the locked `order`."""
+    order.payment_method = (note or "offline payment recorded by staff")[:100]
+    order.save(update_fields=["payment_method", "updated_at"])
+    source = staff_source(staff)
+    update_order(
+        order, lambda changes: facts.mark_paid(order, changes, source=source), source=source
     )
-    source = _staff(staff)
-
-    def merge(changes: facts.Changes) -> None:
-        row = facts.record_refund(
-            order,
-            refund,
-            changes,
-            source=source,
-            requested_by=staff,
-            sequence=sequence,
-            reason=reason,
-        )
-        if order.refund_failed_at and row.status == Refund.State.SUCCEEDED:
-            order.refund_failed_at = None
-            changes.mark()
-
-    with transaction.atomic():
-        order = _lock(order)
-        update_order(order, merge, source=source)
-    return order.refunds.get(stripe_refund_id=refund["id"])
 
 
 def returned_amount(order: Order) -> int:
@@ -243,88 +173,74 @@ def refundable_amount(order: Order) -> int:
     return max(order.total_cents - returned_amount(order), 0)
 
 
-def _refundable(order: Order, amount_cents: int | None, expected_refunded_cents: int | None) -> int:
-    again = order.refund_failed_at is not None and order.status in (
-        Status.COMPLETED,
-        Status.REFUNDED,
+def next_refund_sequence(order: Order) -> int:
+    return order.refunds.exclude(sequence=None).count() + 1
+
+
+def request_refund(order: Order, *, amount: int, sequence: int, reason: str) -> dict:
+    """Ask the gateway for a refund; no lock may be held while it answers. The Idempotency-Key
+    comes from the order and the refund's sequence, so two clicks at once ask Stripe with one key
+    and get one refund, and a retry after a timeout gets Stripe's first answer."""
+    return get_gateway().create_refund(
+        payment_intent=order.stripe_payment_intent_id,
+        amount=amount,
+        idempotency_key=f"refund-{order.public_id}-{sequence}",
+        metadata={"order_id": str(order.public_id), "reason": reason[:500]},
     )
-    if order.status != Status.COMPLETED and not again:
-        raise OrderActionError(
-            f"Only a completed order can be refunded; this one is {order.status}."
-        )
-    already = returned_amount(order)
-    if expected_refunded_cents is not None and expected_refunded_cents != already:
-        raise OrderActionError("This order was refunded meanwhile; reload it and check first.")
-    left = max(order.total_cents - already, 0)
-    amount = left if amount_cents is None else amount_cents
-    if not 0 < amount <= left:
-        if not left:
-            raise OrderActionError("Nothing is left to refund on this order.")
-        smallest, most = format_money(1, order.currency), format_money(left, order.currency)
-        raise OrderActionError(f"A refund must be between {smallest} and {most}.")
-    if not order.stripe_payment_intent_id:
-        raise OrderActionError("This order was paid outside Stripe; refund it there.")
-    return amount
 
 
-@transaction.atomic
-def settle_refund_failure(order: Order, *, staff) -> Order:
-    """Staff: a failed refund was dealt with outside the shop (paid back another way, or the
-    customer agreed); the order is no longer flagged. The caller records who did it."""
-    order = _lock(order)
-    if order.refund_failed_at is None:
-        raise OrderActionError("No failed refund is waiting on this order.")
+def record_requested_refund(
+    order: Order, refund: dict, *, staff, sequence: int, reason: str
+) -> Refund:
+    """The gateway's answer to `request_refund`, merged into the locked `order` at once (the
+    webhook's copy is then a duplicate fact). A refund that succeeds clears a failed one's flag."""
+    source = staff_source(staff)
+
+    def merge(changes: facts.Changes) -> None:
+        row = facts.record_refund(
+            order, refund, changes, source=source, requested_by=staff, sequence=sequence,
+            reason=reason,
+        )  # fmt: skip
+        if order.refund_failed_at and row.status == Refund.State.SUCCEEDED:
+            order.refund_failed_at = None
+            changes.mark()
+
+    update_order(order, merge, source=source)
+    return order.refunds.get(stripe_refund_id=refund["id"])
+
+
+def clear_refund_failure(order: Order) -> None:
+    """A failed refund was dealt with outside the shop: the locked `order` is no longer flagged."""
     order.refund_failed_at = None
     order.save(update_fields=["refund_failed_at", "updated_at"])
-    log.info("order %s: failed refund settled by %s", order.number, _staff(staff))
-    return order
 
 
-def retry_order(order: Order, *, staff, source: str = "") -> str:
-    """A failed order gets a new attempt and a new Checkout Session; returns the payment link.
-    Staff retry it, or the customer pays again (`staff=None`, `source` names them).
-
-    The old session is closed first, so a tab still open on it cannot take a second payment; if
-    the buyer completed it meanwhile, the retry is refused (its payment event is on its way).
-    """
-    order = Order.objects.get(pk=order.pk)
-    if order.status != Status.FAILED:
-        raise OrderActionError(f"Only a failed order can be retried; this one is {order.status}.")
-    if order.stripe_session_id:
-        _close_session(order.stripe_session_id)
-    with transaction.atomic():
-        order = _lock(order)
-        if order.status != Status.FAILED:
-            raise OrderActionError(
-                f"Only a failed order can be retried; this one is {order.status}."
-            )
-        order.attempt += 1
-        order.failure_code = order.failure_message = order.failure_source = ""
-        order.failure_event_created = None
-        order.async_payment_pending = False
-        order.save()
-        transition_order(
-            order,
-            Status.PENDING,
-            source=source or _staff(staff),
-            reason="staff retry" if staff else "paid again by the customer",
-        )
-        order_placed.send(sender=Order, order=order)
-    return start_checkout(order)
+def new_attempt(order: Order, *, source: str, reason: str) -> None:
+    """The locked failed `order` gets its next attempt and is pending again; `start_checkout`
+    then makes its Checkout Session."""
+    order.attempt += 1
+    order.failure_code = order.failure_message = order.failure_source = ""
+    order.failure_event_created = None
+    order.async_payment_pending = False
+    order.save()
+    transition_order(order, Status.PENDING, source=source, reason=reason)
+    order_placed.send(sender=Order, order=order)
 
 
-def _close_session(session_id: str) -> None:
+class SessionCompleted(Exception):
+    """The buyer completed the Checkout Session as the shop tried to close it: its payment (or
+    bank debit) is on its way."""
+
+
+def close_session(session_id: str) -> None:
     """Make sure the buyer can no longer pay this Checkout Session: expire it if it is open, then
-    look again, and refuse if they completed it (its payment is on its way), even at the moment
-    we expired it."""
+    look again; SessionCompleted if they completed it, even at the moment we expired it."""
     gateway = get_gateway()
     if gateway.retrieve_session(session_id).get("status") == "open":
         with contextlib.suppress(GatewayError):  # completed or expired meanwhile: looked at next
             gateway.expire_session(session_id)
     if gateway.retrieve_session(session_id).get("status") == "complete":
-        raise OrderActionError(
-            "The customer completed the last checkout meanwhile; wait for its payment to settle."
-        )
+        raise SessionCompleted
 
 
 def find_order(public_id: str) -> Order | None:

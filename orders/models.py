@@ -116,6 +116,15 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # What staff roles grant (accounts.roles); orders.commands checks them.
+        permissions = [
+            ("complete_order", "Can complete an order paid outside Stripe"),
+            ("refund_order", "Can refund an order"),
+            ("retry_order", "Can retry a failed order (new payment link)"),
+            ("settle_order", "Can mark a failed refund settled"),
+            ("export_orders", "Can export orders as CSV"),
+            ("simulate_dispute", "Can open and close test-mode disputes"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="order_status_valid"

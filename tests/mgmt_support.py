@@ -1,13 +1,18 @@
 """Shared by the /mgmt tests: a staff member, a customer, and URLs of every /mgmt view."""
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import User
 
 
-def staff_member(email: str = "staff@example.com") -> User:
-    return User.objects.create_user(email, password="pw", is_staff=True)
+def staff_member(email: str = "staff@example.com", role: str | None = "Owner") -> User:
+    """A staff account in `role` (accounts.roles: Support, Finance, Owner; None: no role)."""
+    user = User.objects.create_user(email, password="pw", is_staff=True)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
 
 
 def customer_member(email: str = "ada@example.com") -> User:

@@ -2,9 +2,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import User
+from audit.models import Action
 from licenses.models import KeyEmail, PoolKey
 from notifications.models import Delivery, Destination, Notification
-from orders.checkout import complete_order, start_checkout
+from orders import commands as order_commands
+from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import LicenseKind, StripeEvent
 from tests.factories import make_order, make_product
@@ -37,10 +39,11 @@ def paid_order():
 
 def test_staff_complete_a_pending_order_from_the_admin(staff_client):
     order = make_order()
-    response = act(staff_client, "complete", order)
+    response = act(staff_client, "orders_complete", order)
     order.refresh_from_db()
     assert order.status == "completed"
     assert f"{order.number}: completed" in response.content.decode()
+    assert Action.objects.get().command == "orders.complete"  # audited, as on /mgmt
 
 
 def test_the_admin_moves_no_money_refunds_are_made_on_mgmt(staff_client):
@@ -52,24 +55,18 @@ def test_the_admin_moves_no_money_refunds_are_made_on_mgmt(staff_client):
     assert (order.status, order.refunds.count()) == ("completed", 0)
 
 
-def test_retrying_from_the_admin_shows_the_new_payment_link(staff_client):
-    order = make_order()
-    start_checkout(order)
-    order.refresh_from_db()
-    OfflineGateway().decline(order.stripe_session_id)
-    response = act(staff_client, "retry", order)
-    order.refresh_from_db()
-    assert order.status == "pending"
-    assert f"/test-gateway/checkout/{order.stripe_session_id}/" in response.content.decode()
+def test_retrying_is_done_on_mgmt_where_the_payment_link_is_shown(staff_client):
+    page = staff_client.get("/admin/orders/order/").content.decode()
+    assert "orders_retry" not in page
 
 
 def test_a_test_mode_dispute_can_be_opened_and_won_from_the_admin(staff_client):
     order = paid_order()
-    act(staff_client, "open_dispute", order)
+    act(staff_client, "orders_open_test_dispute", order)
     order.refresh_from_db()
     assert order.status == "disputed"
     assert order.licenses.get().status == "suspended"
-    act(staff_client, "close_dispute_won", order)
+    act(staff_client, "orders_close_test_dispute_won", order)
     order.refresh_from_db()
     assert order.status == "completed"
     assert order.licenses.get().status == "active"
@@ -77,8 +74,8 @@ def test_a_test_mode_dispute_can_be_opened_and_won_from_the_admin(staff_client):
 
 def test_a_lost_dispute_from_the_admin_refunds_the_order(staff_client):
     order = paid_order()
-    act(staff_client, "open_dispute", order)
-    act(staff_client, "close_dispute_lost", order)
+    act(staff_client, "orders_open_test_dispute", order)
+    act(staff_client, "orders_close_test_dispute_lost", order)
     order.refresh_from_db()
     assert order.status == "refunded"
     assert order.transitions.last().reason == "chargeback lost"
@@ -87,7 +84,7 @@ def test_a_lost_dispute_from_the_admin_refunds_the_order(staff_client):
 def test_disputes_are_not_simulated_when_stripe_is_configured(staff_client, settings):
     order = paid_order()
     settings.STRIPE_SECRET_KEY = "sk_test_real"
-    response = act(staff_client, "open_dispute", order)
+    response = act(staff_client, "orders_open_test_dispute", order)
     assert "test mode only" in response.content.decode()
     assert order.disputes.count() == 0
 
@@ -122,7 +119,7 @@ def test_the_admin_pages_open(staff_client):
 
 def test_the_admin_shows_money_in_the_orders_currency_and_times_as_dates(staff_client):
     order = make_order(product=make_product(price_cents=1999, currency="jpy"))
-    complete_order(order, staff=None)
+    order_commands.complete.run(order, by=User.objects.get(email="boss@example.com"))
     listing = staff_client.get("/admin/orders/order/").content.decode()
     page = staff_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
     assert "¥1,999" in listing and "¥1,999" in page
@@ -243,7 +240,7 @@ def test_a_dead_message_can_be_sent_again_from_the_admin(staff_client):
     )
     staff_client.post(
         "/admin/notifications/delivery/",
-        {"action": "send_again", "_selected_action": [delivery.pk]},
+        {"action": "notifications_resend", "_selected_action": [delivery.pk]},
         follow=True,
     )
     delivery.refresh_from_db()
@@ -275,15 +272,16 @@ def test_staff_suspend_reinstate_and_resend_keys_from_the_license_admin(staff_cl
             follow=True,
         )
 
-    license_action("suspend")
+    license_action("licenses_suspend")
     license.refresh_from_db()
     assert (license.status, license.reason, license.changed_by.email) == (
         "suspended",
         "staff",
         "boss@example.com",
     )
-    page = license_action("suspend").content.decode()  # already suspended: allowed again
-    license_action("reinstate")
+    page = license_action("licenses_suspend").content.decode()
+    assert "This license is suspended already." in page
+    license_action("licenses_reinstate")
     license.refresh_from_db()
     assert license.status == "active"
     license_action("resend")

@@ -12,14 +12,10 @@ from django.db import connection, transaction
 from django.test import Client
 
 from accounts.models import User
+from audit.commands import Refused
+from orders import commands as order_commands
 from orders import signals
-from orders.checkout import (
-    OrderActionError,
-    complete_order,
-    fulfil_session,
-    refund_order,
-    start_checkout,
-)
+from orders.checkout import fulfil_session, start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineObject, Order, Refund, StripeEvent
 from orders.transitions import refunded_amount
@@ -304,7 +300,7 @@ def paid_offline_order() -> Order:
 
 def staff_refund(order: Order, staff: User, **form: Any) -> Callable[[], Refund]:
     # Each click is its own request: its own copy of the order, as loaded by the view.
-    return lambda: refund_order(Order.objects.get(pk=order.pk), staff=staff, **form)
+    return lambda: order_commands.refund.run(Order.objects.get(pk=order.pk), by=staff, **form)
 
 
 def test_staff_completing_an_order_while_its_payment_arrives_completes_it_once(sent, staff):
@@ -314,7 +310,9 @@ def test_staff_completing_an_order_while_its_payment_arrives_completes_it_once(s
         event = make_event("checkout.session.completed", session)
 
         def staff_complete(pk: int = order.pk) -> str:
-            return complete_order(Order.objects.get(pk=pk), staff=staff, note="paid by wire").status
+            return order_commands.complete.run(
+                Order.objects.get(pk=pk), by=staff, note="paid by wire"
+            ).status
 
         def success_page(session_id: str = order.stripe_session_id) -> str:
             return fulfil_session(session_id).status
@@ -326,7 +324,7 @@ def test_staff_completing_an_order_while_its_payment_arrives_completes_it_once(s
         )
 
         assert results[:2] == [200, "completed"], results
-        assert results[2] == "completed" or isinstance(results[2], OrderActionError), results
+        assert results[2] == "completed" or isinstance(results[2], Refused), results
         order.refresh_from_db()
         assert moves(order) == [("", "pending"), ("pending", "completed")]
         assert sent["payment_completed", order.pk] == 1
@@ -336,7 +334,7 @@ def test_staff_completing_an_order_while_its_payment_arrives_completes_it_once(s
 def assert_one_refund(results: list) -> None:
     """Both clicks either got the one refund (one Idempotency-Key, one answer) or were refused."""
     refunds = [r for r in results if isinstance(r, Refund)]
-    refused = [r for r in results if isinstance(r, OrderActionError)]
+    refused = [r for r in results if isinstance(r, Refused)]
     assert refunds and len(refunds) + len(refused) == 2, results
     assert len({r.pk for r in refunds}) == 1, results
 

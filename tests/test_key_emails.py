@@ -11,6 +11,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from accounts.models import User
+from audit.models import Action
 from licenses.emails import MAX_ATTEMPTS, queue_key_email, retry_dead_key_emails, send_key_emails
 from licenses.management.commands.send_key_emails import Command
 from licenses.models import KeyEmail, KeyEmailStatus
@@ -125,9 +126,10 @@ def test_staff_send_dead_key_emails_again_from_the_admin(client):
     client.force_login(User.objects.create_superuser("boss@example.com", "pw"))
     page = client.post(
         "/admin/licenses/keyemail/",
-        {"action": "retry_dead", "_selected_action": [email.pk]},
+        {"action": "licenses_send_key_email_again", "_selected_action": [email.pk]},
         follow=True,
     ).content.decode()
     email.refresh_from_db()
     assert email.status == "pending"
-    assert "1 dead key email(s) will be sent again" in page
+    assert "queued again" in page
+    assert Action.objects.get().command == "licenses.send_key_email_again"

@@ -4,9 +4,10 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 
-from licenses.emails import resend_keys, send_key_emails
+from audit.commands import Refused
+from licenses import commands as license_commands
+from licenses.emails import send_key_emails
 from licenses.keys import CROCKFORD, generate_key, hash_key
-from licenses.lifecycle import reinstate_license, suspend_license
 from licenses.models import KeyEmail, License, PoolKey
 from licenses.pool import import_keys, parse_keys
 from licenses.signals import stock_low
@@ -126,14 +127,14 @@ def test_a_won_dispute_never_lifts_a_staff_suspension(staff):
     order = make_order(quantity=2)
     pay(order)
     first, second = order.licenses.all()
-    suspend_license(first, staff=staff)
+    license_commands.suspend.run(first, by=staff)
     deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
     deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, first.reason) == ("suspended", "staff")
     assert second.status == "active"
-    reinstate_license(first, staff=staff)
+    license_commands.reinstate.run(first, by=staff)
     first.refresh_from_db()
     assert (first.status, first.changed_by) == ("active", staff)
 
@@ -143,10 +144,10 @@ def test_a_revoked_license_stays_revoked(staff):
     pay(order)
     deliver("refund.created", refund_obj(order, "re_1", 2500))
     license = order.licenses.get()
-    with pytest.raises(ValueError, match="revoked"):
-        suspend_license(license, staff=staff)
-    with pytest.raises(ValueError, match="Only a suspended"):
-        reinstate_license(license, staff=staff)
+    with pytest.raises(Refused, match="revoked"):
+        license_commands.suspend.run(license, by=staff)
+    with pytest.raises(Refused, match="Only a suspended"):
+        license_commands.reinstate.run(license, by=staff)
     assert License.objects.get(pk=license.pk).status == "revoked"
 
 
@@ -274,7 +275,7 @@ def test_a_failed_key_email_is_kept_and_sent_by_the_worker(settings):
 def test_staff_can_resend_the_keys(staff):
     order = make_order()
     pay(order)
-    resend_keys(order, staff=staff)
+    license_commands.resend_order_keys.run(order, by=staff)
     assert len(mail.outbox) == 1
     assert send_key_emails() == 1
     assert len(mail.outbox) == 2
@@ -282,8 +283,8 @@ def test_staff_can_resend_the_keys(staff):
 
 
 def test_resending_keys_of_an_order_without_keys_is_refused(staff):
-    with pytest.raises(ValueError, match="no keys"):
-        resend_keys(make_order(), staff=staff)
+    with pytest.raises(Refused, match="no keys"):
+        license_commands.resend_order_keys.run(make_order(), by=staff)
 
 
 class BrokenBackend:

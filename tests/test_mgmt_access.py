@@ -12,8 +12,8 @@ from tests.mgmt_support import customer_member, fill, mgmt_patterns, staff_membe
 
 pytestmark = pytest.mark.django_db
 
-# Views that only take a POST (no confirmation page of their own).
-POST_ONLY = {"reveal_key"}
+# Views that only take a POST (no confirmation page of their own): none, every action confirms.
+POST_ONLY: set[str] = set()
 
 
 @pytest.fixture

@@ -72,7 +72,8 @@ def test_notifications_show_each_destinations_health_and_filter_the_log(staff_cl
     Delivery.objects.filter(pk=dead.pk).update(status="dead")
     enqueue("order.completed", {"title": "x"}, order=order)
     response = staff_client.get("/mgmt/notifications/")
-    row = response.context["destinations"][0]
+    row, buttons = response.context["destinations"][0]
+    assert [button.label for button in buttons] == ["Send a test message", "Disable"]
     assert (row.backlog, row.dead) == (Delivery.objects.filter(status="pending").count(), 1)
     assert "secret-token" not in response.content.decode()
     log = staff_client.get("/mgmt/notifications/?status=dead")

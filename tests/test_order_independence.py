@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import User
+from orders import commands as order_commands
 from orders import signals
-from orders.checkout import retry_order, start_checkout
+from orders.checkout import start_checkout
 from orders.models import OfflineEvent, OfflineObject, Order, StripeEvent
 from orders.webhooks import handle_stripe_event
 from tests.factories import (
@@ -171,7 +172,7 @@ def retried_after_a_decline(staff: User) -> tuple[Order, str, list[dict[str, Any
     declined = intent_failed_obj(order, id=first["payment_intent"])
     decline = make_event("payment_intent.payment_failed", declined)
     handle_stripe_event(decline)
-    retry_order(order, staff=staff)
+    order_commands.retry.run(order, by=staff)
     order.refresh_from_db()
     assert (order.status, order.attempt) == ("pending", 2)
     expiry = OfflineEvent.objects.get(

@@ -8,13 +8,14 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
-from accounts.models import User
-from orders.checkout import refund_order, retry_order
+from audit.commands import Refused
+from orders import commands as order_commands
 from orders.gateways import GatewayError, LineItem
 from orders.gateways.stripe import StripeGateway
 from orders.models import Order, Refund
 from orders.webhooks import handle_stripe_event
 from tests.factories import make_order, make_product
+from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def paid_order(client, fake_stripe, *, price_cents=2500):
 
 @pytest.fixture
 def staff():
-    return User.objects.create_user("boss@example.com", is_staff=True)
+    return staff_member("boss@example.com", role="Finance")
 
 
 # Checkout Sessions.
@@ -119,7 +120,7 @@ def test_a_retried_order_expires_its_old_session_and_opens_one_under_a_new_key(
     order.refresh_from_db()
     assert order.status == "failed"
 
-    url = retry_order(order, staff=staff)
+    url = order_commands.retry.run(order, by=staff)
 
     order.refresh_from_db()
     assert order.attempt == 2
@@ -175,7 +176,7 @@ def test_a_staff_refund_sends_a_key_made_of_the_order_and_the_refund_sequence(
 ):
     order = paid_order(client, fake_stripe)
 
-    refund = refund_order(order, staff=staff, amount_cents=1000, reason="asked nicely")
+    refund = order_commands.refund.run(order, by=staff, amount_cents=1000, reason="asked nicely")
 
     [sent] = fake_stripe.requests_to("POST", "/v1/refunds")
     assert sent.headers["Idempotency-Key"] == f"refund-{order.public_id}-1"
@@ -197,12 +198,12 @@ def test_a_refund_retried_after_a_timeout_reuses_its_key_and_refunds_once(
     settings.STRIPE_TIMEOUT = 0.3
     fake_stripe.fail_next("timeout", times=2)  # the SDK's own retry times out as well
 
-    with pytest.raises(GatewayError) as lost:
-        refund_order(order, staff=staff, amount_cents=1000)
+    with pytest.raises(Refused) as lost:
+        order_commands.refund.run(order, by=staff, amount_cents=1000)
     assert lost.value.code == "stripe_unreachable"
     assert not Refund.objects.exists()
 
-    refund = refund_order(order, staff=staff, amount_cents=1000)
+    refund = order_commands.refund.run(order, by=staff, amount_cents=1000)
 
     sent = fake_stripe.requests_to("POST", "/v1/refunds")
     assert len(sent) == 3
@@ -217,11 +218,11 @@ def test_a_refund_retried_with_another_amount_under_the_same_key_is_refused(
     order = paid_order(client, fake_stripe)
     settings.STRIPE_TIMEOUT = 0.3
     fake_stripe.fail_next("timeout", times=2)
-    with pytest.raises(GatewayError):
-        refund_order(order, staff=staff, amount_cents=1000)
+    with pytest.raises(Refused):
+        order_commands.refund.run(order, by=staff, amount_cents=1000)
 
-    with pytest.raises(GatewayError) as refused:
-        refund_order(order, staff=staff, amount_cents=1500)
+    with pytest.raises(Refused) as refused:
+        order_commands.refund.run(order, by=staff, amount_cents=1500)
 
     assert refused.value.code == "stripe_refused"
     assert [r["amount"] for r in fake_stripe.refunds.values()] == [1000]
@@ -231,8 +232,8 @@ def test_a_refund_retried_with_another_amount_under_the_same_key_is_refused(
 def test_a_second_refund_of_the_same_order_uses_a_new_key(client, fake_stripe, staff):
     order = paid_order(client, fake_stripe, price_cents=2500)
 
-    refund_order(order, staff=staff, amount_cents=1000)
-    refund_order(order, staff=staff)
+    order_commands.refund.run(order, by=staff, amount_cents=1000)
+    order_commands.refund.run(order, by=staff)
 
     keys = [r.headers["Idempotency-Key"] for r in fake_stripe.requests_to("POST", "/v1/refunds")]
     assert keys == [f"refund-{order.public_id}-1", f"refund-{order.public_id}-2"]
@@ -432,9 +433,9 @@ def test_no_lock_on_the_order_is_held_while_stripe_answers_a_refund(
 
     def refund_in_another_thread():
         try:
-            refund_order(order, staff=staff, amount_cents=1000)
+            order_commands.refund.run(order, by=staff, amount_cents=1000)
             outcome.append("refunded")
-        except GatewayError as error:
+        except Refused as error:
             outcome.append(error.code)
         finally:
             connection.close()

@@ -8,13 +8,13 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from accounts.models import User
-from orders.checkout import refund_order
+from orders import commands as order_commands
 from orders.management.commands.stripe_replay_events import parse_duration
 from orders.models import Order, Refund, StripeEvent
 from orders.offline_events import deliver_due_events
 from orders.webhooks import handle_stripe_event
 from tests.factories import make_product, signed_post
+from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db
 
@@ -149,8 +149,8 @@ def test_a_staff_refund_replays_as_a_duplicate_fact(client, fake_stripe):
     fake_stripe.pay(order.stripe_session_id)
     client.get(f"/checkout/success/?session_id={order.stripe_session_id}")
     order.refresh_from_db()
-    staff = User.objects.create_user("boss@example.com", is_staff=True)
-    refund = refund_order(order, staff=staff, amount_cents=1000)
+    staff = staff_member("boss@example.com", role="Finance")
+    refund = order_commands.refund.run(order, by=staff, amount_cents=1000)
 
     replay("--since", "3d")
 

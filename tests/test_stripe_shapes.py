@@ -9,9 +9,11 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from audit.commands import Refused
 from licenses.emails import send_key_emails
+from orders import commands as order_commands
 from orders import facts
-from orders.checkout import OrderActionError, refund_order, settle_refund_failure, start_checkout
+from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import Dispute, LicenseKind, Order, StripeEvent
 from orders.offline_events import deliver_due_events
@@ -332,7 +334,7 @@ def test_staff_refund_again_after_a_failed_refund_and_the_flag_clears(order, sta
     )
     assert order.refund_failed_at is not None
 
-    refund_order(order, staff=staff, amount_cents=1000, reason="paid back again")
+    order_commands.refund.run(order, by=staff, amount_cents=1000, reason="paid back again")
 
     order.refresh_from_db()
     assert order.refund_failed_at is None
@@ -343,12 +345,12 @@ def test_a_failed_refund_can_be_settled_by_staff_and_only_once(order, staff):
     pay(order)
     deliver(order, "refund.updated", full_refund("failed")(order))
 
-    settle_refund_failure(order, staff=staff)
+    order_commands.settle.run(order, by=staff)
 
     order.refresh_from_db()
     assert order.refund_failed_at is None
-    with pytest.raises(OrderActionError, match="No failed refund"):
-        settle_refund_failure(order, staff=staff)
+    with pytest.raises(Refused, match="No failed refund"):
+        order_commands.settle.run(order, by=staff)
 
 
 def test_two_partial_refunds_adding_up_to_the_total_tell_partial_then_in_full(order):
@@ -432,5 +434,5 @@ def test_a_yen_order_is_shown_and_bounded_in_whole_yen(client, staff):
     page = client.get(f"/orders/{order.public_id}/").content.decode()
     assert "¥1,999" in page and "¥19.99" not in page
     assert fields_of(order, "order.completed")["Total"] == "¥1,999"
-    with pytest.raises(OrderActionError, match="between ¥1 and ¥1,999"):
-        refund_order(order, staff=staff, amount_cents=2000)
+    with pytest.raises(Refused, match="between ¥1 and ¥1,999"):
+        order_commands.refund.run(order, by=staff, amount_cents=2000)

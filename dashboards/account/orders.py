@@ -3,15 +3,13 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.urls import reverse
 
-from licenses.emails import resend_keys
-from licenses.ratelimit import hit
-from orders.checkout import OrderActionError, retry_order
-from orders.gateways import GatewayError
+from licenses import commands as license_commands
+from licenses.models import License
+from orders import commands as order_commands
 from orders.models import LicenseKind, Order, OrderItem, Status
 from orders.money import format_money
 from orders.transitions import refunded_amount
@@ -19,10 +17,6 @@ from orders.transitions import refunded_amount
 from .history import failure_words, order_history
 
 ORDERS_PER_PAGE = 20
-
-
-class ActionRefused(Exception):
-    """A customer action that cannot be done now; the message is for the customer."""
 
 
 def customer_orders(user) -> QuerySet[Order]:
@@ -95,11 +89,13 @@ def status_sentence(order: Order) -> str:
     return ""
 
 
-def order_page(order: Order) -> dict:
+def order_page(order: Order, user) -> dict:
     """Display-ready context for the order page and its live fragment (a fixed number of queries,
     whatever the number of items, licenses and status changes)."""
     items = order.line_items()
-    licenses = list(order.licenses.select_related("product").order_by("created_at", "id"))
+    ordered = License.objects.select_related("product").order_by("created_at", "id")
+    prefetch_related_objects([order], Prefetch("licenses", queryset=ordered))
+    licenses = list(order.licenses.all())  # the commands' refusals read these too
     history = order_history(
         order, transitions=list(order.transitions.all()), refunds=list(order.refunds.all())
     )
@@ -119,44 +115,8 @@ def order_page(order: Order) -> dict:
         "history": history,
         "licenses": licenses,
         "expects_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
-        "can_pay_again": order.status == Status.FAILED,
-        "can_resend_keys": any(license.key for license in licenses),
+        # Drawn from the commands' refusals (a refused button is not shown to customers).
+        "can_pay_again": order_commands.pay_again.refusal(order, by=user) is None,
+        "can_resend_keys": license_commands.resend_my_keys.refusal(order, by=user) is None,
         "live": order.status == Status.PENDING,
     }
-
-
-def pay_again(*, order: Order, email: str) -> str:
-    """A new Checkout Session for a failed order (what staff "retry" does); returns its URL."""
-    if order.status != Status.FAILED:
-        raise ActionRefused(f"This order is {order.status}: there is nothing to pay again.")
-    try:
-        return retry_order(order, staff=None, source=f"customer:{email}")
-    except OrderActionError:
-        # The order changed meanwhile, or its last checkout was paid a moment ago.
-        raise ActionRefused(
-            "A payment for this order is already on its way; this page shows it once it arrives."
-        ) from None
-    except GatewayError as error:
-        reason = error.message.rstrip(".")
-        raise ActionRefused(
-            f"The payment could not start: {reason}. Please try again soon."
-        ) from None
-
-
-def resend_order_keys(*, order: Order) -> None:
-    """Queue the email with the order's keys again, a few times an hour at most per order."""
-    wait = hit(
-        "account-resend-keys",
-        order.number,
-        limit=settings.ACCOUNT_RESEND_KEYS_RATE,
-        window=settings.ACCOUNT_RESEND_KEYS_WINDOW,
-    )
-    if wait:
-        minutes = max(1, round(wait / 60))
-        raise ActionRefused(
-            f"Your keys were sent several times already; you can ask again in {minutes} minutes."
-        )
-    try:
-        resend_keys(order, staff=None)
-    except ValueError:
-        raise ActionRefused("This order has no keys to send yet.") from None

@@ -16,20 +16,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from audit.commands import Refused
+from licenses import commands as license_commands
 from licenses.views import client_address
+from orders import commands as order_commands
 from orders.models import Order
 from orders.views import SeeOther
 
 from .forms import LinkRequestForm, safe_next
 from .links import BadLink, LinkNotSent, Throttled, check_link, request_link, use_link
-from .orders import (
-    ActionRefused,
-    customer_orders,
-    order_page,
-    orders_page,
-    pay_again,
-    resend_order_keys,
-)
+from .orders import customer_orders, order_page, orders_page
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -129,7 +125,7 @@ def customer_order(view):
 def order(request: HttpRequest, order: Order) -> HttpResponse:
     """The page, or for htmx's poll only its live part (which stops polling once not pending)."""
     template = "_order.html" if request.htmx else "order.html"
-    return render(request, f"dashboards/account/{template}", order_page(order))
+    return render(request, f"dashboards/account/{template}", order_page(order, request.user))
 
 
 @login_not_required
@@ -137,10 +133,13 @@ def order(request: HttpRequest, order: Order) -> HttpResponse:
 @customer_order
 def order_pay_again(request: HttpRequest, order: Order) -> HttpResponse:
     try:
-        return SeeOther(pay_again(order=order, email=request.user.email))
-    except ActionRefused as refused:
-        messages.error(request, str(refused))
+        return SeeOther(order_commands.pay_again.run(order, by=request.user))
+    except Refused as refused:
+        messages.error(request, _for_customer(refused))
     return SeeOther(reverse("account:order", args=[order.number]))
+
+
+order_pay_again.command = order_commands.pay_again
 
 
 @login_not_required
@@ -148,9 +147,19 @@ def order_pay_again(request: HttpRequest, order: Order) -> HttpResponse:
 @customer_order
 def order_resend_keys(request: HttpRequest, order: Order) -> HttpResponse:
     try:
-        resend_order_keys(order=order)
-    except ActionRefused as refused:
-        messages.error(request, str(refused))
+        license_commands.resend_my_keys.run(order, by=request.user)
+    except Refused as refused:
+        messages.error(request, refused.words)
     else:
         messages.success(request, f"Your keys are on their way to {order.email}.")
     return SeeOther(reverse("account:order", args=[order.number]))
+
+
+order_resend_keys.command = license_commands.resend_my_keys
+
+
+def _for_customer(refused: Refused) -> str:
+    """A payment provider's refusal (it has a code) in the customer's words."""
+    if refused.code:
+        return f"The payment could not start: {refused.words.rstrip('.')}. Please try again soon."
+    return refused.words

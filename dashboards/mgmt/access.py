@@ -1,9 +1,11 @@
-"""Every /mgmt view is for staff only: anyone else (signed out, or a customer) is sent to the
-admin's password login, and never sees a page."""
+"""Who may open /mgmt: staff only (anyone else goes to the admin's password login and never
+sees a page), and on each page only with its permission: without it, a 403 page that says what
+the role does not allow."""
 
 import functools
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.cache import never_cache
@@ -15,11 +17,22 @@ def staff_only(view):
     return staff_member_required(never_cache(view), login_url="admin:login")
 
 
-def with_order(view):
+def requires(permission: str, words: str):
+    """Staff only, and with `permission` (`words`: what it allows, for the 403 page)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(permission):
+                raise PermissionDenied(f"Your role does not allow {words}. Ask an Owner.")
+            return view(request, *args, **kwargs)
+
+        checked.permission = permission  # the role matrix test reads it
+        return staff_only(checked)
+
+    return decorate
+
+
+def find_order(number: str) -> Order:
     """The URL's order number → the order (404 if there is none)."""
-
-    @functools.wraps(view)
-    def found(request: HttpRequest, number: str, **kwargs) -> HttpResponse:
-        return view(request, get_object_or_404(Order, number=number.upper()), **kwargs)
-
-    return found
+    return get_object_or_404(Order, number=number.upper())

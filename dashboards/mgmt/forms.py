@@ -1,7 +1,7 @@
 from django import forms
 
 from orders.checkout import refundable_amount, returned_amount
-from orders.models import LicenseKind, Order, Product
+from orders.models import Order
 from orders.money import format_money, parse_money
 
 
@@ -11,6 +11,9 @@ class CompleteForm(forms.Form):
         required=False,
         help_text="How the customer paid (bank transfer, cash…); shown as the payment method.",
     )
+
+    def __init__(self, *args, obj: Order, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
 
 
 class RefundForm(forms.Form):
@@ -23,9 +26,9 @@ class RefundForm(forms.Form):
     )
     seen_returned = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
-    def __init__(self, *args, order: Order, **kwargs) -> None:
+    def __init__(self, *args, obj: Order, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.order = order
+        self.order = order = obj
         self.left = refundable_amount(order)
         self.fields["seen_returned"].initial = returned_amount(order)
         self.fields["amount"].help_text = (
@@ -48,18 +51,11 @@ class RefundForm(forms.Form):
             raise forms.ValidationError(f"Only {most} is left to refund on this order.")
         return cents
 
-
-class ImportKeysForm(forms.Form):
-    product = forms.ModelChoiceField(Product.objects.filter(license_kind=LicenseKind.POOL))
-    keys = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 6}), required=False, help_text="One key per line."
-    )
-    file = forms.FileField(
-        required=False, help_text="Or a text file (one key per line) or CSV (keys first)."
-    )
-
-    def clean(self) -> dict:
-        cleaned = super().clean()
-        if not cleaned.get("keys") and not cleaned.get("file"):
-            raise forms.ValidationError("Paste keys or choose a file.")
-        return cleaned
+    def params(self) -> dict:
+        """The refund command's parameters."""
+        data = self.cleaned_data
+        return {
+            "amount_cents": data["amount"],
+            "reason": data["reason"],
+            "seen_returned": data["seen_returned"],
+        }

@@ -3,13 +3,18 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
+from django.urls import reverse
 
 from accounts.addresses import lookalike_warning
+from audit.commands import Button
+from licenses import commands as license_commands
 from licenses.models import License
+from notifications import commands as notification_commands
 from notifications.models import Delivery, Notification
+from orders import commands as order_commands
 from orders.checkout import refundable_amount, returned_amount
-from orders.models import Order, OrderItem, Status
+from orders.models import Order, OrderItem
 from orders.money import format_money
 
 
@@ -37,12 +42,42 @@ def _money(order: Order):
     return lambda cents: format_money(cents, order.currency)
 
 
-def order_context(order: Order) -> dict:
+# The commands drawn on an order's page, in order, with their /mgmt URL names.
+ORDER_COMMANDS = [
+    (order_commands.complete, "mgmt:complete"),
+    (order_commands.refund, "mgmt:refund"),
+    (order_commands.retry, "mgmt:retry"),
+    (license_commands.resend_order_keys, "mgmt:resend_keys"),
+    (order_commands.settle, "mgmt:settle"),
+    (order_commands.open_test_dispute, "mgmt:open_test_dispute"),
+    (order_commands.close_test_dispute_won, "mgmt:close_test_dispute_won"),
+    (order_commands.close_test_dispute_lost, "mgmt:close_test_dispute_lost"),
+]
+LICENSE_COMMANDS = [
+    (license_commands.suspend, "mgmt:suspend_license"),
+    (license_commands.reinstate, "mgmt:reinstate_license"),
+]
+
+
+def buttons(commands: list, obj, user, *args) -> list[Button]:
+    """The buttons `user` may see for `obj`: from each command's refusal, nothing else."""
+    drawn = (command.button(obj, by=user, url=reverse(url, args=args)) for command, url in commands)
+    return [button for button in drawn if button]
+
+
+def order_context(order: Order, user) -> dict:
     money = _money(order)
     items = list(OrderItem.objects.filter(order=order).select_related("product").order_by("id"))
-    licenses = list(
-        License.objects.filter(order=order).select_related("product", "changed_by").order_by("id")
+    # Prefetched on the order: the commands' refusals (buttons) read them with no query more.
+    prefetch_related_objects(
+        [order],
+        Prefetch(
+            "licenses",
+            queryset=License.objects.select_related("product", "changed_by").order_by("id"),
+        ),
+        "disputes",
     )
+    licenses = list(order.licenses.all())
     deliveries = Prefetch(
         "deliveries", queryset=Delivery.objects.select_related("destination").order_by("id")
     )
@@ -71,7 +106,15 @@ def order_context(order: Order) -> dict:
             Step(t.created_at, t.from_status, t.to_status, who(t.source), t.reason)
             for t in order.transitions.all()
         ],
-        "licenses": licenses,
+        "licenses": [
+            {
+                "row": license,
+                "buttons": buttons(LICENSE_COMMANDS, license, user, order.number, license.pk),
+                "can_reveal": license_commands.reveal_key.button(license, by=user, url="")
+                is not None,
+            }
+            for license in licenses
+        ],
         "refunds": [
             {"row": refund, "amount": money(refund.amount_cents)}
             for refund in order.refunds.select_related("requested_by")
@@ -83,10 +126,7 @@ def order_context(order: Order) -> dict:
         "mismatches": list(order.payment_mismatches.all()),
         "events": list(order.stripe_events.order_by("created", "id").defer("payload")),
         "notifications": notifications,
-        "staff_actions": list(order.staff_actions.select_related("user")[:50]),
-        "can_complete": order.status in (Status.PENDING, Status.FAILED),
-        "can_refund": left > 0 and (order.status == Status.COMPLETED or order.refund_failed_at),
-        "can_retry": order.status == Status.FAILED,
-        "can_resend_keys": any(license.key for license in licenses),
-        "can_settle": order.refund_failed_at is not None,
+        "actions": list(order.actions.select_related("user")[:50]),
+        "buttons": buttons(ORDER_COMMANDS, order, user, order.number),
+        "can_resend": notification_commands.resend_delivery.permitted(user),
     }

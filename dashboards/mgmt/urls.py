@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import pages, views
+from .views import events, licenses, notifications, orders, overview
 
 app_name = "mgmt"
 
@@ -8,24 +8,37 @@ order = "orders/<str:number>/"
 license = order + "licenses/<int:pk>/"
 
 urlpatterns = [
-    path("", pages.overview, name="overview"),
-    path("orders/", views.orders, name="orders"),
-    path("orders/export.csv", views.export, name="export"),
-    path(order, views.order, name="order"),
-    path(order + "complete/", views.complete, name="complete"),
-    path(order + "refund/", views.refund, name="refund"),
-    path(order + "retry/", views.retry, name="retry"),
-    path(order + "resend-keys/", views.resend_keys, name="resend_keys"),
-    path(order + "settle/", views.settle, name="settle"),
-    path(license + "suspend/", views.suspend_license, name="suspend_license"),
-    path(license + "reinstate/", views.reinstate_license, name="reinstate_license"),
-    path(license + "reveal/", views.reveal_key, name="reveal_key"),
-    path("deliveries/<int:pk>/resend/", views.resend_delivery, name="resend_delivery"),
-    path("notifications/", pages.notifications, name="notifications"),
-    path("notifications/<int:pk>/test/", pages.test_destination, name="test_destination"),
-    path("notifications/<int:pk>/enable/", pages.enable_destination, name="enable_destination"),
-    path("notifications/<int:pk>/disable/", pages.disable_destination, name="disable_destination"),
-    path("events/", pages.events, name="events"),
-    path("licenses/", pages.licenses, name="licenses"),
-    path("licenses/import/", pages.import_keys, name="import_keys"),
+    path("", overview.overview, name="overview"),
+    path("orders/", orders.orders, name="orders"),
+    path("orders/export.csv", orders.export, name="export"),
+    path(order, orders.order, name="order"),
+    path(order + "complete/", orders.complete, name="complete"),
+    path(order + "refund/", orders.refund, name="refund"),
+    path(order + "retry/", orders.retry, name="retry"),
+    path(order + "resend-keys/", orders.resend_keys, name="resend_keys"),
+    path(order + "settle/", orders.settle, name="settle"),
+    path(order + "test-dispute/open/", orders.open_test_dispute, name="open_test_dispute"),
+    path(order + "test-dispute/won/", orders.close_test_dispute_won, name="close_test_dispute_won"),
+    path(
+        order + "test-dispute/lost/", orders.close_test_dispute_lost, name="close_test_dispute_lost"
+    ),
+    path(license + "suspend/", licenses.suspend_license, name="suspend_license"),
+    path(license + "reinstate/", licenses.reinstate_license, name="reinstate_license"),
+    path(license + "reveal/", licenses.reveal_key, name="reveal_key"),
+    path("deliveries/<int:pk>/resend/", notifications.resend_delivery, name="resend_delivery"),
+    path("notifications/", notifications.notifications, name="notifications"),
+    path("notifications/<int:pk>/test/", notifications.test_destination, name="test_destination"),
+    path(
+        "notifications/<int:pk>/enable/",
+        notifications.enable_destination,
+        name="enable_destination",
+    ),
+    path(
+        "notifications/<int:pk>/disable/",
+        notifications.disable_destination,
+        name="disable_destination",
+    ),
+    path("events/", events.events, name="events"),
+    path("licenses/", licenses.licenses, name="licenses"),
+    path("licenses/import/", licenses.import_keys, name="import_keys"),
 ]
