@@ -8,7 +8,7 @@ from orders.models import LicenseKind, Product
 
 from .emails import resend_keys, retry_dead_key_emails
 from .lifecycle import reinstate_license, suspend_license
-from .models import KeyEmail, License, PoolKey
+from .models import Activation, KeyEmail, License, PoolKey
 from .pool import import_keys, parse_keys
 
 
@@ -75,18 +75,36 @@ def resend(modeladmin, request, queryset):
     _each(modeladmin, request, orders, resend_keys)
 
 
+class ActivationInline(admin.TabularInline):
+    """The license's devices. The fingerprint is kept only as a hash, and not shown at all."""
+
+    model = Activation
+    extra = 0
+    can_delete = False
+    fields = ["label", "public_id", "created_at", "last_seen_at", "deactivated_at", "ended"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(License)
 class LicenseAdmin(ViewOnly, admin.ModelAdmin):
-    list_display = ["__str__", "masked_key", "status", "reason", "created_at"]
+    list_display = ["__str__", "masked_key", "status", "reason", "expires_at", "created_at"]
     list_filter = ["status", "reason", "product"]
     search_fields = ["order__number", "order__email"]
     list_select_related = ["order", "product"]
     exclude = ["key", "key_hash"]
     readonly_fields = [
         "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
+        "public_id", "max_activations", "expires_at", "limit_reached_at",
         "created_at", "activated_at", "suspended_at", "revoked_at", "changed_by", "changed_at",
     ]  # fmt: skip
     actions = [suspend, reinstate, resend]
+    inlines = [ActivationInline]
 
 
 @admin.action(description="Send the dead ones again (the mail server works again)")
