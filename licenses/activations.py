@@ -43,6 +43,7 @@ class ActivationRefused(Exception):
 
 @dataclass(frozen=True)
 class Activated:
+    license: License  # as read under its lock
     activation: Activation
     created: bool  # False: the device was already active (the same activation)
     used: int  # the license's active activations, this one included
@@ -88,7 +89,7 @@ def activate(license: License, *, fingerprint: str, label: str = "") -> Activate
     if existing is not None:
         existing.last_seen_at, existing.label = now, label or existing.label
         existing.save(update_fields=["last_seen_at", "label"])
-        return Activated(existing, False, used)
+        return Activated(license, existing, False, used)
     if license.max_activations is not None and used >= license.max_activations:
         raise ActivationRefused(
             "TOO_MANY_ACTIVATIONS",
@@ -100,7 +101,7 @@ def activate(license: License, *, fingerprint: str, label: str = "") -> Activate
     used += 1
     if used == license.max_activations:
         _tell_limit_reached(license, activation, now)
-    return Activated(activation, True, used)
+    return Activated(license, activation, True, used)
 
 
 def _tell_limit_reached(license: License, activation: Activation, now: datetime) -> None:
