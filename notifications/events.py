@@ -14,6 +14,7 @@ class Event(models.TextChoices):
     ORDER_DISPUTE_CLOSED = "order.dispute_closed"
     ORDER_REFUND_FAILED = "order.refund_failed"
     LICENSE_STOCK_LOW = "license.stock_low"
+    LICENSE_ACTIVATION_LIMIT_REACHED = "license.activation_limit_reached"
     TEST = "test", "test (send_test_notification)"
 
 
@@ -28,6 +29,7 @@ COLOURS = {
     Event.ORDER_DISPUTE_CLOSED: 0x9B59B6,
     Event.ORDER_REFUND_FAILED: 0xE74C3C,
     Event.LICENSE_STOCK_LOW: 0xE74C3C,
+    Event.LICENSE_ACTIVATION_LIMIT_REACHED: 0xE67E22,
     Event.TEST: 0x3498DB,
 }
 
