@@ -115,8 +115,8 @@ def retry_dead(modeladmin, request, queryset):
 
 @admin.register(KeyEmail)
 class KeyEmailAdmin(ViewOnly, admin.ModelAdmin):
-    list_display = ["order", "status", "created_at", "sent_at", "attempts", "last_error"]
-    list_filter = ["status"]
+    list_display = ["order", "kind", "status", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["status", "kind"]
     list_select_related = ["order"]
     actions = [retry_dead]
     readonly_fields = [f.name for f in KeyEmail._meta.fields]
