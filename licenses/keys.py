@@ -1,5 +1,6 @@
 """License keys: generating them and the keyed hash they are looked up by."""
 
+import functools
 import hashlib
 import hmac
 import re
@@ -35,7 +36,13 @@ def hash_key(key: str) -> str:
 def derived_key(context: str) -> bytes:
     """A key of its own for each other use of the license secret, so that no two uses can ever
     produce the same value: a fingerprint's hash is never a key's hash, whatever was typed."""
-    return hmac.new(_secret(), f"license-shop/{context}".encode(), hashlib.sha256).digest()
+    return _derive(_secret(), context)
+
+
+@functools.lru_cache(maxsize=16)
+def _derive(secret: bytes, context: str) -> bytes:
+    # Remembered per secret: validate with a fingerprint derives the same key on every request.
+    return hmac.new(secret, f"license-shop/{context}".encode(), hashlib.sha256).digest()
 
 
 def hash_fingerprint(fingerprint: str) -> str:

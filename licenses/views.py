@@ -6,7 +6,7 @@ found for the product asked carries `certificate` (certificates.py) for offline 
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -113,22 +113,14 @@ def _limited(request: HttpRequest, digest: str) -> int:
     )
 
 
-def _aware(value: Any) -> datetime | None:
-    # SQLite hands a written-out SELECT naive UTC datetimes; PostgreSQL aware ones.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _public(value: Any) -> str:
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
-
-
 def _terms(expires_at: datetime | None, used: int, limit: int | None) -> dict[str, Any]:
     return {
         "expires_at": expires_at.isoformat() if expires_at else None,
         "activations": {"used": used, "limit": limit},
     }
+
+
+_aware, _public = activations._aware, activations._uuid
 
 
 def _certificate(row: tuple, code: str, fingerprint: str | None) -> str:
@@ -232,27 +224,38 @@ def activate(request: HttpRequest) -> JsonResponse:
     digest = hash_key(key)
     if wait := _limited(request, digest):
         return _too_many(wait)
-    row = _find(LOOKUP, [digest])
-    if row is None or row[5] != product:
-        code = "NOT_FOUND" if row is None else "PRODUCT_MISMATCH"
-        return JsonResponse(
-            {"activated": False, **_unknown(code)}, status=REFUSAL_STATUS.get(code, 403)
-        )
     try:
-        done = activations.activate(License(pk=row[0]), fingerprint=fingerprint, label=label)
+        done = activations.activate_key(
+            key_hash=digest, product=product, fingerprint=fingerprint, label=label
+        )
     except activations.ActivationRefused as refused:
-        body = {"activated": False, "code": refused.code, **_terms(_aware(row[3]), row[6], row[4])}
-        body["certificate"] = _certificate(row, refused.code, None)
-        return JsonResponse(body, status=REFUSAL_STATUS.get(refused.code, 403))
-    license = done.license
+        status = REFUSAL_STATUS.get(refused.code, 403)
+        if refused.terms is None:
+            return JsonResponse({"activated": False, **_unknown(refused.code)}, status=status)
+        terms = refused.terms
+        body = {"activated": False, "code": refused.code}
+        body |= _terms(terms.expires_at, refused.used, terms.max_activations)
+        body["certificate"] = _terms_certificate(terms, refused.code, None)
+        return JsonResponse(body, status=status)
+    terms = done.license
     body = {
         "activated": True,
         "code": "ACTIVATED",
         "activation_id": str(done.activation.public_id),
-        **_terms(license.expires_at, done.used, license.max_activations),
-        "certificate": _certificate(row, "VALID", fingerprint),
+        **_terms(terms.expires_at, done.used, terms.max_activations),
+        "certificate": _terms_certificate(terms, "VALID", fingerprint),
     }
     return JsonResponse(body, status=201 if done.created else 200)
+
+
+def _terms_certificate(terms: activations.Terms, code: str, fingerprint: str | None) -> str:
+    return certificate(
+        license_id=terms.public_id,
+        product=terms.product,
+        status="expired" if code == "EXPIRED" else terms.status,
+        expires_at=terms.expires_at,
+        fingerprint=fingerprint,
+    )
 
 
 @login_not_required
