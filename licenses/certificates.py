@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from .keys import derived_key
 from .models import SigningKey
@@ -76,6 +77,7 @@ def _thumbprint(x: str) -> str:
     return b64url(hashlib.sha256(canonical.encode()).digest())
 
 
+@sensitive_variables("private", "sealed")
 def _new_key() -> SigningKey:
     private = Ed25519PrivateKey.generate()
     x = b64url(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
@@ -124,6 +126,7 @@ def forget_signer() -> None:
     _signer = None
 
 
+@sensitive_variables("raw")
 def _unsealed(key: SigningKey) -> Signer:
     sealed = bytes(key.private_key)
     try:
