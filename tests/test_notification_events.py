@@ -267,3 +267,25 @@ def test_a_license_using_its_last_activation_tells_staff_once_a_day():
 
 def test_activation_limit_reached_is_a_default_event():
     assert "license.activation_limit_reached" in DEFAULT_EVENTS
+
+
+def test_destinations_that_took_every_event_get_the_activation_limit_one_on_upgrade():
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module(
+        "notifications.migrations.0007_event_activation_limit_reached"
+    ).subscribe_every_event_destinations
+    before = [e for e in DEFAULT_EVENTS if e != "license.activation_limit_reached"]
+    every = Destination.objects.create(
+        name="all", webhook_id="1" * 18, token="x" * 68, events=before
+    )
+    some = Destination.objects.create(
+        name="refunds", webhook_id="2" * 18, token="y" * 68, events=["order.refunded"]
+    )
+    upgrade(apps, None)
+    every.refresh_from_db()
+    some.refresh_from_db()
+    assert every.events == [*before, "license.activation_limit_reached"]
+    assert some.events == ["order.refunded"]
