@@ -240,18 +240,28 @@ def deactivation_refusal(activation: Activation, *, by=None) -> str:
     words; empty when they may."""
     if activation.deactivated_at is not None or _ended_by(by) not in COUNTED:
         return ""
-    limit = settings.LICENSE_DEACTIVATIONS_PER_30_DAYS
-    recent = _recent_deactivations(activation.license_id, timezone.now())
-    if len(recent) < limit:
+    if _churn_wait(activation.license_id, timezone.now()) is None:
         return ""
-    return f"This license was deactivated on {limit} devices in the last 30 days: try again later."
+    return f"{_churned()}: try again later."
 
 
-def _recent_deactivations(license_id: int, now: datetime) -> list[datetime]:
-    ended = Activation.objects.filter(
-        license_id=license_id, ended__in=COUNTED, deactivated_at__gt=now - DEACTIVATION_WINDOW
+def _churned() -> str:
+    limit = settings.LICENSE_DEACTIVATIONS_PER_30_DAYS
+    return f"This license was deactivated on {limit} devices in the last 30 days"
+
+
+def _churn_wait(license_id: int, now: datetime) -> timedelta | None:
+    """How long until the license's holder may deactivate again (None: now): the churn limit,
+    counted over the 30 days before `now`."""
+    limit = settings.LICENSE_DEACTIVATIONS_PER_30_DAYS
+    recent = sorted(
+        Activation.objects.filter(
+            license_id=license_id, ended__in=COUNTED, deactivated_at__gt=now - DEACTIVATION_WINDOW
+        ).values_list("deactivated_at", flat=True)
     )
-    return sorted(ended.values_list("deactivated_at", flat=True))
+    if len(recent) < limit:
+        return None
+    return recent[len(recent) - limit] + DEACTIVATION_WINDOW - now  # the oldest that counts
 
 
 @transaction.atomic
@@ -265,16 +275,13 @@ def deactivate(activation: Activation, *, by=None) -> Activation:
     if activation.deactivated_at is not None:
         return activation
     now, ended = timezone.now(), _ended_by(by)
-    if ended in COUNTED:
-        recent = _recent_deactivations(activation.license_id, now)
-        limit = settings.LICENSE_DEACTIVATIONS_PER_30_DAYS
-        if len(recent) >= limit:
-            wait = recent[len(recent) - limit] + DEACTIVATION_WINDOW - now
-            raise ActivationRefused(
-                "TOO_MANY_DEACTIVATIONS",
-                f"This license was deactivated on {limit} devices in the last 30 days.",
-                retry_after=max(1, int(wait.total_seconds() + 0.999)),
-            )
+    wait = _churn_wait(activation.license_id, now) if ended in COUNTED else None
+    if wait is not None:
+        raise ActivationRefused(
+            "TOO_MANY_DEACTIVATIONS",
+            f"{_churned()}.",
+            retry_after=max(1, int(wait.total_seconds() + 0.999)),
+        )
     activation.deactivated_at, activation.ended = now, ended
     activation.ended_by = by
     activation.save(update_fields=["deactivated_at", "ended", "ended_by"])
