@@ -1,11 +1,15 @@
-"""Validate throughput: POST /api/licenses/validate against a bare view that only parses the JSON.
+"""License API throughput: POST /api/licenses/validate (without and with a device fingerprint)
+and POST /api/licenses/activate against a bare view that only parses the JSON.
 
     .venv/bin/python bench/validate_throughput.py [--licenses 100000] [--requests 6000]
         [--clients 16] [--rounds 6] [--workers 5] [--profile 2000]
 
 gunicorn (config/gunicorn.py, sync workers) on PostgreSQL, with `--licenses` real keys in the
-table (generate_key + hash_key, statuses active/suspended/revoked), serves both endpoints in one
-run. Client threads post a mix of valid, unknown and wrong-product keys; the phases are
+table (generate_key + hash_key, statuses active/suspended/revoked, a limit of 3 activations,
+a third of the active ones activated on one device), serves every endpoint in one run. Client
+threads post a mix of valid, unknown and wrong-product keys (validate), of activated, other and
+unknown devices (validate with a fingerprint), and new devices on distinct licenses (activate,
+each a 201); the phases are
 interleaved over several rounds and each server's median rate is reported, because on a small
 machine the client competes with the server for the same cores. The CPU time the gunicorn
 workers and their PostgreSQL backends spend per request is reported too: unlike the rates it
@@ -22,9 +26,11 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,7 +38,14 @@ import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_validate"
-SERVERS = {"bare": "/bench/validate-bare", "validate": "/api/licenses/validate"}
+SERVERS = {
+    "bare": "/bench/validate-bare",
+    "validate": "/api/licenses/validate",
+    "validate_fp": "/api/licenses/validate",
+    "activate": "/api/licenses/activate",
+}
+# The issue's targets: each server's rate as a share of bare's.
+TARGETS = {"validate": 0.5, "validate_fp": 0.8, "activate": 0.5}
 MARKER_TABLE = "bench_validate_marker"  # its presence marks a database this script made
 RAISED_RATE = "1000000000"
 RATE_SETTINGS = ("LICENSE_VALIDATE_RATE", "LICENSE_VALIDATE_KEY_RATE")
@@ -42,10 +55,19 @@ MIX = {"known": 0.6, "wrong_product": 0.2, "unknown": 0.2}
 STATUS_SHARES = {"active": 0.8, "suspended": 0.1, "revoked": 0.1}
 PRODUCTS = {"bench-editor": "ED", "bench-compiler": "CC", "bench-profiler": "PF"}
 ORDERS = 20
+MAX_ACTIVATIONS = 3
+ACTIVATED_SHARE = 1 / 3  # of the active licenses: one device activated
+# Of validate-with-fingerprint requests: an activated device, another device, an unknown key.
+FINGERPRINT_MIX = {"activated": 0.6, "other_device": 0.2, "unknown": 0.2}
 JSON_HEADERS = {"Content-Type": "application/json"}
 COPY_LICENSES = (
-    "COPY licenses_license (order_id, product_id, status, reason, dispute_id, key, key_hash,"
-    " created_at, activated_at, suspended_at, revoked_at) FROM STDIN"
+    "COPY licenses_license (id, public_id, order_id, product_id, status, reason, dispute_id, key,"
+    " key_hash, max_activations, expires_at, created_at, activated_at, suspended_at, revoked_at)"
+    " FROM STDIN"
+)
+COPY_ACTIVATIONS = (
+    "COPY licenses_activation (license_id, public_id, fingerprint_hash, label, created_at,"
+    " last_seen_at, ended) FROM STDIN"
 )
 
 
@@ -54,6 +76,7 @@ class Issued:
     key: str
     product: str
     status: str
+    fingerprint: str  # the device it is activated on, or ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +129,7 @@ def seed(count: int, rng: random.Random) -> list[Issued]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from licenses.keys import generate_key, hash_key
+    from licenses.keys import generate_key, hash_fingerprint, hash_key
     from orders.models import Order, Product, Status
 
     products = Product.objects.bulk_create(
@@ -118,36 +141,52 @@ def seed(count: int, rng: random.Random) -> list[Issued]:
         for n in range(ORDERS)
     )
     Order.objects.update(status=Status.COMPLETED)  # seed data: no transitions, no signals
-    now, issued = timezone.now(), []
+    now, issued, devices = timezone.now(), [], []
+    expires = now + timedelta(days=365)
     statuses, weights = list(STATUS_SHARES), list(STATUS_SHARES.values())
     with (
         transaction.atomic(),
         connection.cursor() as cursor,
         cursor.cursor.copy(COPY_LICENSES) as copy,
     ):
-        for n in range(count):
+        for n in range(1, count + 1):
             product = products[n % len(products)]
             status = rng.choices(statuses, weights)[0]
             key = generate_key(product.license_prefix)
             reason = {"active": "", "suspended": "staff", "revoked": "refund"}[status]
+            fingerprint = ""
+            if status == "active" and rng.random() < ACTIVATED_SHARE:
+                fingerprint = f"bench-device-{n}"
+                devices.append((n, fingerprint))
             copy.write_row(
                 (
-                    orders[n % ORDERS].pk, product.pk, status, reason, "", key, hash_key(key),
-                    now, now,
+                    n, uuid.uuid4(), orders[n % ORDERS].pk, product.pk, status, reason, "", key,
+                    hash_key(key), MAX_ACTIVATIONS, expires if n % 2 else None, now, now,
                     now if status == "suspended" else None,
                     now if status == "revoked" else None,
                 )
             )  # fmt: skip
-            issued.append(Issued(key, product.slug, status))
+            issued.append(Issued(key, product.slug, status, fingerprint))
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        cursor.cursor.copy(COPY_ACTIVATIONS) as copy,
+    ):
+        for license_id, fingerprint in devices:
+            row = (license_id, uuid.uuid4(), hash_fingerprint(fingerprint), "bench", now, now, "")
+            copy.write_row(row)
     with connection.cursor() as cursor:
+        # The rows were written with their ids: the sequence moves past them.
+        cursor.execute("SELECT setval('licenses_license_id_seq', %s)", [count])
         cursor.execute("ANALYZE licenses_license")
+        cursor.execute("ANALYZE licenses_activation")
     return issued
 
 
 def make_probes(issued: list[Issued], count: int, rng: random.Random) -> dict[str, list[Probe]]:
-    """The same `count` request bodies for both servers, each with the answer `validate` owes."""
+    """`count` request bodies per server, each with the answer it owes: validate's also go to
+    bare; activate's each name a license no other probe activates."""
     from licenses.keys import generate_key
-    from licenses.views import CODES
 
     kinds, weights, probes = list(MIX), list(MIX.values()), []
     for _ in range(count):
@@ -160,11 +199,54 @@ def make_probes(issued: list[Issued], count: int, rng: random.Random) -> dict[st
             key, expected = generate_key(PRODUCTS[product]), "NOT_FOUND"
         body = json.dumps({"key": key, "product": product}).encode()
         probes.append(Probe(body, expected))
-    return {"bare": [Probe(p.body, "NOT_CHECKED") for p in probes], "validate": probes}
+    return {
+        "bare": [Probe(p.body, "NOT_CHECKED") for p in probes],
+        "validate": probes,
+        "validate_fp": fingerprint_probes(issued, count, rng),
+        "activate": activate_probes(issued, count, rng),
+    }
 
 
-def count_queries(probe: Probe) -> tuple[int, int]:
-    """SQL statements and connection health checks one validate request costs, in-process.
+CODES = {"active": "VALID", "suspended": "SUSPENDED", "revoked": "REVOKED"}
+
+
+def fingerprint_probes(issued: list[Issued], count: int, rng: random.Random) -> list[Probe]:
+    from licenses.keys import generate_key
+
+    activated = [i for i in issued if i.fingerprint]
+    kinds, weights, probes = list(FINGERPRINT_MIX), list(FINGERPRINT_MIX.values()), []
+    for n in range(count):
+        kind = rng.choices(kinds, weights)[0]
+        picked = rng.choice(activated if kind == "activated" else issued)
+        key, fingerprint, expected = picked.key, picked.fingerprint, "VALID"
+        if kind == "other_device":
+            fingerprint = f"bench-other-{n}"
+            expected = "NOT_ACTIVATED" if picked.status == "active" else CODES[picked.status]
+        elif kind == "unknown":
+            key, expected = generate_key(PRODUCTS[picked.product]), "NOT_FOUND"
+            fingerprint = f"bench-other-{n}"
+        body = {"key": key, "product": picked.product, "fingerprint": fingerprint}
+        probes.append(Probe(json.dumps(body).encode(), expected))
+    return probes
+
+
+def activate_probes(issued: list[Issued], count: int, rng: random.Random) -> list[Probe]:
+    """A new device on each of `count` distinct active licenses: every answer a 201."""
+    free = [i for i in issued if i.status == "active" and not i.fingerprint]
+    picked = rng.sample(free, count)
+    return [
+        Probe(
+            json.dumps(
+                {"key": i.key, "product": i.product, "fingerprint": f"bench-new-{n}", "label": "pc"}
+            ).encode(),
+            "ACTIVATED",
+        )
+        for n, i in enumerate(picked)
+    ]
+
+
+def count_queries(url: str, probe: Probe) -> tuple[int, int]:
+    """SQL statements and connection health checks one request costs, in-process.
 
     The test client skips `close_old_connections`, which is what re-arms the health check of a
     persistent connection at each request under gunicorn; it is called here by hand.
@@ -185,7 +267,7 @@ def count_queries(probe: Probe) -> tuple[int, int]:
             close_old_connections()
             checks.clear()
             with CaptureQueriesContext(connection) as queries:
-                response = client.post(SERVERS["validate"], probe.body, "application/json")
+                response = client.post(url, probe.body, "application/json")
             assert response.json()["code"] == probe.expected, response.content
     finally:
         del connection.is_usable
@@ -244,7 +326,7 @@ def ask(session: requests.Session, url: str, probe: Probe) -> tuple[str, float]:
     try:
         response = session.post(url, data=probe.body, headers=JSON_HEADERS, timeout=30)
         status = response.status_code
-        code = response.json().get("code") if status == 200 else str(status)
+        code = response.json().get("code") if status in (200, 201) else str(status)
     except (requests.RequestException, ValueError):
         code = "no answer"
     return code, time.perf_counter() - started
@@ -331,20 +413,21 @@ def print_table(rows: dict[str, dict], queries: dict[str, tuple[int, int]]) -> N
     print("(req/s: median of the rounds; CPU in ms per request; SQL+chk: statements + SELECT 1)")
     for server, row in rows.items():
         print(f"{server} req/s per round: {harness.joined(row['rounds'], 1)}")
-    validate, bare = rows["validate"]["rate"], rows["bare"]["rate"]
-    per_round = harness.ratios(rows["validate"]["rounds"], rows["bare"]["rounds"])
-    paired, cpu = (
-        statistics.median(per_round),
-        rows["bare"]["server_cpu"] / rows["validate"]["server_cpu"],
-    )
-    print(
-        f"\nvalidate/bare = {validate / bare:.2f} (median rates; target >= 0.50:"
-        f" {'meets' if validate / bare >= 0.5 else 'BELOW'}); per round"
-        f" {harness.joined(per_round, 2)}, median {paired:.2f}"
-        f" ({'meets' if paired >= 0.5 else 'BELOW'})"
-        f"\nserver CPU per request bare/validate = {cpu:.2f}: the rate ratio a CPU-bound server"
-        " (gunicorn and PostgreSQL, clients elsewhere) would show, whatever else runs here"
-    )
+    bare = rows["bare"]
+    for server, target in TARGETS.items():
+        row = rows[server]
+        share = row["rate"] / bare["rate"]
+        per_round = harness.ratios(row["rounds"], bare["rounds"])
+        paired, cpu = statistics.median(per_round), bare["server_cpu"] / row["server_cpu"]
+        print(
+            f"\n{server}/bare = {share:.2f} (median rates; target >= {target:.2f}:"
+            f" {'meets' if share >= target else 'BELOW'}); per round"
+            f" {harness.joined(per_round, 2)}, median {paired:.2f}"
+            f" ({'meets' if paired >= target else 'BELOW'})"
+            f"\nserver CPU per request bare/{server} = {cpu:.2f}"
+            f" ({'meets' if cpu >= target else 'BELOW'}): the rate ratio a CPU-bound server"
+            " (gunicorn and PostgreSQL, clients elsewhere) would show, whatever else runs here"
+        )
 
 
 def wait_for_fresh_window(window: int) -> None:
@@ -411,11 +494,13 @@ def main() -> int:
     issued = seed(args.licenses, rng)
     probes = make_probes(issued, args.warmup + args.requests + args.limited, rng)
     limited = probes["validate"][args.warmup + args.requests :]
-    sql, checks = count_queries(probes["validate"][0])
-    queries = {"bare": (0, 0), "validate": (sql, checks)}
+    queries = {"bare": (0, 0)}
+    for server in TARGETS:
+        # The last probe: activating its license here takes none the measured phases need.
+        queries[server] = count_queries(SERVERS[server], probes[server][-1])
     print(
-        f"  done in {time.perf_counter() - started:.0f} s; one validate request costs {sql} SQL"
-        f" statement(s) and {checks} connection health check(s) (SELECT 1, CONN_HEALTH_CHECKS)"
+        f"  done in {time.perf_counter() - started:.0f} s; SQL statements and connection health"
+        f" checks (SELECT 1, CONN_HEALTH_CHECKS) per request: {queries}"
     )
     if args.profile:
         profile(probes, args.profile)

@@ -164,6 +164,14 @@ LICENSE_HASH_KEY = env("LICENSE_HASH_KEY", default="")
 LICENSE_VALIDATE_RATE = env.int("LICENSE_VALIDATE_RATE", default=60)
 LICENSE_VALIDATE_KEY_RATE = env.int("LICENSE_VALIDATE_KEY_RATE", default=20)
 LICENSE_VALIDATE_WINDOW = env.int("LICENSE_VALIDATE_WINDOW", default=60)
+# Devices a license's holder may deactivate in 30 days (staff resets do not count): someone who
+# shares a key cannot hand its activations round and round.
+LICENSE_DEACTIVATIONS_PER_30_DAYS = env.int("LICENSE_DEACTIVATIONS_PER_30_DAYS", default=5)
+# How long a license certificate (the signed answer of validate and activate) may be trusted
+# offline, in seconds; a signing key stays published this long after it was rotated away.
+LICENSE_CERTIFICATE_TTL = env.int("LICENSE_CERTIFICATE_TTL", default=7 * 24 * 3600)
+# Customers are reminded this many days before a license expires (by the key-email worker).
+LICENSE_EXPIRY_REMINDER_DAYS = env.int("LICENSE_EXPIRY_REMINDER_DAYS", default=14)
 # Behind a reverse proxy every request comes from the proxy: name the header it sets (e.g.
 # X-Forwarded-For) and the limiter counts the address the proxy saw (the header's last entry).
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")

@@ -9,7 +9,7 @@ from config.admin_mixins import ViewOnly
 
 from . import commands
 from .forms import ImportKeysForm
-from .models import KeyEmail, License, PoolKey
+from .models import Activation, KeyEmail, License, PoolKey
 
 
 @admin.register(PoolKey)
@@ -66,15 +66,32 @@ def resend(modeladmin, request, queryset):
 resend.command = commands.resend_order_keys
 
 
+class ActivationInline(admin.TabularInline):
+    """The license's devices. The fingerprint is kept only as a hash, and not shown at all."""
+
+    model = Activation
+    extra = 0
+    can_delete = False
+    fields = ["label", "public_id", "created_at", "last_seen_at", "deactivated_at", "ended"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(License)
 class LicenseAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
-    list_display = ["__str__", "masked_key", "status", "reason", "created_at"]
+    list_display = ["__str__", "masked_key", "status", "reason", "expires_at", "created_at"]
     list_filter = ["status", "reason", "product"]
     search_fields = ["order__number", "order__email"]
     list_select_related = ["order", "product"]
     exclude = ["key", "key_hash"]
     readonly_fields = [
         "order", "product", "status", "reason", "dispute_id", "masked_key", "pool_key",
+        "public_id", "max_activations", "expires_at", "limit_reached_at",
         "created_at", "activated_at", "suspended_at", "revoked_at", "changed_by", "changed_at",
     ]  # fmt: skip
     actions = [
@@ -82,12 +99,13 @@ class LicenseAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
         command_action(commands.reinstate, description="Reinstate", done="reinstated"),
         resend,
     ]
+    inlines = [ActivationInline]
 
 
 @admin.register(KeyEmail)
 class KeyEmailAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
-    list_display = ["order", "status", "created_at", "sent_at", "attempts", "last_error"]
-    list_filter = ["status"]
+    list_display = ["order", "kind", "status", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["status", "kind"]
     list_select_related = ["order"]
     actions = [
         command_action(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -16,7 +16,7 @@ from django.utils import timezone
 from orders.rows import insert
 from workers.command import when_database_answers
 
-from .models import KeyEmail, KeyEmailStatus
+from .models import KeyEmail, KeyEmailKind, KeyEmailStatus, License, LicenseStatus
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -24,6 +24,26 @@ MAX_ATTEMPTS = 10
 
 def queue_key_email(order_id: int, *, requested_by=None) -> KeyEmail:
     return insert(KeyEmail(order_id=order_id, requested_by=requested_by))
+
+
+def queue_expiry_reminders(*, now: datetime | None = None) -> int:
+    """Queue a reminder for each active license that expires within LICENSE_EXPIRY_REMINDER_DAYS
+    and has none for that expiry date yet; returns how many. Run by the key-email worker, never
+    by a request. Two workers at once queue each reminder once: the unique constraint on
+    (license, expires_at) drops the second."""
+    now = now or timezone.now()
+    soon = now + timedelta(days=settings.LICENSE_EXPIRY_REMINDER_DAYS)
+    reminded = KeyEmail.objects.filter(
+        kind=KeyEmailKind.EXPIRY, license=OuterRef("pk"), expires_at=OuterRef("expires_at")
+    )
+    expiring = License.objects.filter(
+        status=LicenseStatus.ACTIVE, expires_at__gt=now, expires_at__lte=soon
+    ).exclude(Exists(reminded))
+    reminders = [
+        KeyEmail(order_id=order_id, kind=KeyEmailKind.EXPIRY, license_id=pk, expires_at=expires_at)
+        for pk, order_id, expires_at in expiring.values_list("pk", "order_id", "expires_at")
+    ]
+    return len(KeyEmail.objects.bulk_create(reminders, ignore_conflicts=True))
 
 
 def resend_keys(order, *, by) -> KeyEmail:
@@ -60,6 +80,9 @@ def _attempt(email: KeyEmail, lease: datetime) -> bool:
     # Written before the try: the database going away here is no mail failure, and the claimed
     # email waits for it rather than for its lease.
     message = when_database_answers(lambda: _message(email))
+    if message is None:  # a reminder that no longer applies
+        mine.update(status=KeyEmailStatus.SENT, last_error=SKIPPED, next_attempt_at=None)
+        return True
     try:
         message.send()
     except Exception as error:  # the mail server's problem: keep the row for a retry
@@ -117,7 +140,9 @@ def _claim() -> tuple[KeyEmail, datetime] | None:
     return email, email.next_attempt_at
 
 
-def _message(email: KeyEmail) -> EmailMessage:
+def _message(email: KeyEmail) -> EmailMessage | None:
+    if email.kind == KeyEmailKind.EXPIRY:
+        return _reminder(email)
     order = email.order
     licenses = order.licenses.select_related("product").order_by("id")
     context = {
@@ -128,6 +153,27 @@ def _message(email: KeyEmail) -> EmailMessage:
     return EmailMessage(
         subject=f"Your license keys for order {order.number}",
         body=render_to_string("licenses/key_email.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[order.email],
+    )
+
+
+SKIPPED = "not sent: the license is no longer active, or its expiry moved"
+
+
+def _reminder(email: KeyEmail) -> EmailMessage | None:
+    license, order = email.license, email.order
+    if license.status != LicenseStatus.ACTIVE or license.expires_at != email.expires_at:
+        return None
+    context = {
+        "order": order,
+        "license": license,
+        "expires_at": email.expires_at,
+        "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
+    }
+    return EmailMessage(
+        subject=f"Your {license.product.name} license expires soon",
+        body=render_to_string("licenses/expiry_reminder_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],
     )

@@ -1,5 +1,6 @@
 """License keys: generating them and the keyed hash they are looked up by."""
 
+import functools
 import hashlib
 import hmac
 import re
@@ -24,6 +25,26 @@ def normalise(key: str) -> str:
     return _SEPARATORS.sub("", key).upper()
 
 
+def _secret() -> bytes:
+    return (settings.LICENSE_HASH_KEY or settings.SECRET_KEY).encode()
+
+
 def hash_key(key: str) -> str:
-    secret = (settings.LICENSE_HASH_KEY or settings.SECRET_KEY).encode()
-    return hmac.new(secret, normalise(key).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_secret(), normalise(key).encode(), hashlib.sha256).hexdigest()
+
+
+def derived_key(context: str) -> bytes:
+    """A key of its own for each other use of the license secret, so that no two uses can ever
+    produce the same value: a fingerprint's hash is never a key's hash, whatever was typed."""
+    return _derive(_secret(), context)
+
+
+@functools.lru_cache(maxsize=16)
+def _derive(secret: bytes, context: str) -> bytes:
+    # Remembered per secret: validate with a fingerprint derives the same key on every request.
+    return hmac.new(secret, f"license-shop/{context}".encode(), hashlib.sha256).digest()
+
+
+def hash_fingerprint(fingerprint: str) -> str:
+    """The keyed hash a device's fingerprint is stored as (the fingerprint itself never is)."""
+    return hmac.new(derived_key("fingerprint"), fingerprint.encode(), hashlib.sha256).hexdigest()

@@ -2,6 +2,8 @@
 dispute is won, revoked on refund or a lost chargeback (and active again if an appeal wins the
 money back). Runs inside the order's transition (see receivers.py)."""
 
+from datetime import timedelta
+
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -9,6 +11,7 @@ from django.utils import timezone
 from orders import disputes, rows
 from orders.models import Dispute, LicenseKind, Order
 
+from .activations import end_revoked_activations
 from .emails import queue_key_email
 from .keys import generate_key, hash_key
 from .models import License, LicenseStatus, SuspensionReason
@@ -38,6 +41,7 @@ def issue_licenses(
             continue
         for _ in range(item.quantity):
             license = License(order=order, product=product, status=Status.ACTIVE, activated_at=now)
+            _copy_terms(license, now)
             if not with_keys:
                 license.status, license.activated_at = Status.REVOKED, None
                 license.reason, license.revoked_at = reason, now
@@ -55,6 +59,14 @@ def issue_licenses(
     if with_keys and issued:
         queue_key_email(order.pk)
     return issued
+
+
+def _copy_terms(license: License, now) -> None:
+    """The product's terms as they are when the license is issued: a product edited later
+    changes no license already sold."""
+    license.max_activations = license.product.max_activations
+    days = license.product.license_days
+    license.expires_at = now + timedelta(days=days) if days else None
 
 
 def _give_key(license: License) -> bool:
@@ -137,6 +149,7 @@ def revoke_all(order: Order, *, reason: str) -> int:
     chargeback won on appeal, so a chargeback's revocation names its dispute."""
     chargeback = reason == SuspensionReason.CHARGEBACK
     # order.licenses.exclude(status=REVOKED).update(...), written out as suspend_for_dispute.
+    now = timezone.now()
     revoked_at = License._meta.get_field("revoked_at")
     sql = (
         f"UPDATE {connection.ops.quote_name(License._meta.db_table)}"
@@ -146,14 +159,17 @@ def revoke_all(order: Order, *, reason: str) -> int:
     params = [
         Status.REVOKED,
         reason,
-        revoked_at.get_db_prep_value(timezone.now(), connection),
+        revoked_at.get_db_prep_value(now, connection),
         *([_lost_dispute_id(order)] if chargeback else []),
         order.pk,
         Status.REVOKED,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        revoked = cursor.rowcount
+    if revoked:
+        end_revoked_activations(order.pk, now)
+    return revoked
 
 
 def suspend_license(license: License, *, staff) -> License:

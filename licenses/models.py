@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -55,6 +57,13 @@ class License(models.Model):
     pool_key = models.OneToOneField(
         PoolKey, null=True, blank=True, on_delete=models.PROTECT, related_name="license"
     )
+    # What the license API and its certificates call the license: never the primary key.
+    public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    # The product's terms when the license was issued (blank: unlimited, never expires).
+    max_activations = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The last time staff were told its activations ran out (at most once a day).
+    limit_reached_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     suspended_at = models.DateTimeField(null=True, blank=True)
@@ -86,6 +95,12 @@ class License(models.Model):
                 condition=Q(status="pending"),
                 name="license_waiting",
             ),
+            # The expiry reminders' daily look for active licenses expiring soon.
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="active", expires_at__isnull=False),
+                name="license_expiring",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -94,6 +109,96 @@ class License(models.Model):
     @property
     def masked_key(self) -> str:
         return f"…{self.key[-4:]}" if self.key else ""
+
+
+class ActivationEnd(models.TextChoices):
+    NONE = "", "—"
+    CLIENT = "client", "Deactivated with the key (API)"
+    CUSTOMER = "customer", "Deactivated by the customer"
+    STAFF = "staff", "Reset by staff"
+    REVOKED = "revoked", "License revoked"
+
+
+LABEL_MAX = 100
+
+
+class Activation(models.Model):
+    """A device a license is activated on. The device's fingerprint is kept only as a keyed
+    hash (keys.hash_fingerprint); the label is the name the client gave it, shown escaped."""
+
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="activations")
+    public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    fingerprint_hash = models.CharField(max_length=64)
+    label = models.CharField(max_length=LABEL_MAX, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    ended = models.CharField(max_length=10, choices=ActivationEnd, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Two requests activating the same device at once make one activation, not two.
+            models.UniqueConstraint(
+                fields=["license", "fingerprint_hash"],
+                condition=Q(deactivated_at=None),
+                name="activation_one_active_per_device",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended__in=ActivationEnd.values), name="activation_ended_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(deactivated_at=None, ended="") | Q(deactivated_at__isnull=False),
+                name="activation_ended_when_deactivated",
+            ),
+        ]
+        indexes = [
+            # The deactivations of a license in the last 30 days (the churn limit).
+            models.Index(
+                fields=["license", "deactivated_at"],
+                condition=Q(deactivated_at__isnull=False),
+                name="activation_ended_recently",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'device'} ({'active' if self.is_active else 'deactivated'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+
+class SigningKey(models.Model):
+    """An Ed25519 key that signs license certificates. The private key is stored encrypted
+    (certificates.py says with what, and why here); the public key is published as a JWK."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64, help_text="Raw public key, base64url.")
+    private_key = models.BinaryField(blank=True, editable=False)  # encrypted; emptied when retired
+    # True for the one key that signs; NULL once retired (NULLs never collide in the index).
+    current = models.BooleanField(null=True, default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["current"], condition=Q(current=True), name="signing_key_one_current"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"signing key {self.kid}"
+
+
+class KeyEmailKind(models.TextChoices):
+    KEYS = "keys", "License keys"
+    EXPIRY = "expiry", "Expiry reminder"
 
 
 class KeyEmailStatus(models.TextChoices):
@@ -107,6 +212,12 @@ class KeyEmail(models.Model):
     `send_key_emails` worker, so a mail server outage delays it and loses nothing."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="key_emails")
+    kind = models.CharField(max_length=10, choices=KeyEmailKind, default=KeyEmailKind.KEYS)
+    # An expiry reminder's license and the expiry it is about: one reminder per expiry date.
+    license = models.ForeignKey(
+        License, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -122,6 +233,14 @@ class KeyEmail(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=KeyEmailStatus.values), name="key_email_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=KeyEmailKind.values), name="key_email_kind_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["license", "expires_at"],
+                condition=Q(kind="expiry"),
+                name="key_email_one_reminder_per_expiry",
             ),
         ]
         indexes = [

@@ -188,6 +188,35 @@ def stock_embed(product, remaining: int, threshold: int) -> dict[str, Any]:
     )
 
 
+def activation_limit_embed(license, activation) -> dict[str, Any]:
+    """A license used its last activation. The device's label is the customer's own text: shown
+    as text (no markdown, links or mentions) and shortened by `fit`, like every customer input."""
+    order = license.order
+    limit = license.max_activations
+    return fit(
+        {
+            "title": f"Activation limit reached: {license.product.name}",
+            "url": order_link(order),
+            "color": COLOURS[Event.LICENSE_ACTIVATION_LIMIT_REACHED],
+            "description": (
+                f"A license of order {order.number} is now active on all {limit} of its devices;"
+                " the next device will be refused until one is deactivated."
+            ),
+            "fields": [
+                {"name": "Customer", "value": as_text(order.email), "inline": False},
+                {"name": "Activations", "value": f"{limit} of {limit}", "inline": True},
+                {
+                    "name": "Last device",
+                    "value": as_text(activation.label) or "(no name given)",
+                    "inline": True,
+                },
+            ],
+            "footer": {"text": "License Shop"},
+            "timestamp": timezone.now().isoformat(),
+        }
+    )
+
+
 def fallback_embed(embed: dict[str, Any]) -> dict[str, Any]:
     """What is sent once Discord refused an embed (400): the title and the link, nothing more.
     The link is text, never the `url`: Discord may have refused the embed for its `url`."""

@@ -15,6 +15,7 @@ class Event(models.TextChoices):
     ORDER_REFUND_FAILED = "order.refund_failed"
     LICENSE_STOCK_LOW = "license.stock_low"
     ORDER_PAYMENT_MISMATCH = "order.payment_mismatch"
+    LICENSE_ACTIVATION_LIMIT_REACHED = "license.activation_limit_reached"
     TEST = "test", "test (send_test_notification)"
 
 
@@ -30,6 +31,7 @@ COLOURS = {
     Event.ORDER_REFUND_FAILED: 0xE74C3C,
     Event.LICENSE_STOCK_LOW: 0xE74C3C,
     Event.ORDER_PAYMENT_MISMATCH: 0xE74C3C,
+    Event.LICENSE_ACTIVATION_LIMIT_REACHED: 0xE67E22,
     Event.TEST: 0x3498DB,
 }
 

@@ -3,14 +3,14 @@ the final facts the signal carries."""
 
 from django.dispatch import receiver
 
-from licenses.signals import stock_low
+from licenses.signals import activation_limit_reached, stock_low
 from orders import signals
 from orders.disputes import APPEAL, CLOSED_AFTER_APPEAL, INQUIRY
 from orders.models import Status
 from orders.money import format_money
 from orders.transitions import outcome
 
-from .embeds import order_embed, stock_embed, when
+from .embeds import activation_limit_embed, order_embed, stock_embed, when
 from .events import Event
 from .outbox import enqueue
 
@@ -131,3 +131,9 @@ def notify_payment_mismatch(sender, order, mismatch, **kwargs) -> None:
 @receiver(stock_low, dispatch_uid="notify_stock_low")
 def notify_stock_low(sender, product, remaining, threshold, **kwargs) -> None:
     enqueue(Event.LICENSE_STOCK_LOW, stock_embed(product, remaining, threshold))
+
+
+@receiver(activation_limit_reached, dispatch_uid="notify_activation_limit_reached")
+def notify_activation_limit_reached(sender, license, activation, **kwargs) -> None:
+    embed = activation_limit_embed(license, activation)
+    enqueue(Event.LICENSE_ACTIVATION_LIMIT_REACHED, embed, order=license.order)

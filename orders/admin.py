@@ -15,7 +15,9 @@ from .transitions import refunded_amount
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "price", "license_kind", "active"]
+    list_display = [
+        "name", "slug", "price", "license_kind", "max_activations", "license_days", "active",
+    ]  # fmt: skip
     list_filter = ["active", "license_kind"]
     prepopulated_fields = {"slug": ["name"]}
 

@@ -2,6 +2,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import connection, models
 from django.db.models import Q
 
@@ -47,12 +48,34 @@ class Product(models.Model):
     stock_alert_threshold = models.PositiveIntegerField(
         default=5, help_text="Pool products: alert staff when fewer keys than this are left."
     )
+    # Copied onto each license when it is issued: changing them later changes no sold license.
+    max_activations = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Devices one license may be activated on at a time. Blank: unlimited.",
+    )
+    license_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Days a license works from the day it is issued. Blank: never expires.",
+    )
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(license_kind__in=LicenseKind.values), name="product_license_kind_valid"
+            ),
+            # Zero would sell a license that can never be used: blank is how to say "no limit".
+            models.CheckConstraint(
+                condition=Q(max_activations=None) | Q(max_activations__gte=1),
+                name="product_max_activations_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(license_days=None) | Q(license_days__gte=1),
+                name="product_license_days_positive",
             ),
         ]
 

@@ -16,6 +16,16 @@ def _plain_static_files(settings):
     settings.STRIPE_WEBHOOK_SECRET = "whsec_offline_test_gateway"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_signing_key():
+    # Each test's database is rolled back under the process's cached signing key.
+    from licenses.certificates import forget_signer
+
+    forget_signer()
+    yield
+    forget_signer()
+
+
 @pytest.fixture
 def staff():
     from accounts.models import User

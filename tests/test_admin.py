@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.admin.utils import quote
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import User
@@ -151,7 +152,8 @@ def test_read_only_admin_pages_have_no_save_button(staff_client, fake_discord, u
     order = paid_order()
     ids = {
         "order": order.pk,
-        "event": StripeEvent.objects.filter(order=order).first().pk,
+        # As the admin writes it into its links: "_24" in a raw "evt_test_24…" reads back as "$".
+        "event": quote(StripeEvent.objects.filter(order=order).first().pk),
         "license": order.licenses.get().pk,
         "notification": order.notifications.first().pk,
         "delivery": Delivery.objects.first().pk,
@@ -287,3 +289,35 @@ def test_staff_suspend_reinstate_and_resend_keys_from_the_license_admin(staff_cl
     license_action("resend")
     assert KeyEmail.objects.filter(order=order, requested_by__email="boss@example.com").exists()
     assert license.key not in page
+
+
+def test_staff_set_a_products_activation_limit_and_license_days_in_the_admin(staff_client):
+    product = make_product(slug="editor", name="Editor")
+    listing = staff_client.get("/admin/orders/product/").content.decode()
+    assert "max activations" in listing.lower() and "license days" in listing.lower()
+    page = staff_client.get(f"/admin/orders/product/{product.pk}/change/").content.decode()
+    assert 'name="max_activations"' in page and 'name="license_days"' in page
+    form = {
+        "slug": "editor", "name": "Editor", "description": "", "price_cents": 2500,
+        "currency": "usd", "active": "on", "license_kind": "generated", "license_prefix": "",
+        "stock_alert_threshold": 5, "max_activations": 3, "license_days": 0,
+    }  # fmt: skip
+    refused = staff_client.post(f"/admin/orders/product/{product.pk}/change/", form)
+    assert refused.status_code == 200  # the form again: 0 days is no license at all
+    form["license_days"] = ""
+    staff_client.post(f"/admin/orders/product/{product.pk}/change/", form)
+    product.refresh_from_db()
+    assert (product.max_activations, product.license_days) == (3, None)
+
+
+def test_the_license_admin_shows_devices_with_their_labels_escaped(staff_client):
+    from licenses.activations import activate
+
+    order = paid_order()
+    license = order.licenses.get()
+    activate(license, fingerprint="fp-secret-1", label="<script>alert(1)</script>")
+    page = staff_client.get(f"/admin/licenses/license/{license.pk}/change/").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    assert "fp-secret-1" not in page
+    assert license.activations.get().fingerprint_hash not in page

@@ -35,7 +35,11 @@ def validate(client, body, **extra):
 def test_an_active_key_is_valid(client, license):
     response = validate(client, {"key": license.key, "product": "tunewright"})
     assert response.status_code == 200
-    assert response.json() == {"valid": True, "code": "VALID"}
+    answer = response.json()
+    assert (answer["valid"], answer["code"]) == (True, "VALID")
+    assert answer["expires_at"] is None
+    assert answer["activations"] == {"used": 0, "limit": None}
+    assert answer["certificate"].count(".") == 2
 
 
 def test_the_key_may_be_typed_in_lower_case_without_dashes(client, license):
@@ -47,13 +51,24 @@ def test_an_unknown_key_is_not_found(client, license):
     response = validate(
         client, {"key": "TW-AAAAA-BBBBB-CCCCC-DDDDD-EEEEE", "product": "tunewright"}
     )
-    assert response.json() == {"valid": False, "code": "NOT_FOUND"}
+    assert response.json() == {
+        "valid": False,
+        "code": "NOT_FOUND",
+        "expires_at": None,
+        "activations": None,
+    }
 
 
 def test_a_key_of_another_product_is_a_mismatch(client, license):
     make_product(slug="other")
     response = validate(client, {"key": license.key, "product": "other"})
-    assert response.json() == {"valid": False, "code": "PRODUCT_MISMATCH"}
+    # No certificate: one naming the key's own product must not reach another product's client.
+    assert response.json() == {
+        "valid": False,
+        "code": "PRODUCT_MISMATCH",
+        "expires_at": None,
+        "activations": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -62,7 +77,9 @@ def test_a_key_of_another_product_is_a_mismatch(client, license):
 def test_a_key_that_is_not_active_says_why(client, license, status, code):
     License.objects.filter(pk=license.pk).update(status=status)
     response = validate(client, {"key": license.key, "product": "tunewright"})
-    assert response.json() == {"valid": False, "code": code}
+    answer = response.json()
+    assert (answer["valid"], answer["code"]) == (False, code)
+    assert answer["certificate"]
 
 
 def test_the_answer_never_carries_customer_data(client, license):
@@ -70,7 +87,9 @@ def test_the_answer_never_carries_customer_data(client, license):
     body = response.content.decode()
     assert license.order.email not in body
     assert license.order.number not in body
-    assert set(response.json()) == {"valid", "code"}
+    assert license.key not in body
+    assert str(license.pk) not in response.json()["activations"].values()
+    assert set(response.json()) == {"valid", "code", "expires_at", "activations", "certificate"}
 
 
 @pytest.mark.parametrize(
@@ -112,10 +131,10 @@ def test_one_client_is_limited_with_retry_after(client, license, settings):
     assert other.status_code == 200
 
 
-def test_one_key_is_limited_across_clients(client, license, settings):
+def test_one_key_is_limited_per_client_address(client, license, settings):
     settings.LICENSE_VALIDATE_KEY_RATE = 2
     body = {"key": license.key, "product": "tunewright"}
-    codes = [validate(client, body, REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(1, 4)]
+    codes = [validate(client, body, REMOTE_ADDR="10.0.0.1").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     # The limiter counts by the key's hash: the key itself is never a cache key.
     stored = " ".join(str(k) for k in cache._cache)
@@ -123,7 +142,17 @@ def test_one_key_is_limited_across_clients(client, license, settings):
     assert license.key not in stored
 
 
+def test_a_stranger_who_knows_the_key_cannot_lock_its_owner_out(client, license, settings):
+    settings.LICENSE_VALIDATE_KEY_RATE = 3
+    body = {"key": license.key, "product": "tunewright"}
+    stranger = [validate(client, body, REMOTE_ADDR="198.51.100.9") for _ in range(10)]
+    assert stranger[-1].status_code == 429
+    owner = validate(client, body, REMOTE_ADDR="203.0.113.5")
+    assert owner.status_code == 200 and owner.json()["code"] == "VALID"
+
+
 def test_the_lookup_costs_one_query(client, license, django_assert_num_queries):
+    validate(client, {"key": license.key, "product": "tunewright"})  # the signing key, once
     with django_assert_num_queries(1):
         validate(client, {"key": license.key, "product": "tunewright"})
 

@@ -230,3 +230,62 @@ def test_a_dispute_first_seen_closed_is_told_as_opened_and_closed():
     deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="won"))
     deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
     assert events_of(order)[-2:] == ["order.disputed", "order.dispute_closed"]
+
+
+def test_a_license_using_its_last_activation_tells_staff_once_a_day():
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from licenses.activations import activate, deactivate
+
+    Destination.objects.create(name="licenses", webhook_id="1" * 18, token="x" * 68)
+    order = make_order(product=make_product(name="Tunewright", max_activations=2))
+    deliver("checkout.session.completed", session_obj(order))
+    license = order.licenses.get()
+    activate(license, fingerprint="a", label="first")
+    assert "license.activation_limit_reached" not in events_of(order)
+    last = activate(license, fingerprint="b", label="@everyone [pay](https://evil.example)")
+    deactivate(last.activation)
+    activate(license, fingerprint="c")
+    assert events_of(order).count("license.activation_limit_reached") == 1
+    notification = Notification.objects.get(event="license.activation_limit_reached")
+    embed = notification.embed
+    assert embed["color"] == 0xE67E22 == COLOURS[Event.LICENSE_ACTIVATION_LIMIT_REACHED]
+    assert embed["title"] == "Activation limit reached: Tunewright"
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Activations"] == "2 of 2"
+    assert fields["Last device"] == r"@everyone \[pay\]\(https\://evil.example\)"
+    assert license.key not in str(embed) and "fingerprint" not in str(embed).lower()
+    assert notification.deliveries.count() == 1  # the outbox row, in the activation's transaction
+    with time_machine.travel(timezone.now() + timedelta(days=1, minutes=1)):
+        deactivate(license.activations.filter(deactivated_at=None).first())
+        activate(license, fingerprint="d")
+    assert events_of(order).count("license.activation_limit_reached") == 2
+
+
+def test_activation_limit_reached_is_a_default_event():
+    assert "license.activation_limit_reached" in DEFAULT_EVENTS
+
+
+def test_destinations_that_took_every_event_get_the_activation_limit_one_on_upgrade():
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module(
+        "notifications.migrations.0009_event_activation_limit_reached"
+    ).subscribe_every_event_destinations
+    before = [e for e in DEFAULT_EVENTS if e != "license.activation_limit_reached"]
+    every = Destination.objects.create(
+        name="all", webhook_id="1" * 18, token="x" * 68, events=before
+    )
+    some = Destination.objects.create(
+        name="refunds", webhook_id="2" * 18, token="y" * 68, events=["order.refunded"]
+    )
+    upgrade(apps, None)
+    every.refresh_from_db()
+    some.refresh_from_db()
+    assert every.events == [*before, "license.activation_limit_reached"]
+    assert some.events == ["order.refunded"]

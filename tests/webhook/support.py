@@ -30,12 +30,13 @@ FAILURE_TYPES = [
 # test's savepoint around the request. PostgreSQL writes the move and its audit row in one
 # statement, and adds the advisory lock taken when the order learns its PaymentIntent (or, for a
 # refund or dispute, its charge). A full refund also writes its refund row and sums the succeeded
-# ones, then revokes the licenses; a dispute writes its row, summarises the order's disputes and
-# suspends the licenses (one UPDATE, the open dispute's id by a subquery). What matters is that
-# they never grow with the items. A session's event also looks up the Checkout Session the shop
-# recorded for the order (facts.session_problem).
+# ones, then revokes the licenses and ends their devices' activations (one UPDATE each); a
+# dispute writes its row, summarises the order's disputes and suspends the licenses (one UPDATE,
+# the open dispute's id by a subquery). What matters is that they never grow with the items. A
+# session's event also looks up the Checkout Session the shop recorded for the order
+# (facts.session_problem).
 SESSION_COMPLETED_QUERIES = {"sqlite": 16, "postgresql": 14}
-FULL_REFUND_QUERIES = {"sqlite": 14, "postgresql": 14}
+FULL_REFUND_QUERIES = {"sqlite": 15, "postgresql": 15}
 DISPUTE_CREATED_QUERIES = {"sqlite": 14, "postgresql": 14}
 # The test's savepoint around the request, the insert that finds the id taken, the stored row.
 DUPLICATE_QUERIES = {"sqlite": 4, "postgresql": 4}
