@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from .caches import cache_config
 
@@ -14,8 +15,25 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The default is only for development and tests: `manage.py check --deploy` rejects it.
-SECRET_KEY = env("SECRET_KEY", default="django-insecure-development-key-do-not-use-in-production")
+
+
+def required_secret(name: str, *, development: str) -> str:
+    """`name` from the environment; with DEBUG off the shop refuses to start without it, since
+    `development` (written in this repository) would let anyone sign sessions and sign-in links."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off (a long random value, the same on every host; "
+            "see README, Security)."
+        )
+    return development
+
+
+SECRET_KEY = required_secret(
+    "SECRET_KEY", development="django-insecure-development-key-do-not-use-in-production"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
@@ -156,9 +174,9 @@ STRIPE_WEBHOOK_MAX_BYTES = 1024 * 1024
 # How long the offline gateway waits before a delayed (bank debit) payment settles.
 TEST_GATEWAY_DELAY = env.float("TEST_GATEWAY_DELAY", default=10)
 
-# Licenses. Keys are looked up by HMAC(LICENSE_HASH_KEY, key); it defaults to SECRET_KEY, so set it
-# on its own if SECRET_KEY may ever rotate.
-LICENSE_HASH_KEY = env("LICENSE_HASH_KEY", default="")
+# Licenses. Keys are looked up by HMAC(LICENSE_HASH_KEY, key): required when DEBUG is off, so that
+# rotating SECRET_KEY never makes every key NOT_FOUND (with DEBUG on it falls back to SECRET_KEY).
+LICENSE_HASH_KEY = required_secret("LICENSE_HASH_KEY", development="")
 # The validate API's limits: requests per window, per client address and per key.
 LICENSE_VALIDATE_RATE = env.int("LICENSE_VALIDATE_RATE", default=60)
 LICENSE_VALIDATE_KEY_RATE = env.int("LICENSE_VALIDATE_KEY_RATE", default=20)
