@@ -29,16 +29,25 @@ GET_POST = require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 @require_GET
 def orders(request: HttpRequest) -> HttpResponse:
-    """The list, or for htmx's poll only its rows (new orders appear at the top)."""
-    context = orders_list(criteria_from(request.GET))
+    """The list, or for htmx's poll only its rows (new orders appear at the top); dates that
+    cannot be applied are a 400 showing the list without them and saying why."""
+    criteria = criteria_from(request.GET)
+    return _orders_page(request, criteria)
+
+
+def _orders_page(request: HttpRequest, criteria) -> HttpResponse:
     template = "_orders_table.html" if request.htmx else "orders.html"
-    return render(request, f"dashboards/mgmt/{template}", context)
+    status = 400 if criteria.problems else 200
+    return render(request, f"dashboards/mgmt/{template}", orders_list(criteria), status=status)
 
 
 @staff_only
 @require_GET
-def export(request: HttpRequest) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(csv_lines(criteria_from(request.GET)), content_type="text/csv")
+def export(request: HttpRequest) -> HttpResponse:
+    criteria = criteria_from(request.GET)
+    if criteria.problems:  # said on a page before anything streams, not as a broken download
+        return _orders_page(request, criteria)
+    response = StreamingHttpResponse(csv_lines(criteria), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="orders.csv"'
     return response
 
