@@ -7,11 +7,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.proxies import client_address
+from config.ratelimit import hit
 from orders.models import Product
 
 from .keys import hash_key
 from .models import License
-from .ratelimit import hit
 
 MAX_BODY = 4096
 # The lookup written out: building it with the ORM cost more CPU per request than the whole bare
@@ -31,14 +32,6 @@ def _too_many(retry_after: int) -> JsonResponse:
     response = JsonResponse({"error": "rate limited"}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
-
-
-def client_address(request: HttpRequest) -> str:
-    if settings.CLIENT_IP_HEADER:
-        forwarded = request.headers.get(settings.CLIENT_IP_HEADER, "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()  # appended by our proxy: the one to trust
-    return request.META.get("REMOTE_ADDR", "")
 
 
 @login_not_required

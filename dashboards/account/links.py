@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from licenses.ratelimit import hit
+from config.ratelimit import hit
 from orders.gateways import is_offline
 from orders.models import Order
 

@@ -8,8 +8,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from config.ratelimit import hit
 from licenses.emails import resend_keys
-from licenses.ratelimit import hit
 from orders.checkout import OrderActionError, retry_order
 from orders.gateways import GatewayError
 from orders.models import LicenseKind, Order, OrderItem, Status

@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from licenses.views import client_address
+from config.proxies import client_address
 from orders.models import Order
 from orders.views import SeeOther
 
