@@ -194,6 +194,10 @@ ACCOUNT_LINK_MAX_AGE = env.int("ACCOUNT_LINK_MAX_AGE", default=15 * 60)
 ACCOUNT_LINK_EMAIL_RATE = env.int("ACCOUNT_LINK_EMAIL_RATE", default=5)
 ACCOUNT_LINK_CLIENT_RATE = env.int("ACCOUNT_LINK_CLIENT_RATE", default=20)
 ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
+# The checkout success page asks Stripe for the session on every visit: visits per client address
+# in each window (a buyer comes once or twice; a loop or a scan is cut off).
+CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
+CHECKOUT_SUCCESS_WINDOW = env.int("CHECKOUT_SUCCESS_WINDOW", default=60)
 # "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.
 ACCOUNT_RESEND_KEYS_RATE = env.int("ACCOUNT_RESEND_KEYS_RATE", default=3)
 ACCOUNT_RESEND_KEYS_WINDOW = env.int("ACCOUNT_RESEND_KEYS_WINDOW", default=3600)

@@ -16,6 +16,15 @@ def _plain_static_files(settings):
     settings.STRIPE_WEBHOOK_SECRET = "whsec_offline_test_gateway"
 
 
+@pytest.fixture(autouse=True)
+def _limits_from_zero():
+    # The limiters (sign-in links, the success page, logins…) count in the process's default
+    # cache: without this a test's visits would count against the next test's.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def staff():
     from accounts.models import User
