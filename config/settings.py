@@ -1,5 +1,6 @@
 """Settings come from the environment (and an optional .env file); see README, Configuration."""
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.ForwardedHeadersFromProxiesOnly",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -185,6 +187,18 @@ LICENSE_VALIDATE_WINDOW = env.int("LICENSE_VALIDATE_WINDOW", default=60)
 # Behind a reverse proxy every request comes from the proxy: name the header it sets (e.g.
 # X-Forwarded-For) and the limiter counts the address the proxy saw (the header's last entry).
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
+# The proxies whose X-Forwarded-Proto and CLIENT_IP_HEADER are believed (addresses or networks,
+# comma-separated, or "*"); gunicorn reads the same variable for its scheme. From anyone else those
+# headers are dropped: a client could otherwise pass for https, or for another address.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
+for _entry in FORWARDED_ALLOW_IPS:
+    try:
+        if _entry != "*":
+            ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FORWARDED_ALLOW_IPS: {_entry!r} is neither an address, a network nor '*'."
+        ) from None
 # The limiter's counts: shared by every process only in a shared cache (Redis in production).
 CACHES = {"default": cache_config(env("CACHE_URL", default="locmemcache://"))}
 
