@@ -16,9 +16,12 @@ from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.debug import ExceptionReporter
 
+from dashboards.mgmt import actions
 from licenses.models import License
 from notifications.embeds import order_embed
 from notifications.models import Delivery, Destination, Notification
+from notifications.templatetags.discord import as_discord_shows
+from orders.gateways.offline import OfflineGateway
 from orders.models import LicenseKind, StripeEvent
 from tests.account_support import OWNER, client_as, order_in, sign_in
 from tests.factories import make_event, make_order, make_product, refund_obj, sign_payload
@@ -292,6 +295,55 @@ def test_customer_provided_text_cannot_format_or_link_in_an_embed():
     assert "[pay here](https://evil.example)" not in customer
     unescaped = re.sub(r"\\(.)", r"\1", customer)
     assert unescaped == HOSTILE_EMAIL
+
+
+TYPED = "[click](https://evil.example) **x** __u__ ~~s~~ `c` ||spoiler|| <@&1> :tada:"
+LINE_MARKUP = "\n# Head\n-# small\n> quote\n- item\n1. first\n```code```"
+MARKDOWN_CHARACTERS = re.compile(r"[*_~`|>#\[\]()<-]|://|:tada:")
+
+
+def unescaped(text: str) -> set[str]:
+    """The markdown Discord would read as markup (and autolinks, emoji): what is not escaped with
+    a backslash (Discord's timestamps, which the shop writes on purpose, aside)."""
+    text = re.sub(r"<t:-?\d+(?::[tTdDfFR])?>", "", text)
+    text = re.sub(r"\\.", "", text, flags=re.DOTALL)
+    return set(MARKDOWN_CHARACTERS.findall(text)) | set(re.findall(r"(?m)^\d+\.", text))
+
+
+def test_everything_typed_by_buyers_and_staff_shows_as_typed_in_discord(
+    staff, django_capture_on_commit_callbacks
+):
+    """Discord renders markdown in embed titles, descriptions and field values: a product name,
+    an email, a staff note or a refund reason must never become a link, a heading or bold."""
+    product = make_product(
+        name="Pro " + TYPED + LINE_MARKUP, license_kind=LicenseKind.POOL, stock_alert_threshold=1
+    )
+    email = '"' + TYPED.replace(" ", "") + '"@example.com'
+    offline = order_in("pending", email=email, product=product)
+    actions.complete(offline, user=staff, note="**cash** [receipt](https://evil.example)")
+    paid = order_in("pending", email=email, product=product)
+    with django_capture_on_commit_callbacks(execute=True):  # its events are delivered then
+        OfflineGateway().pay(paid.stripe_session_id)  # a charge the offline gateway can refund
+    paid.refresh_from_db()
+    actions.refund(
+        paid, user=staff, amount_cents=paid.total_cents, reason="Refund " + TYPED, seen_returned=0
+    )
+    embeds = [n.embed for n in Notification.objects.all()]
+    assert {"order.completed", "order.refunded", "license.stock_low"} <= set(
+        Notification.objects.values_list("event", flat=True)
+    )
+    typed = [TYPED, "**cash** [receipt](https://evil.example)", "Refund " + TYPED]
+    shown = []
+    for embed in embeds:
+        texts = [embed.get("title", ""), embed.get("description", "")]
+        texts += [field["value"] for field in embed.get("fields", [])]
+        for text in texts:
+            assert unescaped(text) == set(), text
+            shown.append(as_discord_shows(text))
+    everything = "\n".join(shown)
+    for text in typed:
+        assert text in everything
+    assert "# Head" in everything and "[click](https://evil.example)" in everything
 
 
 def test_a_webhook_replayed_after_the_tolerance_is_refused(client, settings):
