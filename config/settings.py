@@ -257,23 +257,35 @@ if not DEBUG:
     ]
 
 # Logs name events, deliveries and orders by id; never a webhook token, license key, email address
-# or email body. LOG_FORMAT=json writes one JSON object per line.
+# or email body. LOG_FORMAT=json writes one JSON object per line. Every formatter masks sign-in
+# tokens and email= in URLs (config/access_log.py), runserver's access lines included.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.access_log.MaskingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {"()": "config.log_format.JSONFormatter"},
+        "django.server": {
+            "()": "config.access_log.MaskingServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("LOG_FORMAT", default="plain"),
-        }
+        },
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # As Django configures it, with the masking formatter.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         # urllib3's DEBUG lines carry request URLs, and a Discord webhook URL holds its token.
         "urllib3": {"level": "INFO"},
     },

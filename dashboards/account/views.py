@@ -38,10 +38,9 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
-    initial = {
-        "email": request.GET.get("email", ""),
-        "next": safe_next(request.GET.get("next", "")),
-    }
+    # No email from the query string: a URL with an email in it ends up in access logs and
+    # browser histories. Pages that know the address post it (the receipt, "ask for a new link").
+    initial = {"next": safe_next(request.GET.get("next", ""))}
     form = LinkRequestForm(request.POST or None, initial=initial)
     if request.method == "GET" or not form.is_valid():
         status = 400 if request.method == "POST" else 200
