@@ -40,7 +40,7 @@ SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.ShopAdminConfig",  # django.contrib.admin with the staff's login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -208,6 +208,11 @@ ACCOUNT_LINK_MAX_AGE = env.int("ACCOUNT_LINK_MAX_AGE", default=15 * 60)
 ACCOUNT_LINK_EMAIL_RATE = env.int("ACCOUNT_LINK_EMAIL_RATE", default=5)
 ACCOUNT_LINK_CLIENT_RATE = env.int("ACCOUNT_LINK_CLIENT_RATE", default=20)
 ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
+# Staff's password sign-in (/admin/login/): failed sign-ins per account and per client address in
+# each window; past either, even the right password waits for the window's end.
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_CLIENT = env.int("LOGIN_FAILURES_PER_CLIENT", default=20)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
 # The checkout success page asks Stripe for the session on every visit: visits per client address
 # in each window (a buyer comes once or twice; a loop or a scan is cut off).
 CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
