@@ -33,3 +33,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+def is_staff_account(user) -> bool:
+    """Staff or superuser: signs in with a password (and a code), never with an emailed link."""
+    return bool(user.is_staff or user.is_superuser)

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "orders",
     "licenses",
@@ -65,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.second_factor.StaffAreaMiddleware",
     "config.bad_requests.RefuseNulBytes",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -208,6 +212,12 @@ ACCOUNT_LINK_MAX_AGE = env.int("ACCOUNT_LINK_MAX_AGE", default=15 * 60)
 ACCOUNT_LINK_EMAIL_RATE = env.int("ACCOUNT_LINK_EMAIL_RATE", default=5)
 ACCOUNT_LINK_CLIENT_RATE = env.int("ACCOUNT_LINK_CLIENT_RATE", default=20)
 ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
+# Staff sign in with a password and a time-based code (TOTP, django-otp) from an authenticator app:
+# /admin and /mgmt wait for the code, and walk a staff member without one through setting it up.
+# Required by default except in the offline test mode dev.py runs (DEBUG on, no Stripe key).
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=bool(STRIPE_SECRET_KEY) or not DEBUG)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="License Shop")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret
 # Staff's password sign-in (/admin/login/): failed sign-ins per account and per client address in
 # each window; past either, even the right password waits for the window's end.
 LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)

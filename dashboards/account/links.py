@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import is_staff_account
 from config.ratelimit import hit
 from orders.gateways import is_offline
 from orders.models import Order
@@ -152,10 +153,6 @@ def use_link(token: str) -> tuple[AbstractBaseUser, LinkClaim]:
         user = user or _create_user(claim.email)
     _forget_old_uses()
     return user, claim
-
-
-def is_staff_account(user: AbstractBaseUser) -> bool:
-    return bool(user.is_staff or user.is_superuser)
 
 
 def find_user(email: str) -> AbstractBaseUser | None:

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.second_factor import SIGNED_IN_BY_LINK
 from config.proxies import client_address
 from orders.models import Order
 from orders.views import SeeOther
@@ -86,6 +87,8 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "dashboards/account/link_confirm.html", {"email": claim.email})
     auth_login(request, user, backend=BACKEND)
+    # Marked, so that this session never reaches a staff page should the account become staff.
+    request.session[SIGNED_IN_BY_LINK] = True
     messages.success(request, f"Signed in as {user.email}.")
     return SeeOther(safe_next(claim.next_url) or reverse("account:orders"))
 
