@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import is_staff_account
@@ -141,6 +142,10 @@ def _staff_only(request: HttpRequest) -> HttpResponse | None:
     return redirect_to_login(request.get_full_path(), reverse("admin:login"))
 
 
+# Error reports (DEBUG's page, emailed reports) show each frame's variables and the POST: the
+# code, and the secret the setup page makes, are hidden there (in every frame they call, too).
+@sensitive_variables()
+@sensitive_post_parameters("code")
 def verify(request: HttpRequest) -> HttpResponse:
     """The code, once per session, after the password."""
     refused = _staff_only(request)
@@ -163,6 +168,8 @@ def verify(request: HttpRequest) -> HttpResponse:
     return _page(request, "admin/verify.html", context, status)
 
 
+@sensitive_variables()
+@sensitive_post_parameters("code")
 def setup(request: HttpRequest) -> HttpResponse:
     """A new authenticator: its secret is made and shown on this page only (a reload makes
     another, and the last one shown is the one confirmed), then a code confirms it."""

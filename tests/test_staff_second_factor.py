@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
+from django.views.debug import ExceptionReporter
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -98,6 +99,34 @@ def test_the_secret_is_shown_once_and_never_after_the_authenticator_is_confirmed
         html = client.get(url).content.decode()
         assert device.key not in html and secrets[1].replace(" ", "") not in html, url
         assert "otpauth://" not in html, url
+
+
+def test_an_error_report_from_the_setup_page_holds_no_secret(client, monkeypatch):
+    """DEBUG's page and emailed reports list each frame's variables: the new secret's and the
+    code's must not be there."""
+    user = staff_user()
+    password_sign_in(client)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the template failed")
+
+    monkeypatch.setattr("accounts.second_factor.render", broken)
+    code = "typed" + "-code-" + "sentinel"  # as typed: never whole in the source a report shows
+    with pytest.raises(RuntimeError) as failure:
+        client.post(SETUP, {"code": code})
+    # The report a server would make: from Django's request handler on (the test's and the
+    # test client's own frames hold the code as they sent it).
+    tb = failure.tb
+    while "django/core/handlers/" not in tb.tb_frame.f_code.co_filename:
+        tb = tb.tb_next
+    request = tb.tb_frame.f_locals["request"]
+    reporter = ExceptionReporter(request, failure.type, failure.value, tb)
+    reports = [reporter.get_traceback_text(), reporter.get_traceback_html()]
+    device = TOTPDevice.objects.get(user=user)
+    secret = re.search(r"secret=([A-Z2-7]+)", device.config_url).group(1)
+    for report in reports:
+        assert secret not in report and device.key not in report
+        assert code not in report
 
 
 def test_a_signed_in_staff_member_gives_the_code_again_in_a_new_session(client):
