@@ -139,6 +139,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "admin:login"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.error_reports.MaskingReporter"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

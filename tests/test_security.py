@@ -14,8 +14,9 @@ from django.contrib import admin
 from django.core.cache import cache
 from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.views.debug import ExceptionReporter
+from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
+from dashboards.account.links import make_link_token
 from dashboards.mgmt import actions
 from licenses.models import License
 from notifications.embeds import order_embed
@@ -228,6 +229,27 @@ def test_error_reports_hold_no_secret():
             assert secret not in report, name
         assert TOKEN not in report
         assert "redisPassw0rdForReport" not in report
+
+
+def test_an_error_report_from_a_sign_in_link_holds_no_token(client, monkeypatch):
+    """DEBUG's page and emailed reports show the URL, the request and each frame's variables:
+    a sign-in link's token (which signs its holder in) must be in none of them."""
+    token = make_link_token(email=OWNER)
+
+    def broken(token: str):  # as check_link fails with the token in hand
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("dashboards.account.views.check_link", broken)
+    with pytest.raises(RuntimeError) as failure:
+        client.get(f"/account/login/{token}/")
+    tb = failure.tb  # as a server would report it: from Django's request handler on
+    while "django/core/handlers/" not in tb.tb_frame.f_code.co_filename:
+        tb = tb.tb_next
+    request = tb.tb_frame.f_locals["request"]
+    reporter = get_exception_reporter_class(request)(request, failure.type, failure.value, tb)
+    for report in (reporter.get_traceback_html(), reporter.get_traceback_text()):
+        assert token not in report and token[:24] not in report
+        assert "/account/login/[hidden]/" in report
 
 
 def test_pages_never_show_a_webhook_token_or_another_persons_key(owners_world, staff_client):
