@@ -6,6 +6,9 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     default = True
 
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (system checks)
+
 
 class ShopAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin, with accounts.admin_site.ShopAdminSite as `admin.site` (imported

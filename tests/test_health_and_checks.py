@@ -194,6 +194,11 @@ def test_debug_runs_without_keys_with_the_development_ones():
     assert result.stdout.split() == ["True"], result.stderr
 
 
+def test_deploy_check_warns_when_staff_sign_in_with_a_password_alone():
+    result = manage("check", "--deploy", STAFF_2FA_REQUIRED="0")
+    assert "accounts.W001" in result.stderr + result.stdout
+
+
 def test_deploy_check_still_warns_of_a_per_process_limiter_cache():
     result = manage("check", "--deploy", CACHE_URL="locmemcache://", GUNICORN_WORKERS="4")
     assert "licenses.W001" in result.stderr + result.stdout
