@@ -3,9 +3,10 @@
 A link carries a token signed with SECRET_KEY (Django's signing, salted for this use alone): the
 email, a random nonce, when it was made and where to go next. It needs no row until it is used;
 then its nonce is recorded (unique), so it works once. It also stops working once the account has
-signed in after the link was made (with a later link, or staff with their password), as
-django-sesame's links do. The User is created on first sign-in, so typing an address into the
-form leaves no trace of it in the database.
+signed in after the link was made (with a later link), as django-sesame's links do. A staff
+account's link never works: staff sign in with a password and a code (accounts/second_factor.py).
+The User is created on first sign-in, so typing an address into the form leaves no trace of it in
+the database.
 """
 
 import hashlib
@@ -192,8 +193,9 @@ def request_link(*, email: str, next_url: str, client: str) -> SentLink:
     url = settings.SITE_URL + reverse("account:link", args=[token])
     user = find_user(email)
     if user is not None and is_staff_account(user):
-        # A staff address gets an email saying how staff sign in, and no link: the page, the
-        # limits and the time taken stay those of any address, so nobody learns it is staff's.
+        # A staff address gets an email saying how staff sign in, and no link: the page and the
+        # limits are those of any address, and an email is sent either way (so the answer takes
+        # about as long), so nobody learns the address is staff's.
         _send_staff_notice(email=email)
     else:
         _send_link(email=email, url=url)
