@@ -105,7 +105,8 @@ def _wait_words(device: TOTPDevice) -> str | None:
     allowed, why = device.verify_is_allowed()
     if allowed:
         return None
-    seconds = max(1, math.ceil((why["locked_until"] - timezone.now()).total_seconds()))
+    until = (why or {}).get("locked_until") or timezone.now()
+    seconds = max(1, math.ceil((until - timezone.now()).total_seconds()))
     later = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
     return f"Too many wrong codes: try again in {later}."
 
