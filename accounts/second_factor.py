@@ -207,7 +207,6 @@ def setup(request: HttpRequest) -> HttpResponse:
         # Inline SVG made here from the device's own URL (paths only, no text from anyone).
         "qr": mark_safe(segno.make(url, error="m").svg_inline(scale=4, light="#fff")),
         "secret": _grouped(url),
-        "url": url,
     }
     return _page(request, "admin/verify_setup.html", context, status)
 

@@ -302,6 +302,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # As Django configures it, with the masking formatter.
         "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Without Django's own handlers (a console one with DEBUG on, mail_admins): its records
+        # reach the root's masking console once, not also unmasked (and twice) in dev.py's terminal.
+        "django": {"handlers": [], "level": "INFO"},
         # urllib3's DEBUG lines carry request URLs, and a Discord webhook URL holds its token.
         "urllib3": {"level": "INFO"},
     },

@@ -112,6 +112,28 @@ def test_django_s_warning_about_a_refused_link_masks_the_token(client, token):
     assert token not in written
 
 
+def test_with_debug_on_no_handler_on_the_way_writes_the_token(client, token, settings):
+    """dev.py runs with DEBUG on, where Django's own console handler (on the "django" logger)
+    writes django.request's warnings too: every handler a record meets must mask."""
+    settings.DEBUG = True
+    loggers = [logging.getLogger(name) for name in ("django.request", "django", "")]
+    handlers = [
+        h
+        for log in loggers
+        for h in log.handlers
+        if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")
+    ]
+    stream = io.StringIO()
+    olds = [handler.setStream(stream) for handler in handlers]
+    try:
+        client.get(f"/account/login/{token}x/")
+    finally:
+        for handler, old in zip(handlers, olds, strict=True):
+            handler.setStream(old)
+    assert "/account/login/[hidden]/" in stream.getvalue()
+    assert token not in stream.getvalue()
+
+
 def test_json_log_lines_mask_the_token_in_the_request_they_carry(token, rf):
     """LOG_FORMAT=json writes a record's extra fields, and django.request's carry the request."""
     record = logging.makeLogRecord(

@@ -68,7 +68,7 @@ def test_a_staff_member_without_an_authenticator_sets_one_up_before_reaching_mgm
     assert not device.confirmed
     secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', html).group(1)
     assert secret.replace(" ", "") in device.config_url
-    assert "<svg" in html and "otpauth://totp/" in html
+    assert "<svg" in html  # the QR code of device.config_url, otpauth://totp/…
     assert client.get("/mgmt/").status_code == 302  # not before the code confirms it
 
     done = client.post(to_setup["Location"], {"code": code_for(device)})
