@@ -20,7 +20,7 @@ def _networks(allowed: tuple[str, ...]) -> tuple[Network, ...] | None:
     """The networks of FORWARDED_ALLOW_IPS (addresses or CIDR networks); None for "*"."""
     if "*" in allowed:
         return None
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed if entry)
+    return tuple(ipaddress.ip_network(entry) for entry in allowed if entry)
 
 
 def is_trusted_proxy(remote_addr: str) -> bool:

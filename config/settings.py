@@ -196,10 +196,10 @@ CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
 # comma-separated, or "*"); gunicorn reads the same variable for its scheme. From anyone else those
 # headers are dropped: a client could otherwise pass for https, or for another address.
 FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
-for _entry in FORWARDED_ALLOW_IPS:
+for _entry in FORWARDED_ALLOW_IPS:  # read as gunicorn reads it: networks without host bits
     try:
         if _entry != "*":
-            ipaddress.ip_network(_entry, strict=False)
+            ipaddress.ip_network(_entry)
     except ValueError:
         raise ImproperlyConfigured(
             f"FORWARDED_ALLOW_IPS: {_entry!r} is neither an address, a network nor '*'."
