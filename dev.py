@@ -81,11 +81,15 @@ def reset_staff_password(env: dict) -> str:
     return password
 
 
-def is_test_mode(env: dict) -> bool:
-    """Whether the shop runs on the offline test gateway, as its settings (and .env) decide.
-    `payment_mode` prints nothing but its JSON answer."""
+def modes(env: dict) -> dict:
+    """What the settings (and .env) decide: `test_mode` (the offline test gateway) and
+    `staff_2fa_required`. `payment_mode` prints nothing but its JSON answer."""
     result = manage("payment_mode", env=env, capture_output=True, text=True)
-    return json.loads(result.stdout)["test_mode"] is True
+    return json.loads(result.stdout)
+
+
+def is_test_mode(env: dict) -> bool:
+    return modes(env)["test_mode"] is True
 
 
 def start() -> None:
@@ -97,7 +101,8 @@ def start() -> None:
     manage("migrate", "--noinput", "-v0", env=env)
     manage("seed_demo", env=env)
     password = reset_staff_password(env)
-    test_mode = is_test_mode(env)
+    decided = modes(env)
+    test_mode = decided["test_mode"] is True
     processes = [
         subprocess.Popen([str(PYTHON), "manage.py", *worker], cwd=ROOT, env=env)
         for worker in WORKERS + (TEST_MODE_WORKERS if test_mode else [])
@@ -115,6 +120,13 @@ def start() -> None:
         f"  Staff (/mgmt): {env['SITE_URL']}/{env.get('MGMT_PATH', 'mgmt').strip('/')}/\n"
         f"  Django admin: {env['SITE_URL']}/admin/\n"
         f"  Staff login:  {STAFF_EMAIL} / {password}\n"
+        + (
+            "  Staff also give a code from an authenticator app (STAFF_2FA_REQUIRED): after the\n"
+            "  password, /admin and /mgmt show a QR code to scan once, then ask for its code.\n"
+            if decided["staff_2fa_required"]
+            else "  Staff sign in with the password alone: the second factor is off in test mode\n"
+            "  (STAFF_2FA_REQUIRED=1 turns it on, with a QR code to scan at the first sign-in).\n"
+        )
         + (
             "  Payments are in TEST MODE (no Stripe key): Buy Now opens a local test checkout.\n"
             if test_mode

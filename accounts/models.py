@@ -61,3 +61,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         # form is stored; an address that has none is refused (InvalidAddress).
         self.email = canonical_email(self.email)
         super().save(*args, **kwargs)
+
+
+def is_staff_account(user) -> bool:
+    """Staff or superuser: signs in with a password (and a code), never with an emailed link."""
+    return bool(user.is_staff or user.is_superuser)

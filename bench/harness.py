@@ -47,6 +47,7 @@ def configure_environment(*, settings: str, database_url: str, name: str, **extr
             "DATABASE_URL": database_url,
             "DEBUG": "0",
             "SECRET_KEY": f"bench-{name}-" + "x" * 40,
+            "LICENSE_HASH_KEY": f"bench-{name}-license-hash-" + "x" * 30,
             "LOG_LEVEL": "WARNING",
             "SITE_URL": "http://127.0.0.1",
             "DISCORD_WEBHOOK_URL": "",

@@ -8,6 +8,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from .access_log import mask
+
 # What every LogRecord has; anything else on a record came from `extra=`.
 STANDARD = {*vars(logging.makeLogRecord({})), "message", "asctime"}
 
@@ -23,4 +25,5 @@ class JSONFormatter(logging.Formatter):
         entry.update((name, value) for name, value in vars(record).items() if name not in STANDARD)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # default=str writes objects such as django.request's `request` with their path in it.
+        return mask(json.dumps(entry, default=str, ensure_ascii=False))

@@ -1,10 +1,12 @@
 """Settings come from the environment (and an optional .env file); see README, Configuration."""
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from .caches import cache_config
 
@@ -14,14 +16,31 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-# The default is only for development and tests: `manage.py check --deploy` rejects it.
-SECRET_KEY = env("SECRET_KEY", default="django-insecure-development-key-do-not-use-in-production")
+
+
+def required_secret(name: str, *, development: str) -> str:
+    """`name` from the environment; with DEBUG off the shop refuses to start without it, since
+    `development` (written in this repository) would let anyone sign sessions and sign-in links."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off (a long random value, the same on every host; "
+            "see README, Security)."
+        )
+    return development
+
+
+SECRET_KEY = required_secret(
+    "SECRET_KEY", development="django-insecure-development-key-do-not-use-in-production"
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.ShopAdminConfig",  # django.contrib.admin with the staff's login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -29,6 +48,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "audit",
     "orders",
@@ -39,6 +60,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.ForwardedHeadersFromProxiesOnly",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -46,6 +68,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.second_factor.StaffAreaMiddleware",
+    "config.bad_requests.RefuseNulBytes",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -115,6 +140,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "admin:login"
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.error_reports.MaskingReporter"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,9 +183,9 @@ STRIPE_WEBHOOK_MAX_BYTES = 1024 * 1024
 # How long the offline gateway waits before a delayed (bank debit) payment settles.
 TEST_GATEWAY_DELAY = env.float("TEST_GATEWAY_DELAY", default=10)
 
-# Licenses. Keys are looked up by HMAC(LICENSE_HASH_KEY, key); it defaults to SECRET_KEY, so set it
-# on its own if SECRET_KEY may ever rotate.
-LICENSE_HASH_KEY = env("LICENSE_HASH_KEY", default="")
+# Licenses. Keys are looked up by HMAC(LICENSE_HASH_KEY, key): required when DEBUG is off, so that
+# rotating SECRET_KEY never makes every key NOT_FOUND (with DEBUG on it falls back to SECRET_KEY).
+LICENSE_HASH_KEY = required_secret("LICENSE_HASH_KEY", development="")
 # The validate API's limits: requests per window, per client address and per key.
 LICENSE_VALIDATE_RATE = env.int("LICENSE_VALIDATE_RATE", default=60)
 LICENSE_VALIDATE_KEY_RATE = env.int("LICENSE_VALIDATE_KEY_RATE", default=20)
@@ -175,6 +201,18 @@ LICENSE_EXPIRY_REMINDER_DAYS = env.int("LICENSE_EXPIRY_REMINDER_DAYS", default=1
 # Behind a reverse proxy every request comes from the proxy: name the header it sets (e.g.
 # X-Forwarded-For) and the limiter counts the address the proxy saw (the header's last entry).
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
+# The proxies whose X-Forwarded-Proto and CLIENT_IP_HEADER are believed (addresses or networks,
+# comma-separated, or "*"); gunicorn reads the same variable for its scheme. From anyone else those
+# headers are dropped: a client could otherwise pass for https, or for another address.
+FORWARDED_ALLOW_IPS = env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
+for _entry in FORWARDED_ALLOW_IPS:  # read as gunicorn reads it: networks without host bits
+    try:
+        if _entry != "*":
+            ipaddress.ip_network(_entry)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"FORWARDED_ALLOW_IPS: {_entry!r} is neither an address, a network nor '*'."
+        ) from None
 # The limiter's counts: shared by every process only in a shared cache (Redis in production).
 CACHES = {"default": cache_config(env("CACHE_URL", default="locmemcache://"))}
 
@@ -184,6 +222,21 @@ ACCOUNT_LINK_MAX_AGE = env.int("ACCOUNT_LINK_MAX_AGE", default=15 * 60)
 ACCOUNT_LINK_EMAIL_RATE = env.int("ACCOUNT_LINK_EMAIL_RATE", default=5)
 ACCOUNT_LINK_CLIENT_RATE = env.int("ACCOUNT_LINK_CLIENT_RATE", default=20)
 ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
+# Staff sign in with a password and a time-based code (TOTP, django-otp) from an authenticator app:
+# /admin and /mgmt wait for the code, and walk a staff member without one through setting it up.
+# Required by default except in the offline test mode dev.py runs (DEBUG on, no Stripe key).
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=bool(STRIPE_SECRET_KEY) or not DEBUG)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="License Shop")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret
+# Staff's password sign-in (/admin/login/): failed sign-ins per account and per client address in
+# each window; past either, even the right password waits for the window's end.
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_CLIENT = env.int("LOGIN_FAILURES_PER_CLIENT", default=20)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
+# The checkout success page asks Stripe for the session on every visit: visits per client address
+# in each window (a buyer comes once or twice; a loop or a scan is cut off).
+CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
+CHECKOUT_SUCCESS_WINDOW = env.int("CHECKOUT_SUCCESS_WINDOW", default=60)
 # "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.
 ACCOUNT_RESEND_KEYS_RATE = env.int("ACCOUNT_RESEND_KEYS_RATE", default=3)
 ACCOUNT_RESEND_KEYS_WINDOW = env.int("ACCOUNT_RESEND_KEYS_WINDOW", default=3600)
@@ -229,23 +282,38 @@ if not DEBUG:
     ]
 
 # Logs name events, deliveries and orders by id; never a webhook token, license key, email address
-# or email body. LOG_FORMAT=json writes one JSON object per line.
+# or email body. LOG_FORMAT=json writes one JSON object per line. Every formatter masks sign-in
+# tokens and email= in URLs (config/access_log.py), runserver's access lines included.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.access_log.MaskingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {"()": "config.log_format.JSONFormatter"},
+        "django.server": {
+            "()": "config.access_log.MaskingServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("LOG_FORMAT", default="plain"),
-        }
+        },
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # As Django configures it, with the masking formatter.
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Without Django's own handlers (a console one with DEBUG on, mail_admins): its records
+        # reach the root's masking console once, not also unmasked (and twice) in dev.py's terminal.
+        "django": {"handlers": [], "level": "INFO"},
         # urllib3's DEBUG lines carry request URLs, and a Discord webhook URL holds its token.
         "urllib3": {"level": "INFO"},
     },

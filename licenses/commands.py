@@ -5,13 +5,13 @@ key email again."""
 from django.conf import settings
 
 from audit.commands import Command, Refused
+from config.ratelimit import hit
 from orders.models import LicenseKind, Order, Product
 
 from . import lifecycle
 from .emails import resend_keys
 from .models import KeyEmail, KeyEmailStatus, License, LicenseStatus
 from .pool import import_keys
-from .ratelimit import hit
 
 
 class LicenseCommand(Command):

@@ -17,13 +17,14 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from config.proxies import client_address
+from config.ratelimit import hit
 from orders.models import Product
 
 from . import activations
 from .certificates import certificate, key_set
 from .keys import hash_fingerprint, hash_key
 from .models import LABEL_MAX, Activation, License
-from .ratelimit import hit
 
 MAX_BODY = 4096
 MAX_FINGERPRINT = 255
@@ -60,14 +61,6 @@ def _too_many(retry_after: int, body: dict[str, Any] | None = None) -> JsonRespo
     response = JsonResponse(body or {"error": "rate limited"}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
-
-
-def client_address(request: HttpRequest) -> str:
-    if settings.CLIENT_IP_HEADER:
-        forwarded = request.headers.get(settings.CLIENT_IP_HEADER, "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()  # appended by our proxy: the one to trust
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _read(request: HttpRequest) -> dict[str, Any]:

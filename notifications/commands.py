@@ -19,11 +19,8 @@ class Resend(Command):
     model = Delivery
 
     def lock(self, delivery: Delivery) -> Delivery:
-        return (
-            Delivery.objects.select_for_update()
-            .select_related("destination", "notification__order")
-            .get(pk=delivery.pk)
-        )
+        # The row alone: FOR UPDATE cannot reach the outer join to a notification's order.
+        return Delivery.objects.select_for_update().get(pk=delivery.pk)
 
     def order_of(self, delivery: Delivery):
         return delivery.notification.order

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .embeds import fit
+from .embeds import as_text, fit
 from .events import COLOURS, Event
 from .models import Destination, Notification
 from .outbox import enqueue
@@ -20,7 +20,7 @@ def probe_embed(sent_by: str = "manage.py send_test_notification") -> dict:
             "color": COLOURS[Event.TEST],
             "fields": [
                 {"name": "Shop", "value": settings.SITE_URL, "inline": True},
-                {"name": "Sent by", "value": sent_by, "inline": True},
+                {"name": "Sent by", "value": as_text(sent_by), "inline": True},
             ],
             "footer": {"text": "License Shop"},
             "timestamp": timezone.now().isoformat(),

@@ -35,13 +35,30 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + ELLIPSIS
 
 
+# Discord renders markdown in embed titles, descriptions and field values: emphasis (* _ ~),
+# code (`), spoilers (|), quotes (>), headings (#), masked links ([…](…)), mentions and
+# timestamps (<…>), emoji and autolinks (:). A backslash before any of them shows it as typed.
 MARKDOWN = re.compile(r"([\\*_~`|<>\[\]()#:])")
+# Lists and subtext (-#) start a line: "- item", "1. first". Elsewhere - and . are plain text.
+LINE_START = re.compile(r"(?m)^(\s*)(-|\d+\.)")
+
+
+class Markdown(str):
+    """Text the shop writes as Discord markdown on purpose (a timestamp): sent as it is, where
+    everything else in a field is escaped."""
 
 
 def as_text(text: str) -> str:
-    """`text` shown as it is: Discord renders markdown, masked links and autolinks in embeds, so a
-    buyer's email such as `"[pay here](https://…)"@x.com` would otherwise be a link."""
-    return MARKDOWN.sub(r"\\\1", text)
+    """`text` shown as it is: a product named `[click](https://…)` or an email such as
+    `"**x**"@x.com` would otherwise be a link, or bold."""
+    if isinstance(text, Markdown):
+        return text
+    escaped = MARKDOWN.sub(r"\\\1", str(text))
+    return LINE_START.sub(lambda m: m.group(1) + _escape_marker(m.group(2)), escaped)
+
+
+def _escape_marker(marker: str) -> str:
+    return "\\-" if marker == "-" else marker[:-1] + "\\."
 
 
 def embed_size(embed: dict[str, Any]) -> int:
@@ -97,9 +114,9 @@ def _set(embed, kind, index, text):
         embed[kind] = text
 
 
-def when(value: datetime | None) -> str:
+def when(value: datetime | None) -> Markdown:
     """A Discord timestamp: each reader sees it in their own time zone."""
-    return f"<t:{int(value.timestamp())}:f>" if value else ""
+    return Markdown(f"<t:{int(value.timestamp())}:f>" if value else "")
 
 
 def order_link(order) -> str:
@@ -154,15 +171,18 @@ TITLES = {
 
 
 def order_embed(event: str, order, extra: list[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Every field value is escaped (product names, the email, staff notes, refund and decline
+    reasons are typed by someone), except `Markdown` the shop wrote on purpose."""
     items = "\n".join(f"{item.quantity} × {item.product.name}" for item in order.line_items())
     fields = [
-        ("Customer", as_text(order.email)),
+        ("Customer", order.email),
         ("Items", items),
         ("Total", money(order.total_cents, order.currency)),
     ]
     if order.payment_method:
         fields.append(("Payment method", order.payment_method))
     fields += [(name, value) for name, value in extra if value]
+    fields = [(name, as_text(value)) for name, value in fields]
     return fit(
         {
             "title": f"{TITLES[event]}: order {order.number}",
@@ -179,8 +199,10 @@ def stock_embed(product, remaining: int, threshold: int) -> dict[str, Any]:
     state = "is out of stock" if remaining == 0 else f"has {remaining} key(s) left"
     return fit(
         {
-            "title": f"License stock low: {product.name}",
-            "description": f"{product.name} {state} (alert under {threshold}). Import keys in the admin.",
+            "title": as_text(f"License stock low: {product.name}"),
+            "description": as_text(
+                f"{product.name} {state} (alert under {threshold}). Import keys in the admin."
+            ),
             "color": COLOURS[Event.LICENSE_STOCK_LOW],
             "fields": [{"name": "Remaining", "value": str(remaining), "inline": True}],
             "timestamp": timezone.now().isoformat(),

@@ -1,4 +1,5 @@
 import logging
+import math
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -7,6 +8,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+
+from config.proxies import client_address
+from config.ratelimit import hit
 
 from .checkout import PaymentRefused, find_order, fulfil_session, place_order, start_checkout
 from .forms import BuyForm, TestCheckoutForm
@@ -58,6 +62,16 @@ def success(request: HttpRequest) -> HttpResponse:
     if not session_id or "{" in session_id:
         context = {"message": "This link has no checkout session in it."}
         return render(request, "orders/problem.html", context, status=400)
+    # Every visit asks Stripe: a client reloading in a loop must not spend the shop's API limit.
+    window = settings.CHECKOUT_SUCCESS_WINDOW
+    wait = hit(
+        "checkout-success",
+        client_address(request),
+        limit=settings.CHECKOUT_SUCCESS_RATE,
+        window=window,
+    )
+    if wait:
+        return _too_many_visits(request, wait)
     try:
         order = fulfil_session(session_id)
     except PaymentRefused as refused:
@@ -75,6 +89,18 @@ def success(request: HttpRequest) -> HttpResponse:
     if order is None:
         raise Http404("No order for this checkout session")
     return SeeOther(reverse("orders:detail", args=[order.public_id]))
+
+
+def _too_many_visits(request: HttpRequest, wait: int) -> HttpResponse:
+    minutes = math.ceil(wait / 60)
+    later = "in a minute" if minutes <= 1 else f"in {minutes} minutes"
+    message = (
+        "Too many visits to this page from your network. Your payment is not lost: "
+        f"please try again {later}, or find the order in the email we send you."
+    )
+    response = render(request, "orders/problem.html", {"message": message}, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @login_not_required

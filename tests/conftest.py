@@ -14,6 +14,18 @@ def _plain_static_files(settings):
     }
     settings.STRIPE_SECRET_KEY = ""
     settings.STRIPE_WEBHOOK_SECRET = "whsec_offline_test_gateway"
+    # As in the offline test mode dev.py runs: the password is enough for staff. The second
+    # factor's own tests (test_staff_second_factor.py) turn it on.
+    settings.STAFF_2FA_REQUIRED = False
+
+
+@pytest.fixture(autouse=True)
+def _limits_from_zero():
+    # The limiters (sign-in links, the success page, logins…) count in the process's default
+    # cache: without this a test's visits would count against the next test's.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -354,7 +354,7 @@ def test_a_double_clicked_full_refund_refunds_once(staff):
 
 def test_a_double_clicked_partial_refund_refunds_once(staff):
     order = paid_offline_order()
-    form = {"amount_cents": 1000, "expected_refunded_cents": 0, "reason": "goodwill"}
+    form = {"amount_cents": 1000, "seen_returned": 0, "reason": "goodwill"}
 
     results = run_together(staff_refund(order, staff, **form), staff_refund(order, staff, **form))
 

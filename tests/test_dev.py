@@ -29,3 +29,10 @@ def test_dev_py_is_not_fooled_by_what_django_prints_at_start(monkeypatch):
     monkeypatch.setattr(dev, "manage", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert dev.is_test_mode({**os.environ, "STRIPE_SECRET_KEY": ""}) is True
     assert calls == [("payment_mode",)]
+
+
+@pytest.mark.parametrize(("key", "required"), [("", False), ("sk_test_51Example", True)])
+def test_dev_py_learns_whether_staff_need_a_second_factor_for_its_banner(key, required):
+    env = {**os.environ, "STRIPE_SECRET_KEY": key, "DEBUG": "1"}
+    env.pop("STAFF_2FA_REQUIRED", None)
+    assert dev.modes(env)["staff_2fa_required"] is required

@@ -82,6 +82,7 @@ def test_dev_py_starts_the_shop_in_test_mode_with_every_test_mode_worker(shop):
     assert "Payments are in TEST MODE" in output
     assert "stripe listen" not in output
     assert re.search(r"Staff login:  staff@example.com / \S{12,}", output)
+    assert "Staff sign in with the password alone: the second factor is off in test mode" in output
     assert {kind: w["state"] for kind, w in shop.health["workers"].items()} == {
         "deliver_notifications": "ok",
         "send_key_emails": "ok",

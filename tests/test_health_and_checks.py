@@ -130,6 +130,7 @@ def test_deploy_check_rejects_stripe_keys_without_a_webhook_secret(settings):
 # The README's production settings (Production): nothing else set.
 PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
+    "LICENSE_HASH_KEY": secrets.token_urlsafe(50),
     "SITE_URL": "https://shop.example.com",
     "ALLOWED_HOSTS": "shop.example.com",
     "STRIPE_SECRET_KEY": "sk_live_abc",
@@ -166,6 +167,37 @@ def test_production_with_https_sends_hsts_for_a_year_but_not_for_subdomains_or_p
         "shell", "-v", "0", "-c", code, SECURE_HSTS_PRELOAD="1", SECURE_HSTS_INCLUDE_SUBDOMAINS="1"
     )
     assert opted_in.stdout.split() == ["31536000", "True", "True"]
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "LICENSE_HASH_KEY"])
+def test_the_shop_refuses_to_start_without_its_keys_when_debug_is_off(missing):
+    """The development key is in the repository: a production host that forgot to set its own
+    would sign sessions and sign-in links (and hash license keys) with a key anyone can read."""
+    result = manage("check", **{missing: ""})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"{missing} must be set" in result.stderr
+    assert "django-insecure" not in result.stderr
+
+
+def test_a_mistyped_forwarded_allow_ips_stops_the_shop_at_start_not_at_each_request():
+    for typo in ("10.0.0.0/33", "10.0.0.5/8"):  # the second, gunicorn refuses too
+        result = manage("check", FORWARDED_ALLOW_IPS=f"127.0.0.1,{typo}")
+        assert result.returncode != 0
+        assert f"FORWARDED_ALLOW_IPS: '{typo}' is neither" in result.stderr
+
+
+def test_debug_runs_without_keys_with_the_development_ones():
+    code = (
+        "from django.conf import settings as s; print(s.SECRET_KEY.startswith('django-insecure'))"
+    )
+    result = manage("shell", "-v", "0", "-c", code, DEBUG="1", SECRET_KEY="", LICENSE_HASH_KEY="")
+    assert result.stdout.split() == ["True"], result.stderr
+
+
+def test_deploy_check_warns_when_staff_sign_in_with_a_password_alone():
+    result = manage("check", "--deploy", STAFF_2FA_REQUIRED="0")
+    assert "accounts.W001" in result.stderr + result.stdout
 
 
 def test_deploy_check_still_warns_of_a_per_process_limiter_cache():

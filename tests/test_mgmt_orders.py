@@ -78,6 +78,24 @@ def test_dates_bound_the_list_and_nonsense_is_ignored(staff_client):
     assert numbers(staff_client.get("/mgmt/orders/", nonsense)) == [new.number, old.number]
 
 
+@pytest.mark.parametrize(
+    ("dates", "words"),
+    [
+        ({"until": "9999-12-31"}, "Dates run from 1 January 2000 to 31 December 2999"),
+        ({"since": "0001-01-01"}, "Dates run from 1 January 2000 to 31 December 2999"),
+        ({"since": "2026-05-02", "until": "2026-05-01"}, "“From” is after “To”"),
+    ],
+)
+def test_dates_out_of_range_or_reversed_are_a_400_that_says_why(staff_client, dates, words):
+    order = make_order()
+    for url in ("/mgmt/orders/", "/mgmt/orders/export.csv"):
+        response = staff_client.get(url, dates)
+        assert response.status_code == 400, url
+        html = response.content.decode()
+        assert words in html and "the dates are not applied" in html, url
+        assert order.number in html  # the list without the dates, under the error
+
+
 def test_sorts_and_keyset_pages_show_each_order_once(staff_client, monkeypatch):
     monkeypatch.setattr("dashboards.mgmt.listing.PAGE_SIZE", 2)
     orders = [make_order(quantity=q) for q in (1, 3, 2, 3, 1)]

@@ -8,6 +8,7 @@ from notifications.discord import InvalidWebhookURL, parse_webhook_url
 from notifications.embeds import LIMITS, MESSAGE_TOTAL, embed_size, fit
 from notifications.events import COLOURS, DEFAULT_EVENTS, Event
 from notifications.models import Delivery, Destination, Notification
+from notifications.templatetags.discord import ESCAPE
 from orders.models import LicenseKind
 from orders.webhooks import handle_stripe_event
 from tests.factories import (
@@ -40,6 +41,11 @@ def test_a_paid_order_tells_pending_then_completion_and_payment():
     assert events_of(order) == ["order.pending", "order.completed", "payment.completed"]
 
 
+def shown(value: str) -> str:
+    """A field's value as Discord shows it: its markdown escapes undone."""
+    return ESCAPE.sub(r"\1", value)
+
+
 def test_each_event_has_its_colour_a_link_to_mgmt_and_the_order_facts(settings):
     settings.SITE_URL = "https://shop.example.com"
     order = make_order(product=make_product(name="Tunewright", price_cents=2900), quantity=2)
@@ -47,7 +53,7 @@ def test_each_event_has_its_colour_a_link_to_mgmt_and_the_order_facts(settings):
     embed = order.notifications.get(event="payment.failed").embed
     assert embed["color"] == 0xE74C3C == COLOURS[Event.PAYMENT_FAILED]
     assert embed["url"] == f"https://shop.example.com/mgmt/orders/{order.number}/"
-    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    fields = {f["name"]: shown(f["value"]) for f in embed["fields"]}
     assert fields["Customer"] == order.email
     assert fields["Items"] == "2 × Tunewright"
     assert fields["Total"] == "$58.00"
@@ -62,7 +68,7 @@ def test_refunds_and_disputes_carry_their_amount_reason_and_deadline():
     deliver("charge.dispute.created", dispute_obj(order, "dp_1"))
     deliver("charge.dispute.closed", dispute_obj(order, "dp_1", status="lost"))
     refund = {
-        f["name"]: f["value"]
+        f["name"]: shown(f["value"])
         for f in order.notifications.get(event="order.refunded").embed["fields"]
     }
     assert refund["Refund"] == "$10.00"

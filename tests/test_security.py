@@ -14,11 +14,15 @@ from django.contrib import admin
 from django.core.cache import cache
 from django.test import Client, RequestFactory, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.views.debug import ExceptionReporter
+from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
+from dashboards.account.links import make_link_token
 from licenses.models import License
 from notifications.embeds import order_embed
 from notifications.models import Delivery, Destination, Notification
+from notifications.templatetags.discord import as_discord_shows
+from orders import commands as order_commands
+from orders.gateways.offline import OfflineGateway
 from orders.models import LicenseKind, StripeEvent
 from tests.account_support import OWNER, client_as, order_in, sign_in
 from tests.factories import make_event, make_order, make_product, refund_obj, sign_payload
@@ -142,6 +146,41 @@ def test_every_account_and_mgmt_url_answers_only_whom_it_should(owners_world, wh
         assert TOKEN not in html, where
 
 
+HUGE = "9" * 30  # past any 64-bit id
+
+
+@pytest.mark.parametrize("who", ["anonymous", "staff"])
+def test_no_address_or_parameter_makes_a_500(owners_world, who):
+    """A NUL byte (which PostgreSQL refuses in any text) in each part of every URL, and numbers
+    past any id or date in every parameter staff pages read: a 4xx, never a 500."""
+    client = client_as(who)
+    hostile = {name: "x%00y" for name in ("number", "public_id", "token", "slug", "session_id")}
+    hostile |= {segment: HUGE for segment in owners_world[2] if "/" in segment}
+    for route in routes(("account/", f"{settings.MGMT_PATH}/", "orders/", "checkout/", "test-")):
+        url = fill(route, hostile)
+        for method in ("get", "post"):
+            response = getattr(client, method)(url)
+            assert response.status_code < 500, f"{method.upper()} {url}: {response.status_code}"
+            body_of(response)
+    queries = [
+        "/checkout/success/?session_id=cs_%00",
+        "/account/?page=" + HUGE,
+        "/account/login/?next=%00&email=%00",
+        f"/{settings.MGMT_PATH}/orders/?q=%00&status=%00&sort=%00&since=%00",
+        f"/{settings.MGMT_PATH}/orders/?after={HUGE}_{HUGE}&sort=total",
+        f"/{settings.MGMT_PATH}/orders/?until=9999-12-31",
+        f"/{settings.MGMT_PATH}/orders/export.csv?until=9999-12-31&since=0001-01-01",
+        f"/{settings.MGMT_PATH}/notifications/?before={HUGE}&status=%00",
+        f"/{settings.MGMT_PATH}/events/?outcome=%00",
+        f"/admin/orders/order/{HUGE}/change/",
+        f"/admin/orders/order/?p={HUGE}&q=%00",
+    ]
+    for url in queries:
+        response = client.get(url)
+        assert response.status_code < 500, f"{url}: {response.status_code}"
+        body_of(response)  # a streamed CSV fails while it streams, not before
+
+
 def test_guessed_order_numbers_are_all_the_same_404():
     theirs = [order_in("completed", email=OWNER).number for _ in range(5)]
     client = client_as("other")
@@ -190,6 +229,27 @@ def test_error_reports_hold_no_secret():
             assert secret not in report, name
         assert TOKEN not in report
         assert "redisPassw0rdForReport" not in report
+
+
+def test_an_error_report_from_a_sign_in_link_holds_no_token(client, monkeypatch):
+    """DEBUG's page and emailed reports show the URL, the request and each frame's variables:
+    a sign-in link's token (which signs its holder in) must be in none of them."""
+    token = make_link_token(email=OWNER)
+
+    def broken(token: str):  # as check_link fails with the token in hand
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("dashboards.account.views.check_link", broken)
+    with pytest.raises(RuntimeError) as failure:
+        client.get(f"/account/login/{token}/")
+    tb = failure.tb  # as a server would report it: from Django's request handler on
+    while "django/core/handlers/" not in tb.tb_frame.f_code.co_filename:
+        tb = tb.tb_next
+    request = tb.tb_frame.f_locals["request"]
+    reporter = get_exception_reporter_class(request)(request, failure.type, failure.value, tb)
+    for report in (reporter.get_traceback_html(), reporter.get_traceback_text()):
+        assert token not in report and token[:24] not in report
+        assert "/account/login/[hidden]/" in report
 
 
 def test_pages_never_show_a_webhook_token_or_another_persons_key(owners_world, staff_client):
@@ -259,6 +319,55 @@ def test_customer_provided_text_cannot_format_or_link_in_an_embed():
     assert "[pay_here](https://evil.example)" not in customer
     unescaped = re.sub(r"\\(.)", r"\1", customer)
     assert unescaped == HOSTILE_EMAIL
+
+
+TYPED = "[click](https://evil.example) **x** __u__ ~~s~~ `c` ||spoiler|| <@&1> :tada:"
+LINE_MARKUP = "\n# Head\n-# small\n> quote\n- item\n1. first\n```code```"
+MARKDOWN_CHARACTERS = re.compile(r"[*_~`|>#\[\]()<-]|://|:tada:")
+
+
+def unescaped(text: str) -> set[str]:
+    """The markdown Discord would read as markup (and autolinks, emoji): what is not escaped with
+    a backslash (Discord's timestamps, which the shop writes on purpose, aside)."""
+    text = re.sub(r"<t:-?\d+(?::[tTdDfFR])?>", "", text)
+    text = re.sub(r"\\.", "", text, flags=re.DOTALL)
+    return set(MARKDOWN_CHARACTERS.findall(text)) | set(re.findall(r"(?m)^\d+\.", text))
+
+
+def test_everything_typed_by_buyers_and_staff_shows_as_typed_in_discord(
+    staff, django_capture_on_commit_callbacks
+):
+    """Discord renders markdown in embed titles, descriptions and field values: a product name,
+    an email, a staff note or a refund reason must never become a link, a heading or bold."""
+    product = make_product(
+        name="Pro " + TYPED + LINE_MARKUP, license_kind=LicenseKind.POOL, stock_alert_threshold=1
+    )
+    email = '"' + TYPED.replace(" ", "") + '"@example.com'
+    offline = order_in("pending", email=email, product=product)
+    order_commands.complete.run(offline, by=staff, note="**cash** [receipt](https://evil.example)")
+    paid = order_in("pending", email=email, product=product)
+    with django_capture_on_commit_callbacks(execute=True):  # its events are delivered then
+        OfflineGateway().pay(paid.stripe_session_id)  # a charge the offline gateway can refund
+    paid.refresh_from_db()
+    order_commands.refund.run(
+        paid, by=staff, amount_cents=paid.total_cents, reason="Refund " + TYPED, seen_returned=0
+    )
+    embeds = [n.embed for n in Notification.objects.all()]
+    assert {"order.completed", "order.refunded", "license.stock_low"} <= set(
+        Notification.objects.values_list("event", flat=True)
+    )
+    typed = [TYPED, "**cash** [receipt](https://evil.example)", "Refund " + TYPED]
+    shown = []
+    for embed in embeds:
+        texts = [embed.get("title", ""), embed.get("description", "")]
+        texts += [field["value"] for field in embed.get("fields", [])]
+        for text in texts:
+            assert unescaped(text) == set(), text
+            shown.append(as_discord_shows(text))
+    everything = "\n".join(shown)
+    for text in typed:
+        assert text in everything
+    assert "# Head" in everything and "[click](https://evil.example)" in everything
 
 
 def test_a_webhook_replayed_after_the_tolerance_is_refused(client, settings):

@@ -354,6 +354,30 @@ def test_a_single_stripe_500_is_retried_with_the_same_key_and_checkout_goes_on(c
 # The success page.
 
 
+def test_the_success_page_is_throttled_per_client_before_it_calls_stripe(
+    client, fake_stripe, settings
+):
+    """Each visit asks Stripe for the session: a client that reloads it in a loop (or makes up
+    session ids) would spend the shop's Stripe rate limit. Past the limit it gets a 429 in words,
+    and Stripe hears nothing more from it; another client still gets through."""
+    settings.CHECKOUT_SUCCESS_RATE = 2
+    _, order = buy(client, make_product(price_cents=4900))
+    url = f"/checkout/success/?session_id={order.stripe_session_id}"
+    path = f"/v1/checkout/sessions/{order.stripe_session_id}"
+    for _ in range(2):
+        assert client.get(url, REMOTE_ADDR="10.0.0.1").status_code == 303
+    asked = len(fake_stripe.requests_to("GET", path))
+    assert asked >= 2
+
+    refused = client.get(url, REMOTE_ADDR="10.0.0.1")
+
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= settings.CHECKOUT_SUCCESS_WINDOW
+    assert "Too many visits to this page from your network" in refused.content.decode()
+    assert len(fake_stripe.requests_to("GET", path)) == asked
+    assert client.get(url, REMOTE_ADDR="10.0.0.2").status_code == 303
+
+
 def test_the_success_page_fulfils_a_paid_session_and_redirects_to_the_order(client, fake_stripe):
     _, order = buy(client, make_product(price_cents=4900))
     session = fake_stripe.pay(order.stripe_session_id)

@@ -11,6 +11,7 @@ from django.test import Client
 
 from audit.commands import Refused
 from licenses.emails import send_key_emails
+from notifications.templatetags.discord import ESCAPE
 from orders import commands as order_commands
 from orders import facts
 from orders.checkout import start_checkout
@@ -43,8 +44,9 @@ def told(order: Order) -> list[str]:
 
 
 def fields_of(order: Order, event: str) -> dict[str, str]:
+    """The embed's fields as Discord shows them (its markdown escapes undone)."""
     embed = order.notifications.filter(event=event).order_by("id").last().embed
-    return {f["name"]: f["value"] for f in embed["fields"]}
+    return {f["name"]: ESCAPE.sub(r"\1", f["value"]) for f in embed["fields"]}
 
 
 def licenses(order: Order) -> list[tuple[str, str]]:

@@ -3,9 +3,10 @@
 A link carries a token signed with SECRET_KEY (Django's signing, salted for this use alone): the
 email, a random nonce, when it was made and where to go next. It needs no row until it is used;
 then its nonce is recorded (unique), so it works once. It also stops working once the account has
-signed in after the link was made (with a later link, or staff with their password), as
-django-sesame's links do. The User is created on first sign-in, so typing an address into the
-form leaves no trace of it in the database.
+signed in after the link was made (with a later link), as django-sesame's links do. A staff
+account's link never works: staff sign in with a password and a code (accounts/second_factor.py).
+The User is created on first sign-in, so typing an address into the form leaves no trace of it in
+the database.
 """
 
 import hashlib
@@ -27,7 +28,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
-from licenses.ratelimit import hit
+from accounts.models import is_staff_account
+from config.ratelimit import hit
 from orders.gateways import is_offline
 from orders.models import Order
 
@@ -39,6 +41,10 @@ INVALID = "This sign-in link is not valid: part of it may have been cut off by y
 USED = "This sign-in link has already been used: each link works once."
 REPLACED = "This sign-in link was replaced: you have signed in since it was sent."
 DISABLED = "This account cannot sign in. Reply to your order email if you think this is a mistake."
+STAFF = (
+    "Staff accounts do not sign in with an emailed link: sign in with your password at "
+    "/admin/login/."
+)
 
 
 class BadLink(Exception):
@@ -132,6 +138,10 @@ def check_link(token: str) -> tuple[LinkClaim, AbstractBaseUser | None]:
     if LoginLinkUse.objects.filter(nonce=claim.nonce).exists():
         raise BadLink(USED, email=claim.email)
     user = find_user(claim.email)
+    if user is not None and is_staff_account(user):
+        # Whoever holds a staff link (forged with a leaked key, or made before the account
+        # became staff) must not skip the password and second factor staff sign in with.
+        raise BadLink(STAFF)
     if user is not None and not user.is_active:
         raise BadLink(DISABLED)
     if user is not None and user.last_login and claim.issued_at < user.last_login.timestamp():
@@ -195,11 +205,17 @@ def request_link(*, email: str, next_url: str, client: str) -> SentLink:
         raise Throttled(_throttled("for this address", wait), retry_after=wait)
     token = make_link_token(email=email, next_url=next_url)
     url = settings.SITE_URL + reverse("account:link", args=[token])
-    _send_link(email=email, url=url)
-    # Test mode shows the link on the page too, except a staff account's: that would hand the
-    # staff session to whoever typed the address.
-    staff = get_user_model().objects.filter(email=email, is_staff=True).exists()
-    return SentLink(url=url, shown_on_page=is_offline() and not staff)
+    user = find_user(email)
+    if user is not None and is_staff_account(user):
+        # A staff address gets an email saying how staff sign in, and no link: the page and the
+        # limits are those of any address, and an email is sent either way (so the answer takes
+        # about as long), so nobody learns the address is staff's.
+        _send_staff_notice(email=email)
+    else:
+        _send_link(email=email, url=url)
+    # Test mode shows the link on the page (for a staff address too, not to tell it apart: a
+    # staff link is refused whoever opens it).
+    return SentLink(url=url, shown_on_page=is_offline())
 
 
 def _throttled(where: str, wait: int) -> str:
@@ -215,10 +231,19 @@ def _send_link(*, email: str, url: str) -> None:
         # Only the mailbox's owner reads this, so it may say what the page must not.
         "has_orders": Order.objects.filter(email=email).exists(),
     }
+    _send(email, "dashboards/account/link_email.txt", context)
+
+
+def _send_staff_notice(*, email: str) -> None:
+    context = {"login_url": settings.SITE_URL + reverse("admin:login")}
+    _send(email, "dashboards/account/link_email_staff.txt", context)
+
+
+def _send(email: str, template: str, context: dict) -> None:
     try:
         send_mail(
             subject="Your sign-in link",
-            message=render_to_string("dashboards/account/link_email.txt", context),
+            message=render_to_string(template, context),
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[email],
         )

@@ -16,9 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.second_factor import SIGNED_IN_BY_LINK
 from audit.commands import Refused
+from config.proxies import client_address
 from licenses import commands as license_commands
-from licenses.views import client_address
 from orders import commands as order_commands
 from orders.models import Order
 from orders.views import SeeOther
@@ -34,10 +35,9 @@ BACKEND = "django.contrib.auth.backends.ModelBackend"
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
-    initial = {
-        "email": request.GET.get("email", ""),
-        "next": safe_next(request.GET.get("next", "")),
-    }
+    # No email from the query string: a URL with an email in it ends up in access logs and
+    # browser histories. Pages that know the address post it (the receipt, "ask for a new link").
+    initial = {"next": safe_next(request.GET.get("next", ""))}
     form = LinkRequestForm(request.POST or None, initial=initial)
     if request.method == "GET" or not form.is_valid():
         status = 400 if request.method == "POST" else 200
@@ -83,6 +83,8 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "dashboards/account/link_confirm.html", {"email": claim.email})
     auth_login(request, user, backend=BACKEND)
+    # Marked, so that this session never reaches a staff page should the account become staff.
+    request.session[SIGNED_IN_BY_LINK] = True
     messages.success(request, f"Signed in as {user.email}.")
     return SeeOther(safe_next(claim.next_url) or reverse("account:orders"))
 

@@ -1,20 +1,37 @@
 """Who may open /mgmt: staff only (anyone else goes to the admin's password login and never
-sees a page), and on each page only with its permission: without it, a 403 page that says what
-the role does not allow."""
+sees a page; staff who still owe their second factor's code, with STAFF_2FA_REQUIRED, are sent to
+give it), and on each page only with its permission: without it, a 403 page that says what the
+role does not allow."""
 
 import functools
+from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from accounts.second_factor import needs_code
 from orders.models import Order
 
 
 def staff_only(view):
-    return staff_member_required(never_cache(view), login_url="admin:login")
+    return staff_member_required(with_code(never_cache(view)), login_url="admin:login")
+
+
+def with_code(view):
+    """StaffAreaMiddleware already asks for the code; this holds even without it."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if needs_code(request):
+            query = urlencode({"next": request.get_full_path()}, safe="/")
+            return HttpResponseRedirect(f"{reverse('admin:verify')}?{query}")
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def requires(permission: str, words: str):

@@ -29,6 +29,14 @@ STRIPE_IDS = {
 }
 
 
+# Every order the shop will ever hold is inside; the bounds keep a day's start and end (in any
+# time zone) far from datetime's limits, which until=9999-12-31 used to overflow (a 500).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+OUT_OF_RANGE = "Dates run from 1 January 2000 to 31 December 2999"
+# Errors staff are told about; anything else malformed (a hand-edited URL) is ignored.
+TOLD = {"range", "reversed"}
+
+
 class OrderFilter(forms.Form):
     status = forms.ChoiceField(choices=[(tab, tab) for tab in TABS], required=False)
     q = forms.CharField(required=False, max_length=255, strip=True)
@@ -36,6 +44,26 @@ class OrderFilter(forms.Form):
     until = forms.DateField(required=False)
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     after = forms.CharField(required=False, max_length=40)
+
+    def clean_since(self) -> date | None:
+        return _in_range(self.cleaned_data["since"])
+
+    def clean_until(self) -> date | None:
+        return _in_range(self.cleaned_data["until"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            message = "“From” is after “To”: no order can be in between"
+            raise forms.ValidationError(message, code="reversed")
+        return cleaned
+
+
+def _in_range(day: date | None) -> date | None:
+    if day and not FIRST_DAY <= day <= LAST_DAY:
+        raise forms.ValidationError(OUT_OF_RANGE, code="range")
+    return day
 
 
 @dataclass(frozen=True)
@@ -47,16 +75,31 @@ class Criteria:
     sort: str = "newest"
     after: tuple[int, int] | None = None  # the last row of the previous page: (sort key, id)
     params: dict[str, str] = field(default_factory=dict)  # the query string, without `after`
+    problems: tuple[str, ...] = ()  # dates out of range or reversed: shown, and not applied
 
 
 def criteria_from(data) -> Criteria:
-    """Read the query string; anything malformed is ignored, never an error page."""
+    """Read the query string. Dates out of range or reversed are left out and told (`problems`);
+    anything else malformed is ignored."""
     form = OrderFilter(data)
-    form.is_valid()
+    problems = [] if form.is_valid() else _problems(form)
     clean = {name: value for name, value in form.cleaned_data.items() if value}
+    if problems:
+        clean.pop("since", None)
+        clean.pop("until", None)
     after = _cursor(clean.pop("after", ""))
     params = {name: str(value) for name, value in clean.items()}
-    return Criteria(**clean, after=after, params=params)
+    return Criteria(**clean, after=after, params=params, problems=tuple(problems))
+
+
+def _problems(form: OrderFilter) -> list[str]:
+    told = [
+        error.messages[0]
+        for errors in form.errors.as_data().values()
+        for error in errors
+        if error.code in TOLD
+    ]
+    return [f"{message}: the dates are not applied." for message in dict.fromkeys(told)]
 
 
 def _cursor(text: str) -> tuple[int, int] | None:

@@ -26,18 +26,25 @@ from ..search import criteria_from
 @vary_on_headers("HX-Request")
 @require_GET
 def orders(request: HttpRequest) -> HttpResponse:
-    """The list, or for htmx's poll only its rows (new orders appear at the top)."""
-    context = orders_list(criteria_from(request.GET))
+    """The list, or for htmx's poll only its rows (new orders appear at the top); dates that
+    cannot be applied are a 400 showing the list without them and saying why."""
+    return _orders_page(request, criteria_from(request.GET))
+
+
+def _orders_page(request: HttpRequest, criteria) -> HttpResponse:
     template = "_orders_table.html" if request.htmx else "orders.html"
-    return render(request, f"dashboards/mgmt/{template}", context)
+    status = 400 if criteria.problems else 200
+    return render(request, f"dashboards/mgmt/{template}", orders_list(criteria), status=status)
 
 
 @requires("orders.view_order", "reading orders")
 @require_GET
-def export(request: HttpRequest) -> StreamingHttpResponse:
+def export(request: HttpRequest) -> HttpResponse:
     if not commands.export.permitted(request.user):
         raise PermissionDenied("Your role does not allow exporting orders. Ask an Owner.")
     criteria = criteria_from(request.GET)
+    if criteria.problems:  # said on a page before anything streams, not as a broken download
+        return _orders_page(request, criteria)
     described = "filters: " + (request.GET.urlencode() or "none")
     lines = commands.export.run_export(
         by=request.user, lines=csv_lines(criteria), described=described

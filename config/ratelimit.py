@@ -29,6 +29,28 @@ def hit(scope: str, ident: str, *, limit: int, window: int) -> int:
     return max(1, int(start + window - now + 0.999))
 
 
+def waiting(scope: str, ident: str, *, limit: int, window: int) -> int:
+    """The seconds until the window resets if `limit` hits were already counted in it, else 0.
+    Counts nothing: for limits on failures, which `hit` counts only when one happens."""
+    now = time.time()
+    start = int(now // window * window)
+    try:
+        count = cache.get(f"rl:{scope}:{ident}:{start}") or 0
+    except Exception as error:
+        log.warning("rate limiter cache unavailable, request allowed: %s", type(error).__name__)
+        return 0
+    return max(1, int(start + window - now + 0.999)) if count >= limit else 0
+
+
+def forget(scope: str, ident: str, *, window: int) -> None:
+    """Start the window's count of `ident` again from zero (a success after a few failures)."""
+    start = int(time.time() // window * window)
+    try:
+        cache.delete(f"rl:{scope}:{ident}:{start}")
+    except Exception as error:
+        log.warning("rate limiter cache unavailable: %s", type(error).__name__)
+
+
 def _count(key: str, *, timeout: int) -> int:
     for _ in range(3):
         if cache.add(key, 1, timeout=timeout):
