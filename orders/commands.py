@@ -238,15 +238,15 @@ class OpenTestDispute(OrderCommand):
     permission = "orders.simulate_dispute"
 
     def applies(self, order: Order) -> bool:
-        return is_offline() and order.is_paid
+        return is_offline() and order.status == C
 
     def why_not(self, order: Order, *, by) -> str | None:
         if not is_offline():
             return "Disputes are simulated in test mode only."
+        if order.status != C:
+            return f"A test dispute is opened on a completed order; this one is {order.status}."
         if not order.stripe_payment_intent_id:
-            return "This order has no payment to dispute."
-        if any(dispute.is_open for dispute in order.disputes.all()):
-            return "A dispute of this order is open already."
+            return "This order was paid outside Stripe: there is no payment to dispute."
         return None
 
     def act(self, order: Order, *, by) -> str:
