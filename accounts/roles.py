@@ -1,7 +1,7 @@
 """Staff roles: Django groups of permissions, made by a migration and kept by `sync_roles`.
 
-- Support reads everything on /mgmt and in the admin, resends keys and Discord messages, and
-  retries a failed order.
+- Support reads everything on /mgmt and in the admin, resends keys and Discord messages, retries
+  a failed order, and resets a license's devices.
 - Finance also moves money (refund, complete, settle a failed refund), exports the CSV, sees full
   keys, suspends and reinstates licenses, and plays test-mode disputes.
 - Owner may do everything: Discord destinations, key imports, the catalog, staff accounts.
@@ -16,6 +16,7 @@ from django.db.models import Q
 READ_APPS = ["orders", "licenses", "notifications", "audit"]
 SUPPORT = [
     "licenses.resend_keys",
+    "licenses.reset_activations",
     "notifications.resend_notification",
     "orders.retry_order",
 ]

@@ -6,12 +6,15 @@ from django.conf import settings
 
 from audit.commands import Command, Refused
 from config.ratelimit import hit
+from orders.checkout import start_checkout
+from orders.gateways import GatewayError
 from orders.models import LicenseKind, Order, Product
 
-from . import lifecycle
+from . import activations, lifecycle
 from .emails import resend_keys
-from .models import KeyEmail, KeyEmailStatus, License, LicenseStatus
+from .models import Activation, KeyEmail, KeyEmailStatus, License, LicenseStatus
 from .pool import import_keys
+from .renewals import start_renewal, waiting_renewal
 
 
 class LicenseCommand(Command):
@@ -189,6 +192,100 @@ class SendKeyEmailAgain(Command):
         email.save(update_fields=["status", "attempts", "next_attempt_at"])
 
 
+class ResetActivations(LicenseCommand):
+    """Staff end every device's activation of a license (a customer locked out of their own
+    devices); not counted against the customer's deactivation limit."""
+
+    name, label = "licenses.reset_activations", "Reset devices"
+    permission = "licenses.reset_activations"
+
+    def applies(self, license: License) -> bool:
+        return any(a.deactivated_at is None for a in license.activations.all())
+
+    def why_not(self, license: License, *, by) -> str | None:
+        if not self.applies(license):
+            return "No device is activated with this license."
+        return None
+
+    def act(self, license: License, *, by) -> int:
+        return activations.reset_activations(license, by=by)
+
+    def detail_of(self, license, ended, **params) -> str:
+        return f"{ended} device(s) deactivated"
+
+
+class DeactivateDevice(Command):
+    """The customer frees a device's activation from /account (a computer replaced or sold),
+    within the deactivation limit per 30 days."""
+
+    name, label, permission = "licenses.deactivate_device", "Deactivate", None
+    model = Activation
+
+    def lock(self, activation: Activation) -> Activation:
+        return Activation.objects.select_related("license__order", "license__product").get(
+            pk=activation.pk
+        )  # activations.deactivate takes the license's lock
+
+    def order_of(self, activation: Activation):
+        return activation.license.order
+
+    def target_of(self, activation: Activation) -> str:
+        return (
+            f"device {activation.label or activation.public_id} of license {activation.license_id}"
+        )
+
+    def why_not(self, activation: Activation, *, by) -> str | None:
+        if activation.license.order.email != getattr(by, "email", None):
+            return "This device is not on one of your licenses."
+        if activation.deactivated_at is not None:
+            return "This device is deactivated already."
+        return activations.deactivation_refusal(activation, by=by) or None
+
+    def act(self, activation: Activation, *, by) -> Activation:
+        try:
+            return activations.deactivate(activation, by=by)
+        except activations.ActivationRefused as refused:
+            raise Refused(str(refused)) from None
+
+
+class Renew(LicenseCommand):
+    """The customer buys more time for a license that expires (or has): a renewal order for the
+    same product, paid through Checkout, that extends the same key (licenses.renewals)."""
+
+    name, label, permission = "licenses.renew", "Renew", None
+
+    def applies(self, license: License) -> bool:
+        return license.expires_at is not None and license.status == LicenseStatus.ACTIVE
+
+    def why_not(self, license: License, *, by) -> str | None:
+        if license.order.email != getattr(by, "email", None):
+            return "This license is not yours."
+        if license.expires_at is None:
+            return "This license never expires: there is nothing to renew."
+        if license.status != LicenseStatus.ACTIVE:
+            return f"A {license.status} license cannot be renewed."
+        if not license.product.active:
+            return f"{license.product} is no longer sold."
+        if not license.product.license_days:
+            return f"{license.product}'s licenses no longer expire: ask us to extend yours."
+        if waiting_renewal(license):
+            return "A renewal of this license is waiting for its payment: see your orders."
+        return None
+
+    def run(self, license: License, *, by) -> str:
+        renewal = super().run(license, by=by)
+        try:
+            return start_checkout(renewal)
+        except GatewayError as error:  # the renewal order is recorded failed, payable again
+            self.refused(license, by=by, words=error.message, code=error.code)
+
+    def act(self, license: License, *, by):
+        return start_renewal(license, by=by)
+
+    def detail_of(self, license, renewal, **params) -> str:
+        return f"renewal order {renewal.number}"
+
+
 suspend = Suspend()
 reinstate = Reinstate()
 reveal_key = RevealKey()
@@ -196,3 +293,6 @@ resend_order_keys = ResendKeys()
 resend_my_keys = ResendMyKeys()
 import_pool_keys = ImportKeys()
 send_key_email_again = SendKeyEmailAgain()
+reset_activations = ResetActivations()
+deactivate_device = DeactivateDevice()
+renew = Renew()

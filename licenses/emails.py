@@ -145,13 +145,16 @@ def _message(email: KeyEmail) -> EmailMessage | None:
         return _reminder(email)
     order = email.order
     licenses = order.licenses.select_related("product").order_by("id")
+    if order.is_renewal:  # the renewed license, with its key and its new expiry
+        licenses = License.objects.filter(renewals__order=order).select_related("product")
     context = {
         "order": order,
         "licenses": licenses,
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
     }
+    subject = "renewed" if order.is_renewal else "keys"
     return EmailMessage(
-        subject=f"Your license keys for order {order.number}",
+        subject=f"Your license {subject} for order {order.number}",
         body=render_to_string("licenses/key_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],
@@ -170,6 +173,7 @@ def _reminder(email: KeyEmail) -> EmailMessage | None:
         "license": license,
         "expires_at": email.expires_at,
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
+        "account_url": settings.SITE_URL + reverse("account:order", args=[order.number]),
     }
     return EmailMessage(
         subject=f"Your {license.product.name} license expires soon",

@@ -83,6 +83,7 @@ class License(models.Model):
             ("reveal_key", "Can see a full license key"),
             ("resend_keys", "Can send an order's keys email again"),
             ("import_keys", "Can import pool keys"),
+            ("reset_activations", "Can end every device's activation of a license"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -249,3 +250,23 @@ class KeyEmail(models.Model):
 
     def __str__(self) -> str:
         return f"keys email for {self.order}"
+
+
+class Renewal(models.Model):
+    """A renewal order for a license the customer has: once paid it extends that license's expiry
+    by `days` (from its expiry, or from the payment if it had expired); a refund or a lost
+    chargeback of the renewal takes the extension back. The key stays the same."""
+
+    order = models.OneToOneField("orders.Order", on_delete=models.CASCADE, related_name="renewal")
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="renewals")
+    days = models.PositiveIntegerField(help_text="The product's license days when it was bought.")
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
+    extended_to = models.DateTimeField(null=True, blank=True)
+    taken_back_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"renewal of license {self.license_id} by {self.order}"

@@ -5,6 +5,7 @@ from orders.signals import order_transitioned
 
 from .lifecycle import issue_licenses, reinstate_after_dispute, revoke_all, suspend_for_dispute
 from .models import SuspensionReason
+from .renewals import extend, take_back
 
 
 @receiver(order_transitioned, dispatch_uid="sync_licenses_with_order")
@@ -15,7 +16,9 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
     # or refunded had them issued when it left pending or failed (licenses are issued nowhere
     # else, and no move leads back there): issuing is for the first move only.
     first_time = transition.from_status in (Status.PENDING, Status.FAILED)
-    if to == Status.COMPLETED:
+    if order.is_renewal:
+        _sync_renewal(order, to, first_time)
+    elif to == Status.COMPLETED:
         if first_time:
             issue_licenses(order, first_time=True)
         else:
@@ -30,3 +33,12 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         if first_time:  # money went back before it came
             issue_licenses(order, with_keys=False, reason=reason, first_time=True)
         revoke_all(order, reason=reason)
+
+
+def _sync_renewal(order, to: str, first_time: bool) -> None:
+    """A renewal has no license of its own: it moves its license's expiry (renewals.py). Paid
+    (or disputed, which means paid) extends; refunded takes back; a won appeal extends again."""
+    if to == Status.REFUNDED:
+        take_back(order)
+    elif to == Status.COMPLETED or (to == Status.DISPUTED and first_time):
+        extend(order)

@@ -31,10 +31,13 @@ def _lock(order: Order) -> Order:
 
 
 @transaction.atomic
-def place_order(*, product: Product, quantity: int, email: str, user=None) -> Order:
+def place_order(
+    *, product: Product, quantity: int, email: str, user=None, is_renewal: bool = False
+) -> Order:
     order = Order.objects.create(
         email=email,  # stored canonical (Order.save)
         user=user,
+        is_renewal=is_renewal,
         currency=product.currency,
         subtotal_cents=product.price_cents * quantity,
     )

@@ -108,6 +108,8 @@ class Order(models.Model):
     livemode = models.BooleanField(default=False)
     # Each Checkout Session is an attempt; staff "retry" starts the next one.
     attempt = models.PositiveSmallIntegerField(default=1)
+    # A renewal extends a license the customer has (licenses.renewals) instead of issuing one.
+    is_renewal = models.BooleanField(default=False)
     stripe_session_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)

@@ -17,7 +17,7 @@ from tests.mgmt_support import customer_member, fill, mgmt_patterns, staff_membe
 
 pytestmark = pytest.mark.django_db
 
-SUPPORT = {"read", "retry", "resend_keys", "resend_notification"}
+SUPPORT = {"read", "retry", "resend_keys", "resend_notification", "reset_devices"}
 FINANCE = SUPPORT | {
     "refund", "complete", "settle", "export", "reveal", "suspend", "simulate_dispute",
 }  # fmt: skip
@@ -32,6 +32,7 @@ MGMT = {
     "open_test_dispute": "simulate_dispute", "close_test_dispute_won": "simulate_dispute",
     "close_test_dispute_lost": "simulate_dispute", "suspend_license": "suspend",
     "reinstate_license": "suspend", "reveal_key": "reveal", "resend_delivery": "resend_notification",
+    "reset_activations": "reset_devices",
     "test_destination": "destinations", "enable_destination": "destinations",
     "disable_destination": "destinations", "import_keys": "import_keys",
 }  # fmt: skip

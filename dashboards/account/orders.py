@@ -1,14 +1,15 @@
 """What a signed-in customer sees of their orders, and the two things they may do to one."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.urls import reverse
+from django.utils import timezone
 
 from licenses import commands as license_commands
-from licenses.models import License
+from licenses.models import License, Renewal
 from orders import commands as order_commands
 from orders.models import LicenseKind, Order, OrderItem, Status
 from orders.money import format_money
@@ -93,8 +94,13 @@ def order_page(order: Order, user) -> dict:
     """Display-ready context for the order page and its live fragment (a fixed number of queries,
     whatever the number of items, licenses and status changes)."""
     items = order.line_items()
-    ordered = License.objects.select_related("product").order_by("created_at", "id")
-    prefetch_related_objects([order], Prefetch("licenses", queryset=ordered))
+    ordered = License.objects.select_related("product", "order").order_by("created_at", "id")
+    prefetch_related_objects(
+        [order],
+        Prefetch("licenses", queryset=ordered),
+        "licenses__activations",
+        Prefetch("licenses__renewals", queryset=Renewal.objects.select_related("order")),
+    )
     licenses = list(order.licenses.all())  # the commands' refusals read these too
     history = order_history(
         order, transitions=list(order.transitions.all()), refunds=list(order.refunds.all())
@@ -113,10 +119,36 @@ def order_page(order: Order, user) -> dict:
         "total": format_money(order.total_cents, order.currency),
         "sentence": status_sentence(order),
         "history": history,
-        "licenses": licenses,
+        "licenses": [license_entry(license, user) for license in licenses],
         "expects_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
         # Drawn from the commands' refusals (a refused button is not shown to customers).
         "can_pay_again": order_commands.pay_again.refusal(order, by=user) is None,
         "can_resend_keys": license_commands.resend_my_keys.refusal(order, by=user) is None,
         "live": order.status == Status.PENDING,
+    }
+
+
+# An expiring license offers its renewal this long before it expires (and after).
+RENEW_WITHIN = timedelta(days=30)
+
+
+def license_entry(license: License, user) -> dict:
+    """A license as its owner sees it: the key or its state, its devices (each with Deactivate,
+    or why not), its terms and, when it expires soon or has expired, Renew."""
+    now = timezone.now()
+    devices = [a for a in license.activations.all() if a.deactivated_at is None]
+    expires = license.expires_at
+    renew = None
+    if license_commands.renew.applies(license) and expires - now <= RENEW_WITHIN:
+        renew = {"reason": license_commands.renew.refusal(license, by=user) or ""}
+    # Whether a device may be deactivated depends on its license (owner, the 30-day limit),
+    # not on the device: asked once per license.
+    reason = license_commands.deactivate_device.refusal(devices[0], by=user) if devices else ""
+    return {
+        "license": license,
+        "devices": devices,
+        "deactivate_refused": reason or "",
+        "used": len(devices),
+        "expired": expires is not None and expires <= now,
+        "renew": renew,
     }

@@ -10,7 +10,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,6 +20,7 @@ from accounts.second_factor import SIGNED_IN_BY_LINK
 from audit.commands import Refused
 from config.proxies import client_address
 from licenses import commands as license_commands
+from licenses.models import Activation, License
 from orders import commands as order_commands
 from orders.models import Order
 from orders.views import SeeOther
@@ -110,11 +111,11 @@ def customer_order(view):
     (someone else's, made up, or nobody signed in) gets the same 404 page."""
 
     @functools.wraps(view)
-    def with_order(request: HttpRequest, number: str) -> HttpResponse:
+    def with_order(request: HttpRequest, number: str, **kwargs) -> HttpResponse:
         order = customer_orders(request.user).filter(number=number.upper()).first()
         if order is None:
             return render(request, "dashboards/account/order_missing.html", status=404)
-        return view(request, order)
+        return view(request, order, **kwargs)
 
     return with_order
 
@@ -165,3 +166,39 @@ def _for_customer(refused: Refused) -> str:
     if refused.code:
         return f"The payment could not start: {refused.words.rstrip('.')}. Please try again soon."
     return refused.words
+
+
+@login_not_required
+@require_POST
+@customer_order
+def deactivate_device(request: HttpRequest, order: Order, device) -> HttpResponse:
+    """Free one device's activation of this order's license (the customer's own, or a 404)."""
+    activation = get_object_or_404(Activation, public_id=device, license__order=order)
+    try:
+        license_commands.deactivate_device.run(activation, by=request.user)
+    except Refused as refused:
+        messages.error(request, refused.words)
+    else:
+        messages.success(request, f"{activation.label or 'The device'} is deactivated.")
+    return SeeOther(reverse("account:order", args=[order.number]))
+
+
+deactivate_device.command = license_commands.deactivate_device
+
+
+@login_not_required
+@require_POST
+@customer_order
+def renew_license(request: HttpRequest, order: Order, license) -> HttpResponse:
+    """A renewal order for this order's license, then its checkout."""
+    found = get_object_or_404(
+        License.objects.select_related("order", "product"), public_id=license, order=order
+    )
+    try:
+        return SeeOther(license_commands.renew.run(found, by=request.user))
+    except Refused as refused:
+        messages.error(request, _for_customer(refused))
+    return SeeOther(reverse("account:order", args=[order.number]))
+
+
+renew_license.command = license_commands.renew

@@ -56,6 +56,7 @@ ORDER_COMMANDS = [
 LICENSE_COMMANDS = [
     (license_commands.suspend, "mgmt:suspend_license"),
     (license_commands.reinstate, "mgmt:reinstate_license"),
+    (license_commands.reset_activations, "mgmt:reset_activations"),
 ]
 
 
@@ -75,6 +76,7 @@ def order_context(order: Order, user) -> dict:
             "licenses",
             queryset=License.objects.select_related("product", "changed_by").order_by("id"),
         ),
+        "licenses__activations",
         "disputes",
     )
     licenses = list(order.licenses.all())
@@ -109,6 +111,7 @@ def order_context(order: Order, user) -> dict:
         "licenses": [
             {
                 "row": license,
+                "devices": [a for a in license.activations.all() if a.deactivated_at is None],
                 "buttons": buttons(LICENSE_COMMANDS, license, user, order.number, license.pk),
                 "can_reveal": license_commands.reveal_key.button(license, by=user, url="")
                 is not None,

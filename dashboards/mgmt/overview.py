@@ -156,9 +156,27 @@ def chart(now: datetime) -> dict:
     }
 
 
+EXPIRY_HORIZON = timedelta(days=30)
+
+
+def expiring_licenses(now: datetime):
+    """Active licenses whose expiry falls in the next 30 days, soonest first, with how many
+    devices each is activated on."""
+    active_devices = Count("activations", filter=Q(activations__deactivated_at=None))
+    return (
+        License.objects.filter(
+            status=LicenseStatus.ACTIVE, expires_at__gt=now, expires_at__lte=now + EXPIRY_HORIZON
+        )
+        .select_related("order", "product")
+        .annotate(devices=active_devices)
+        .order_by("expires_at", "id")
+    )
+
+
 def overview() -> dict:
     now = timezone.now()
     return {
+        "expiring": expiring_licenses(now).count(),
         "revenue": revenue(now),
         "by_status": by_status(),
         "conversion": conversion(now),

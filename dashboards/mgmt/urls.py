@@ -25,6 +25,7 @@ urlpatterns = [
     path(license + "suspend/", licenses.suspend_license, name="suspend_license"),
     path(license + "reinstate/", licenses.reinstate_license, name="reinstate_license"),
     path(license + "reveal/", licenses.reveal_key, name="reveal_key"),
+    path(license + "reset-devices/", licenses.reset_activations, name="reset_activations"),
     path("deliveries/<int:pk>/resend/", notifications.resend_delivery, name="resend_delivery"),
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/<int:pk>/test/", notifications.test_destination, name="test_destination"),

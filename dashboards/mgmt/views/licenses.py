@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.commands import Refused
@@ -15,7 +16,7 @@ from orders.views import SeeOther
 
 from ..access import find_order, requires
 from ..confirm import Confirm, command_view
-from ..overview import pool_stock
+from ..overview import expiring_licenses, pool_stock
 
 
 def _licenses_context(form: ImportKeysForm, user) -> dict:
@@ -25,6 +26,7 @@ def _licenses_context(form: ImportKeysForm, user) -> dict:
     return {
         "stock": pool_stock(),
         "waiting": list(waiting.order_by("created_at", "id")[:100]),
+        "expiring": list(expiring_licenses(timezone.now())[:100]),
         "form": form,
         "can_import": commands.import_pool_keys.permitted(user),
     }
@@ -131,6 +133,24 @@ reveal_key = command_view(
         ],
         done=lambda license, key: "",
         after=_show_key,
+        back=_order_page,
+    )
+)
+
+
+reset_activations = command_view(
+    Confirm(
+        command=commands.reset_activations,
+        find=_license,
+        title=lambda license: "Reset this license's devices?",
+        lines=lambda license: [
+            f"{_described(license)}: every device it is activated on is deactivated.",
+            "The customer activates again on the devices they use; this does not count against "
+            "their own deactivation limit.",
+        ],
+        done=lambda license, ended: (
+            f"{ended} device(s) of the {license.product} license deactivated."
+        ),
         back=_order_page,
     )
 )
