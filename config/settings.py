@@ -235,6 +235,9 @@ LOGIN_FAILURES_PER_CLIENT = env.int("LOGIN_FAILURES_PER_CLIENT", default=20)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
 # The checkout success page asks Stripe for the session on every visit: visits per client address
 # in each window (a buyer comes once or twice; a loop or a scan is cut off).
+# How long a buyer has to pay a Checkout Session (Stripe allows 30 to 1440 minutes); past it the
+# session expires and the order is failed as an abandoned checkout (payable again).
+CHECKOUT_EXPIRES_MINUTES = env.int("CHECKOUT_EXPIRES_MINUTES", default=60)
 CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
 CHECKOUT_SUCCESS_WINDOW = env.int("CHECKOUT_SUCCESS_WINDOW", default=60)
 # "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.

@@ -15,8 +15,8 @@ from .events import Event
 from .outbox import enqueue
 
 
-def _notify(event: str, order, extra=()) -> None:
-    enqueue(event, order_embed(event, order, list(extra)), order=order)
+def _notify(event: str, order, extra=(), *, title: str = "") -> None:
+    enqueue(event, order_embed(event, order, list(extra), title=title), order=order)
 
 
 @receiver(signals.order_placed, dispatch_uid="notify_order_pending")
@@ -46,6 +46,10 @@ def notify_order_completed(sender, order, transition, **kwargs) -> None:
 
 @receiver(signals.payment_failed, dispatch_uid="notify_payment_failed")
 def notify_payment_failed(sender, order, code, message, **kwargs) -> None:
+    if code == "expired":  # the buyer left: no payment was refused
+        reason = "The buyer left the checkout without paying; it expired. They can pay again."
+        _notify(Event.PAYMENT_FAILED, order, [("Reason", reason)], title="Checkout abandoned")
+        return
     _notify(Event.PAYMENT_FAILED, order, [("Reason", f"{message} ({code})")])
 
 

@@ -9,11 +9,13 @@ import contextlib
 import logging
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from . import facts
 from .gateways import GatewayError, LineItem, get_gateway
@@ -71,29 +73,47 @@ def start_checkout(order: Order) -> str:
             + reverse("orders:success")
             + "?session_id={CHECKOUT_SESSION_ID}",
             cancel_url=settings.SITE_URL + reverse("orders:cancel", args=[order.public_id]),
+            expires_at=int(
+                (timezone.now() + timedelta(minutes=settings.CHECKOUT_EXPIRES_MINUTES)).timestamp()
+            ),
         )
     except GatewayError as error:
         _record_checkout_error(order, error)
         raise
     with transaction.atomic():
         order = _lock(order)
-        record_checkout_session(order, session["id"])
+        record_checkout_session(order, session)
         checkout_started.send(sender=Order, order=order, session_id=session["id"])
     return session["url"]
 
 
-def record_checkout_session(order: Order, session_id: str) -> CheckoutSession:
-    """The order's current session, and what it asked for: only sessions recorded here may pay
-    their order (facts.session_problem). The caller holds the order's lock."""
-    order.stripe_session_id = session_id
+def record_checkout_session(order: Order, session: dict) -> CheckoutSession:
+    """The order's current session, what it asked for, and where and until when the buyer pays
+    it: only sessions recorded here may pay their order (facts.session_problem). The caller holds
+    the order's lock."""
+    order.stripe_session_id = session["id"]
     order.save(update_fields=["stripe_session_id", "updated_at"])
+    expires = session.get("expires_at")
     return CheckoutSession.objects.create(
         order=order,
-        stripe_session_id=session_id,
+        stripe_session_id=session["id"],
         attempt=order.attempt,
         amount_cents=order.subtotal_cents,
         currency=order.currency,
+        url=session.get("url") or "",
+        expires_at=datetime.fromtimestamp(expires, UTC) if expires else None,
     )
+
+
+def open_checkout(order: Order) -> CheckoutSession | None:
+    """The order's current Checkout Session while the buyer can still pay it ("Continue to
+    payment"): pending, no bank debit in flight, not expired or closed by the shop."""
+    if order.status != Status.PENDING or order.async_payment_pending or not order.stripe_session_id:
+        return None
+    session = CheckoutSession.objects.filter(
+        stripe_session_id=order.stripe_session_id, closed_at=None, expires_at__gt=timezone.now()
+    ).first()
+    return session if session and session.url else None
 
 
 def _record_checkout_error(order: Order, error: GatewayError) -> None:
@@ -152,8 +172,9 @@ def staff_source(user) -> str:
 
 
 def record_offline_payment(order: Order, *, staff, note: str = "") -> None:
-    """Staff record an offline payment (bank transfer, cash) for the locked `order`."""
-    order.payment_method = (note or "offline payment recorded by staff")[:100]
+    """Staff record an offline payment (bank transfer, cash) for the locked `order`. Their note
+    goes in the audit record (orders.commands), never where the customer reads."""
+    order.payment_method = "paid outside Stripe"
     order.save(update_fields=["payment_method", "updated_at"])
     source = staff_source(staff)
     update_order(
@@ -235,14 +256,27 @@ class SessionCompleted(Exception):
     bank debit) is on its way."""
 
 
-def close_session(session_id: str) -> None:
-    """Make sure the buyer can no longer pay this Checkout Session: expire it if it is open, then
-    look again; SessionCompleted if they completed it, even at the moment we expired it."""
+def close_session(order: Order) -> None:
+    """Make sure the buyer can no longer pay the order's Checkout Session: expire it if it is
+    open, then look again; SessionCompleted if they completed it, even at the moment we expired
+    it, unless it was a bank debit that failed since (Stripe keeps such a session `complete` and
+    `unpaid`: no money can come of it any more).
+
+    The session is marked closed by the shop first: its `checkout.session.expired` event is then
+    no failure of the buyer's (stripe_events), and staff completing an order by hand do not
+    first fail it."""
+    session_id = order.stripe_session_id
+    CheckoutSession.objects.filter(stripe_session_id=session_id).update(closed_at=timezone.now())
     gateway = get_gateway()
     if gateway.retrieve_session(session_id).get("status") == "open":
         with contextlib.suppress(GatewayError):  # completed or expired meanwhile: looked at next
             gateway.expire_session(session_id)
-    if gateway.retrieve_session(session_id).get("status") == "complete":
+    session = gateway.retrieve_session(session_id)
+    debit_failed = (
+        order.failure_code == "async_payment_failed"
+        and session.get("payment_status") not in facts.PAID
+    )
+    if session.get("status") == "complete" and not debit_failed:
         raise SessionCompleted
 
 

@@ -30,3 +30,17 @@ def check_stripe_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ):
         errors.append(checks.Error("Live Stripe keys need an https:// SITE_URL.", id="orders.E002"))
     return errors
+
+
+@checks.register()
+def check_checkout_expiry(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    minutes = settings.CHECKOUT_EXPIRES_MINUTES
+    if 30 <= minutes <= 1440:
+        return []
+    return [
+        checks.Error(
+            f"CHECKOUT_EXPIRES_MINUTES is {minutes}: Stripe accepts 30 to 1440 minutes.",
+            hint="Set it between 30 (half an hour) and 1440 (a day); the default is 60.",
+            id="orders.E004",
+        )
+    ]

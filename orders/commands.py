@@ -67,7 +67,7 @@ class Complete(OrderCommand):
 
 def _close_or_refuse(command: Command, order: Order, *, by, words: str = "") -> None:
     try:
-        checkout.close_session(order.stripe_session_id)
+        checkout.close_session(order)
     except checkout.SessionCompleted:
         command.refused(
             order,

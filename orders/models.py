@@ -251,6 +251,11 @@ class CheckoutSession(models.Model):
     attempt = models.PositiveSmallIntegerField()
     amount_cents = models.BigIntegerField(help_text="The items' total the session asked for.")
     currency = models.CharField(max_length=3)
+    # Where the buyer pays, until when: "Continue to payment" while it is open.
+    url = models.URLField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The shop expired it (staff completed or retried the order): its expiry is no failure.
+    closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,7 +6,8 @@ Babel (CLDR) decides how an amount looks: symbol, grouping, and the decimals peo
 """
 
 import functools
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from babel import Locale
 from babel.numbers import NumberPattern, get_currency_precision, get_currency_symbol, parse_pattern
@@ -80,18 +81,58 @@ def _pattern(code: str, shown: int) -> NumberPattern:
     return parse_pattern(pattern + ("." + "0" * shown if shown else ""))
 
 
+# What may separate groups of thousands besides a comma or a dot: spaces of every kind (French,
+# the narrow no-break space CLDR uses) and the Swiss apostrophe.
+GROUP_MARKS = " \u00a0\u202f\u2009'\u2019"
+GROUPS = re.compile(r"\d{1,3}(?:\x00\d{3})+")  # "1 234 567" with its marks made \x00
+
+
 def parse_money(text: str, currency: str) -> int:
-    """What a person typed ("12", "12.5", "1,200.00") → minor units; ValueError when it is not an
-    amount of this currency (not a number, negative, or finer than its smallest unit)."""
-    cleaned = str(text).strip().replace(",", "").replace("\u00a0", "").replace(" ", "")
-    try:
-        amount = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount.") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"{text!r} is not an amount.")
+    """What a person typed → minor units, read the way they write it; ValueError in words when it
+    is not an amount of this currency (not a number, negative, finer than its smallest unit, or
+    ambiguous).
+
+    A comma or a dot may be the decimal separator ("2,50" is two and a half euros, as "2.50" is);
+    when both appear, the last one is, and the other separates thousands. A separator is never
+    dropped silently: groups of thousands must be groups of three, and "1,500" (a thousand and
+    five hundred, or one and a half?) is refused in a currency with decimals, with a way to
+    write it unambiguously."""
+    typed = str(text).strip()
+    body = typed.translate({ord(mark): "\x00" for mark in GROUP_MARKS})
+    if not body or any(c not in "0123456789,.\x00" for c in body) or not body[0].isdigit():
+        raise ValueError(f"{typed!r} is not an amount.")
+    whole, fraction = _split(body, typed, exponent(currency))
+    if "\x00" in whole and not GROUPS.fullmatch(whole):
+        raise ValueError(f"{typed!r} is not an amount: thousands are grouped by three digits.")
+    if "\x00" in fraction:
+        raise ValueError(f"{typed!r} is not an amount.")
+    amount = Decimal(whole.replace("\x00", "") + ("." + fraction if fraction else ""))
     minor = amount.scaleb(exponent(currency))
     if minor != minor.to_integral_value():
         unit = format_money(1, currency)
         raise ValueError(f"{(currency or '').upper()} amounts go down to {unit}, not further.")
     return int(minor)
+
+
+def _split(body: str, typed: str, digits: int) -> tuple[str, str]:
+    """(whole part with its group marks as \x00, decimals) of a typed amount."""
+    marks = [c for c in body if c in ",."]
+    if not marks:
+        return body, ""
+    decimal = marks[-1]
+    grouping = {",": ".", ".": ","}[decimal]
+    if marks.count(decimal) > 1:  # "1.234.567": every one of them groups
+        if grouping in marks:
+            raise ValueError(f"{typed!r} is not an amount.")
+        return body.replace(decimal, "\x00"), ""
+    whole, fraction = body.rsplit(decimal, 1)
+    if grouping not in marks and len(fraction) == 3 and len(whole) <= 3 and digits != 3:
+        # "1,234" groups (no currency but a three-decimal one has a thousandth), and so does
+        # "1,000" in yen; "1,500" in dollars could be either: it is asked, not guessed.
+        if digits == 0 or not fraction.endswith("0"):
+            return f"{whole}\x00{fraction}", ""
+        raise ValueError(
+            f"{typed!r} could mean {whole}{fraction} or {whole}.{fraction[:digits]}: write it "
+            f"without the separator, or with {digits} decimals."
+        )
+    return whole.replace(grouping, "\x00"), fraction

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .gateways.offline import events_emitted, record_delivered
+from .gateways.offline import OfflineGateway, events_emitted, record_delivered
 from .models import OfflineEvent
 from .webhooks import receive, sign_payload
 
@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def deliver_due_events(limit: int = 100) -> int:
-    """Sign and hand due events to the webhook handler; what fails stays for the next round."""
+    """Expire the checkouts past their time, as Stripe would, then sign and hand due events to
+    the webhook handler; what fails stays for the next round."""
+    OfflineGateway().expire_overdue()
     delivered = 0
     for event_id in _due_event_ids(limit):
         with transaction.atomic():

@@ -11,7 +11,7 @@ from django.db import connection
 
 from . import facts, rows
 from .facts import Changes, id_of
-from .models import Order
+from .models import CheckoutSession, Order
 
 Handler = Callable[[Order, dict[str, Any], dict[str, Any], Changes], None]
 
@@ -72,6 +72,8 @@ def _session_failure(code: str, message: str) -> Handler:
         changes.refused = facts.session_problem(order, session)
         if changes.refused:
             return  # another integration's session ending says nothing about this order
+        if code == "expired" and _closed_by_shop(session):
+            return  # staff completed or retried the order: no failure of the buyer's
         facts.record_failure(
             order,
             changes,
@@ -140,3 +142,9 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.funds_withdrawn": _on_dispute,
     "charge.dispute.funds_reinstated": _on_dispute,
 }
+
+
+def _closed_by_shop(session: dict[str, Any]) -> bool:
+    return CheckoutSession.objects.filter(
+        stripe_session_id=session.get("id") or "", closed_at__isnull=False
+    ).exists()

@@ -12,7 +12,14 @@ from django.views.decorators.http import require_GET, require_POST
 from config.proxies import client_address
 from config.ratelimit import hit
 
-from .checkout import PaymentRefused, find_order, fulfil_session, place_order, start_checkout
+from .checkout import (
+    PaymentRefused,
+    find_order,
+    fulfil_session,
+    open_checkout,
+    place_order,
+    start_checkout,
+)
 from .forms import BuyForm, TestCheckoutForm
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import LicenseKind, Product, Status
@@ -117,6 +124,7 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     """The buyer's receipt, reached through the order's unguessable public id."""
     order = find_order(public_id) or _not_found()
     items = order.line_items()
+    checkout = open_checkout(order)
     context = {
         "order": order,
         "items": items,
@@ -124,7 +132,10 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "history": order.transitions.all(),
         # Read through the reverse relation: `orders` imports nothing from `licenses`.
         "waiting": order.licenses.filter(status="pending").select_related("product"),
-        "refreshing": order.status == Status.PENDING,
+        "checkout": checkout,
+        "abandoned": order.status == Status.FAILED and order.failure_code == "expired",
+        # An open checkout waits for the buyer, not for Stripe: nothing to refresh for.
+        "refreshing": order.status == Status.PENDING and checkout is None,
     }
     return render(request, "orders/order_detail.html", context)
 

@@ -308,6 +308,13 @@ class FakeStripe:
         items = params["line_items"]
         total = sum(int(i["price_data"]["unit_amount"]) * int(i["quantity"]) for i in items)
         now = int(time.time())
+        expires_at = int(params.get("expires_at") or now + 24 * 3600)
+        # Stripe refuses an expires_at outside 30 minutes to 24 hours from the creation.
+        if not now + 30 * 60 <= expires_at <= now + 24 * 3600:
+            raise _invalid(
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from now.",
+                param="expires_at",
+            )
         session_id = _id("cs")
         session = {
             "id": session_id,
@@ -328,7 +335,7 @@ class FakeStripe:
             "payment_intent": None,
             "livemode": False,
             "created": now,
-            "expires_at": now + 24 * 3600,
+            "expires_at": expires_at,
             "success_url": params.get("success_url"),
             "cancel_url": params.get("cancel_url"),
             "url": f"https://checkout.stripe.com/c/pay/{session_id}",

@@ -41,9 +41,14 @@ def said(response) -> list[str]:
 
 
 def refund(client, order, amount: str, *, seen: int | None = None, reason: str = "asked"):
+    """Type the amount, then confirm it as the review step shows it (as staff click twice)."""
     seen = refunded_amount(order) if seen is None else seen
     data = {"amount": amount, "reason": reason, "seen_returned": seen}
-    return client.post(f"/mgmt/orders/{order.number}/refund/", data)
+    url = f"/mgmt/orders/{order.number}/refund/"
+    review = client.post(url, data)
+    if review.status_code != 200 or "review" not in review.context:
+        return review
+    return client.post(url, {**data, "confirmed": review.context["form"]["confirmed"].value()})
 
 
 def test_the_refund_page_says_what_will_happen_and_how_much_is_left(client, staff):
@@ -78,7 +83,7 @@ def test_half_then_the_rest_refunds_the_order_and_records_who(client, staff):
         ("0", "more than zero"),
         ("-5", "is not an amount"),
         ("abc", "is not an amount"),
-        ("1.234", "go down to $0.01"),
+        ("1.2345", "go down to $0.01"),
         ("NaN", "is not an amount"),
     ],
 )
@@ -257,3 +262,39 @@ def test_pool_keys_are_imported_pasted_or_as_a_csv_with_duplicates_counted(clien
     assert said(response)[-1:] == ["Game: imported 1 key(s), skipped 1 duplicate(s) or blank(s)."]
     assert PoolKey.objects.filter(product=product).count() == 3
     assert client.post("/mgmt/licenses/import/", {"product": product.pk}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("typed", "currency", "shown"),
+    [
+        ("1,5", "usd", "Refund $1.50 (USD) to the customer?"),
+        ("2,50", "eur", "Refund €2.50 (EUR) to the customer?"),
+        ("1.234,50", "eur", "Refund €1,234.50 (EUR) to the customer?"),
+        ("1,000", "jpy", "Refund ¥1,000 (JPY) to the customer?"),
+    ],
+)
+def test_an_amount_is_read_as_staff_write_it_and_shown_before_any_money_moves(
+    client, staff, typed, currency, shown
+):
+    order = paid(quantity=2, price_cents=200_000, currency=currency)
+    data = {"amount": typed, "reason": "asked", "seen_returned": 0}
+    review = client.post(f"/mgmt/orders/{order.number}/refund/", data)
+    assert review.status_code == 200
+    assert shown in review.content.decode()
+    assert order.refunds.count() == 0 and not Action.objects.exists()  # nothing moved yet
+
+
+def test_an_ambiguous_amount_is_asked_again_in_words(client, staff):
+    order = paid(quantity=2, price_cents=200_000)
+    response = refund(client, order, "1,500")
+    assert response.status_code == 400
+    assert "could mean 1500 or 1.50" in response.content.decode()
+    assert order.refunds.count() == 0
+
+
+def test_a_confirmation_for_another_amount_moves_nothing(client, staff):
+    order = paid(quantity=2)
+    data = {"amount": "10", "reason": "asked", "seen_returned": 0, "confirmed": 500}
+    response = client.post(f"/mgmt/orders/{order.number}/refund/", data)
+    assert response.status_code == 200 and "Refund $10.00 (USD)" in response.content.decode()
+    assert order.refunds.count() == 0

@@ -67,6 +67,9 @@ def refund(page, amount: str, reason: str) -> None:
     page.get_by_label("Amount").fill(amount)
     page.get_by_label("Reason").fill(reason)
     page.get_by_role("button", name="Refund", exact=True).click()
+    # The exact amount and its currency are shown before any money moves.
+    expect(page.locator("#review")).to_contain_text("to the customer?")
+    page.get_by_role("button", name=re.compile(r"^Refund \$")).click()
 
 
 def test_staff_find_an_order_refund_it_in_two_steps_and_export_the_list(page, tmp_path):

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -36,6 +37,7 @@ def create_session(gateway, **fields):
         "items": [LineItem(name="Editor Pro", unit_amount=4900, quantity=1)],
         "success_url": SUCCESS_URL,
         "cancel_url": "http://shop.test/checkout/cancel/x/",
+        "expires_at": int(time.time()) + 3600,
     }
     return gateway.create_session(**{**arguments, **fields})
 
@@ -68,7 +70,8 @@ def test_buy_now_creates_a_session_and_sends_the_buyer_to_its_url(client, fake_s
 
 def test_the_session_request_carries_the_items_the_order_and_the_return_urls(client, fake_stripe):
     product = make_product(name="Editor Pro", price_cents=4900, currency="eur")
-    _, order = buy(client, product, quantity=3, email="Ada@Example.com")
+    with time_machine.travel(1_800_000_000, tick=False):
+        _, order = buy(client, product, quantity=3, email="Ada@Example.com")
     [sent] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     public_id = str(order.public_id)
     assert sent.form == {
@@ -85,6 +88,7 @@ def test_the_session_request_carries_the_items_the_order_and_the_return_urls(cli
         "payment_intent_data[metadata][attempt]": "1",
         "success_url": settings.SITE_URL + "/checkout/success/?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": f"{settings.SITE_URL}/checkout/cancel/{public_id}/",
+        "expires_at": str(1_800_000_000 + 60 * 60),  # CHECKOUT_EXPIRES_MINUTES, 60 by default
     }
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from licenses import commands as license_commands
 from licenses.models import License, Renewal
 from orders import commands as order_commands
+from orders.checkout import open_checkout
 from orders.models import LicenseKind, Order, OrderItem, Status
 from orders.money import format_money
 from orders.transitions import refunded_amount
@@ -65,12 +66,14 @@ def orders_page(*, user, page_number: str | None) -> tuple[Page, list[OrderRow]]
     return page, rows
 
 
-def status_sentence(order: Order) -> str:
+def status_sentence(order: Order, checkout=None) -> str:
     """What the order's status means for the buyer, in one or two sentences."""
     total = format_money(order.total_cents, order.currency)
     refunded = refunded_amount(order)
     if order.status == Status.PENDING and order.async_payment_pending:
         return "Your bank payment is on its way; banks can take a few days to confirm it."
+    if order.status == Status.PENDING and checkout:
+        return "Your checkout is still open: nothing has been paid yet."
     if order.status == Status.PENDING:
         return "Waiting for your payment to be confirmed."
     if order.status == Status.COMPLETED and refunded:
@@ -94,6 +97,7 @@ def order_page(order: Order, user) -> dict:
     """Display-ready context for the order page and its live fragment (a fixed number of queries,
     whatever the number of items, licenses and status changes)."""
     items = order.line_items()
+    checkout = open_checkout(order)
     ordered = License.objects.select_related("product", "order").order_by("created_at", "id")
     prefetch_related_objects(
         [order],
@@ -117,13 +121,15 @@ def order_page(order: Order, user) -> dict:
             for item in items
         ],
         "total": format_money(order.total_cents, order.currency),
-        "sentence": status_sentence(order),
+        "sentence": status_sentence(order, checkout),
         "history": history,
         "licenses": [license_entry(license, user) for license in licenses],
         "expects_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
         # Drawn from the commands' refusals (a refused button is not shown to customers).
         "can_pay_again": order_commands.pay_again.refusal(order, by=user) is None,
         "can_resend_keys": license_commands.resend_my_keys.refusal(order, by=user) is None,
+        "checkout": checkout,
+        # It may be paid in another tab meanwhile: the quiet htmx poll goes on.
         "live": order.status == Status.PENDING,
     }
 

@@ -47,7 +47,13 @@ def command_view(confirm: Confirm):
                 f"Your role does not allow this: {command.label.lower()}. Ask an Owner."
             )
         form = _form(confirm, request, obj)
-        if request.method == "POST" and (form is None or form.is_valid()):
+        review = ""
+        if request.method == "POST" and form is not None and form.is_valid():
+            review = form.review() if hasattr(form, "review") else ""
+            if review:  # nothing moves until the exact effect was shown and confirmed
+                form = confirm.form(form.reviewed(), obj=obj)
+                form.is_valid()
+        if request.method == "POST" and not review and (form is None or form.is_valid()):
             params = (
                 (form.params() if hasattr(form, "params") else form.cleaned_data) if form else {}
             )
@@ -65,12 +71,13 @@ def command_view(confirm: Confirm):
             "title": confirm.title(obj),
             "lines": confirm.lines(obj),
             "reason": command.refusal(obj, by=request.user) or "",
-            "button": confirm.button or command.label,
+            "review": review,
+            "button": form.button() if review else (confirm.button or command.label),
             "danger": command.danger,
             "form": form,
             "back": confirm.back(request, obj),
         }
-        status = 400 if request.method == "POST" else 200
+        status = 400 if request.method == "POST" and not review else 200
         return render(request, "dashboards/mgmt/confirm.html", context, status=status)
 
     view.command = command  # every action URL runs a command: tests read it

@@ -25,6 +25,8 @@ class RefundForm(forms.Form):
         max_length=200, help_text="The customer reads it in their order's history."
     )
     seen_returned = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    # The amount the review step showed, in minor units: the money moves only once it matches.
+    confirmed = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, obj: Order, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -50,6 +52,24 @@ class RefundForm(forms.Form):
             most = format_money(self.left, self.order.currency)
             raise forms.ValidationError(f"Only {most} is left to refund on this order.")
         return cents
+
+    def review(self) -> str:
+        """What the click will do, in the order's currency, until it was shown and confirmed;
+        "" once the amount confirmed is the amount typed."""
+        amount = self.cleaned_data["amount"]
+        if self.cleaned_data.get("confirmed") == amount:
+            return ""
+        money = format_money(amount, self.order.currency)
+        return f"Refund {money} ({self.order.currency.upper()}) to the customer?"
+
+    def reviewed(self) -> dict:
+        """The form's data with the amount shown as the one confirmed."""
+        data = self.data.copy()
+        data["confirmed"] = str(self.cleaned_data["amount"])
+        return data
+
+    def button(self) -> str:
+        return f"Refund {format_money(self.cleaned_data['amount'], self.order.currency)}"
 
     def params(self) -> dict:
         """The refund command's parameters."""

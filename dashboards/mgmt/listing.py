@@ -13,6 +13,7 @@ from orders.money import format_money
 
 from .search import (
     COUNT_LIMIT,
+    FAILURES,
     PAGE_SIZE,
     SORTS,
     TABS,
@@ -36,6 +37,7 @@ class Row:
     total: str
     status: str
     refund_failed: bool
+    abandoned: bool  # failed because the buyer left the checkout, not because a payment failed
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def _count(n: int, limit: int) -> str:
 
 
 LIST_FIELDS = ["number", "created_at", "email", "currency", "subtotal_cents",
-               "amount_total_cents", "status", "refund_failed_at"]  # fmt: skip
+               "amount_total_cents", "status", "refund_failed_at", "failure_code"]  # fmt: skip
 
 
 def _items(order_ids: list[int]) -> dict[int, str]:
@@ -89,6 +91,7 @@ def orders_list(criteria: Criteria) -> dict:
                 total=format_money(order.total_cents, order.currency),
                 status=order.status,
                 refund_failed=order.refund_failed_at is not None,
+                abandoned=order.status == "failed" and order.failure_code == "expired",
             )
             for order in page
         ],
@@ -102,6 +105,12 @@ def orders_list(criteria: Criteria) -> dict:
             for tab in TABS
         ],
         "criteria": criteria,
+        "failures": [
+            (label, base + query(criteria.params, failure=key), key == criteria.failure)
+            for key, label in FAILURES.items()
+        ]
+        if criteria.status == "failed"
+        else [],
         "sorts": SORTS,
         "next_url": base + query(criteria.params, after=cursor_of(page[-1], criteria))
         if more

@@ -55,8 +55,17 @@ def revenue(now: datetime) -> list[dict]:
 
 
 def by_status() -> list[dict]:
+    """Orders per status; failed ones say how many were abandoned checkouts (no payment refused)."""
     counts = dict(Order.objects.values_list("status").annotate(n=Count("id")).order_by())
-    return [{"status": s, "count": counts.get(s, 0)} for s in Status.values]
+    abandoned = Order.objects.filter(status=Status.FAILED, failure_code="expired").count()
+    return [
+        {
+            "status": s,
+            "count": counts.get(s, 0),
+            "abandoned": abandoned if s == Status.FAILED else None,
+        }
+        for s in Status.values
+    ]
 
 
 def conversion(now: datetime) -> dict:

@@ -37,8 +37,15 @@ OUT_OF_RANGE = "Dates run from 1 January 2000 to 31 December 2999"
 TOLD = {"range", "reversed"}
 
 
+# Failed orders, told apart without a sixth status: the buyer left the checkout (it expired), or
+# a payment was refused (a decline, a failed bank debit, a Stripe error).
+FAILURES = {"abandoned": "Checkout abandoned", "refused": "Payment refused"}
+ABANDONED = Q(failure_code="expired")
+
+
 class OrderFilter(forms.Form):
     status = forms.ChoiceField(choices=[(tab, tab) for tab in TABS], required=False)
+    failure = forms.ChoiceField(choices=list(FAILURES.items()), required=False)
     q = forms.CharField(required=False, max_length=255, strip=True)
     since = forms.DateField(required=False)
     until = forms.DateField(required=False)
@@ -69,6 +76,7 @@ def _in_range(day: date | None) -> date | None:
 @dataclass(frozen=True)
 class Criteria:
     status: str = ""
+    failure: str = ""  # with status "failed": "abandoned" or "refused"
     q: str = ""
     since: date | None = None
     until: date | None = None
@@ -142,6 +150,12 @@ def filtered(criteria: Criteria, *, with_status: bool = True) -> QuerySet[Order]
     orders = Order.objects.all()
     if with_status and criteria.status:
         orders = orders.filter(status=criteria.status)
+    if with_status and criteria.status == Status.FAILED and criteria.failure:
+        orders = (
+            orders.filter(ABANDONED)
+            if criteria.failure == "abandoned"
+            else orders.exclude(ABANDONED)
+        )
     if criteria.q:
         orders = orders.filter(search(criteria.q))
     if criteria.since:

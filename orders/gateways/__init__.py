@@ -35,6 +35,7 @@ class Gateway(Protocol):
         items: list[LineItem],
         success_url: str,
         cancel_url: str,
+        expires_at: int,
     ) -> dict[str, Any]: ...
 
     def retrieve_session(self, session_id: str) -> dict[str, Any]: ...

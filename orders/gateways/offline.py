@@ -116,6 +116,7 @@ class OfflineGateway:
         items: list[LineItem],
         success_url: str,
         cancel_url: str,
+        expires_at: int,
     ) -> dict[str, Any]:
         session_id = _id("cs")
         total = sum(item.unit_amount * item.quantity for item in items)
@@ -139,7 +140,7 @@ class OfflineGateway:
                 "payment_method_types": ["card", "sepa_debit"],
                 "livemode": False,
                 "created": now,
-                "expires_at": now + 24 * 3600,
+                "expires_at": expires_at,
                 "success_url": success_url,
                 "cancel_url": cancel_url,
                 "url": settings.SITE_URL + reverse("orders:test_checkout", args=[session_id]),
@@ -156,6 +157,22 @@ class OfflineGateway:
                 "latest_charge": _get(charge_id, "charge"),
             }
         return session
+
+    def expire_overdue(self) -> int:
+        """Expire the open sessions past their `expires_at`, as Stripe does on its own (each
+        emits checkout.session.expired); returns how many."""
+        now = int(time.time())
+        overdue = OfflineObject.objects.filter(
+            kind="session", data__status="open", data__expires_at__lte=now
+        ).values_list("id", flat=True)
+        expired = 0
+        for session_id in list(overdue):
+            try:
+                self.expire_session(session_id)
+            except GatewayError:  # paid or expired meanwhile
+                continue
+            expired += 1
+        return expired
 
     @transaction.atomic
     def expire_session(self, session_id: str) -> None:

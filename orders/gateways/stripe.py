@@ -67,6 +67,7 @@ class StripeGateway:
         items: list[LineItem],
         success_url: str,
         cancel_url: str,
+        expires_at: int,
     ) -> dict[str, Any]:
         metadata = {"order_id": order_id, "attempt": str(attempt)}
         params = {
@@ -89,6 +90,9 @@ class StripeGateway:
             "payment_intent_data": {"metadata": metadata},
             "success_url": success_url,
             "cancel_url": cancel_url,
+            # Short (CHECKOUT_EXPIRES_MINUTES): an abandoned checkout ends as failed ("abandoned")
+            # within the hour, not after Stripe's 24 hours of "waiting for the payment".
+            "expires_at": expires_at,
         }
         return self._call(
             self.client.v1.checkout.sessions.create,
