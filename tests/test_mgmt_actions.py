@@ -158,10 +158,11 @@ def test_staff_complete_a_pending_order_paid_by_bank_transfer(client, staff):
     assert "recorded as paid outside Stripe" in page
     response = client.post(f"/mgmt/orders/{order.number}/complete/", {"note": "bank transfer"})
     order.refresh_from_db()
-    assert (order.status, order.payment_method) == ("completed", "bank transfer")
+    assert (order.status, order.payment_method) == ("completed", "paid outside Stripe")
     assert order.transitions.last().source == f"staff:{staff.email}"
     assert said(response) == [f"Order {order.number} is completed."]
-    assert Action.objects.get().command == "orders.complete"
+    action = Action.objects.get()
+    assert (action.command, action.detail) == ("orders.complete", "bank transfer")
 
 
 def test_retry_shows_the_new_payment_link_to_copy(client, staff):
