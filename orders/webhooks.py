@@ -56,6 +56,10 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
         raise WebhookError(f"bad signature: {error.user_message}") from None
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep JSON
         raise WebhookError("body is not JSON") from None
+    if "\\u0000" in payload and _holds_nul(event):
+        # PostgreSQL stores no NUL in text or JSON: refused in words (Stripe never sends one),
+        # rather than a 500 on every retry.
+        raise WebhookError("body holds a NUL character (\\u0000)")
     if not (
         isinstance(event, dict)
         and isinstance(event.get("id"), str)
@@ -72,6 +76,16 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
     except MalformedEvent as error:
         raise WebhookError(f"malformed event: {error}") from None
     return event
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _is_timestamp(value: Any) -> bool:

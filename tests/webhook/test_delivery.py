@@ -413,3 +413,19 @@ def test_a_duplicate_takes_at_most_a_handful_of_queries(
 
     with django_assert_max_num_queries(DUPLICATE_QUERIES[connection.vendor]):
         assert signed_post(client, event).status_code == 200
+
+
+def test_it_refuses_a_nul_character_in_words_on_every_database(client, order):
+    """PostgreSQL stores no NUL in text or JSON: a 400 that says so, never a 500 on every retry.
+    (The fuzzing test found it once in five runs; this one makes it every time.)"""
+    event = make_event(
+        "payment_intent.payment_failed",
+        intent_failed_obj(order, last_payment_error={"message": "bad\u0000card"}),
+    )
+    response = signed_post(client, event)
+    assert response.status_code == 400
+    assert response.json() == {"error": "body holds a NUL character (\\u0000)"}
+    assert not StripeEvent.objects.exists()
+    escaped = make_event("payment_intent.payment_failed", intent_failed_obj(order))
+    escaped["data"]["object"]["description"] = "a backslash-u0000 written out: \\u0000"
+    assert signed_post(client, escaped).status_code == 200  # text that only looks like one
