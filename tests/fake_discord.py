@@ -76,8 +76,8 @@ import pytest
 
 WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)$")
 MESSAGE_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)/messages/(\d+)$")
-# Discord's limit on edits of messages older than an hour: this many per window, per channel.
-OLD_MESSAGE_AGE, OLD_EDITS, OLD_EDITS_WINDOW = 3600.0, 3, 6.0
+# Discord's limit on edits of messages older than an hour: 3 per 6 seconds, per channel.
+OLD_MESSAGE_AGE = 3600.0
 DISCORD_EPOCH_MS = 1_420_070_400_000
 LIMITS = {"title": 256, "description": 4096, "footer": 2048, "author": 256}
 FIELD_LIMITS = {"name": 256, "value": 1024}
@@ -350,6 +350,7 @@ class FakeDiscord:
         self.stored: dict[str, Message] = {}  # every message posted, as it reads now
         self.editing: Counter[str] = Counter()  # edits of each message not yet answered
         self.old_edits: dict[str, deque[float]] = defaultdict(deque)  # per channel
+        self.old_edit_limit, self.old_edit_window = 3, 6.0
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
         self.server = ThreadingHTTPServer((host, port), _Handler)
@@ -707,11 +708,11 @@ class FakeDiscord:
             return 404, {"message": "Unknown Message", "code": 10008}, headers
         if now - message.created > OLD_MESSAGE_AGE:
             edits = self.old_edits[searched]
-            while edits and edits[0] <= now - OLD_EDITS_WINDOW:
+            while edits and edits[0] <= now - self.old_edit_window:
                 edits.popleft()
-            if len(edits) >= OLD_EDITS:
+            if len(edits) >= self.old_edit_limit:
                 status, body, headers = self._limited(
-                    request, "user", edits[0] + OLD_EDITS_WINDOW - now, headers
+                    request, "user", edits[0] + self.old_edit_window - now, headers
                 )
                 body["code"] = 30046
                 body["message"] = "Maximum number of edits to messages older than 1 hour reached."
