@@ -462,6 +462,52 @@ def test_claiming_an_orders_message_costs_the_same_queries_however_long_its_hist
     assert counts[0] == counts[1]
 
 
+# Staff see the mode and the edits.
+
+
+def test_mgmt_shows_each_destinations_mode_and_an_edit_as_such(fake_discord, client, staff):
+    client.force_login(staff)
+    stream = fake_discord.destination("stream")
+    folded = compact(fake_discord, "folded")
+    order = make_order()
+    deliver_all()
+    tell(order, Event.ORDER_COMPLETED)
+    deliver_all()
+
+    page = client.get("/mgmt/notifications/")
+
+    modes = {d.name: d.get_mode_display() for d, _ in page.context["destinations"]}
+    assert modes == {"folded": "compact (one message per order)", "stream": "every event"}
+    html = page.content.decode()
+    assert ">compact (one message per order)</td>" in html
+    edit = Delivery.objects.get(destination=folded, edited=True)
+    assert edit.notification.event == Event.ORDER_COMPLETED
+    assert html.count("as an edit of the order's message") == 1
+    order_page = client.get(f"/mgmt/orders/{order.number}/").content.decode()
+    assert order_page.count("as an edit of the order's message") == 1
+    assert not stream.deliveries.filter(edited=True).exists()
+    assert edit.attempt_log.get().edit
+    assert folded.token not in html
+
+
+def test_sending_an_orders_event_again_tells_staff_it_edits_the_orders_message(
+    fake_discord, client, staff
+):
+    client.force_login(staff)
+    folded = compact(fake_discord, "folded")
+    stream = fake_discord.destination("stream")
+    make_order()
+    deliver_all()
+
+    folded_page, stream_page = (
+        client.get(f"/mgmt/deliveries/{d.deliveries.get().pk}/resend/").content.decode()
+        for d in (folded, stream)
+    )
+
+    assert "edits the order&#x27;s message" in folded_page
+    assert "as new" in stream_page
+
+
 # Every-event destinations beside compact ones.
 
 
