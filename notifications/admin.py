@@ -25,9 +25,9 @@ class DestinationForm(forms.ModelForm):
         widget=forms.RadioSelect,
         required=False,
         help_text="Every event posts each event as a message of its own. Compact keeps one "
-        "message per order and edits it as the order moves (Discord does not notify edits: "
-        "late events such as refunds change a message further up the channel). Test "
-        "messages and license events are always new messages.",
+        "message per order and edits it as the order moves (an edit leaves the message where "
+        "it was: a late refund changes a message further up the channel). Test messages and "
+        "license events are always new messages.",
     )
 
     class Meta:
