@@ -21,6 +21,7 @@ from notifications.embeds import LIMITS, MESSAGE_TOTAL, embed_size, order_embed
 from notifications.events import COLOURS, Event
 from notifications.models import (
     Delivery,
+    DeliveryAttempt,
     DeliveryStatus,
     Destination,
     DestinationMode,
@@ -312,6 +313,38 @@ def test_a_new_webhook_or_thread_starts_a_new_message_for_the_order(fake_discord
 
     assert [(r.method, r.status) for r in fake_discord.requests] == [("POST", 200)] * 2
     assert OrderMessage.objects.get(order=order).webhook_id == moved.webhook_id
+
+
+def test_an_orders_message_in_a_thread_is_edited_in_that_thread(fake_discord):
+    destination = compact(fake_discord, thread_id="987654321098765432")
+    order = make_order()
+    deliver_all()
+    tell(order, Event.ORDER_COMPLETED)
+
+    deliver_all()
+
+    assert [(r.method, r.status, r.thread_id) for r in fake_discord.requests] == [
+        ("POST", 200, "987654321098765432"),
+        ("PATCH", 200, "987654321098765432"),
+    ]
+    assert OrderMessage.objects.get(order=order).thread_id == destination.thread_id
+
+
+def test_a_failed_edit_never_shows_the_token(fake_discord, settings, caplog):
+    destination = compact(fake_discord)
+    order = make_order()
+    deliver_all()
+    settings.DISCORD_API_BASE = "http://127.0.0.1:9/api/v10"  # nothing listens: a network error
+    tell(order, Event.ORDER_COMPLETED)
+
+    assert deliver_one("test")
+
+    [attempt] = DeliveryAttempt.objects.filter(edit=True)
+    assert "ConnectionError" in attempt.error
+    assert "/messages/" in attempt.error  # the edit's URL, its token hidden
+    destination.refresh_from_db()
+    for text in (attempt.error, destination.last_error, caplog.text):
+        assert destination.token not in text
 
 
 def test_an_hour_old_message_edited_past_discords_limit_waits_and_is_no_ban(fake_discord):
