@@ -8,7 +8,7 @@ from config.admin_mixins import ViewOnly, pretty_json
 from . import commands
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import Event
-from .models import Delivery, DeliveryAttempt, Destination, Notification
+from .models import Delivery, DeliveryAttempt, Destination, DestinationMode, Notification
 
 
 class DestinationForm(forms.ModelForm):
@@ -19,10 +19,20 @@ class DestinationForm(forms.ModelForm):
         "Only its id, token and thread (?thread_id=) are kept; leave empty to keep the current one.",
     )
     events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple)
+    # Not required: a form posted without it (a script, an older page) keeps the mode there is.
+    mode = forms.ChoiceField(
+        choices=DestinationMode.choices,
+        widget=forms.RadioSelect,
+        required=False,
+        help_text="Every event posts each event as a message of its own. Compact keeps one "
+        "message per order and edits it as the order moves (an edit leaves the message where "
+        "it was: a late refund changes a message further up the channel). Test messages and "
+        "license events are always new messages.",
+    )
 
     class Meta:
         model = Destination
-        fields = ["name", "webhook_url", "events", "enabled", "thread_id", "username"]
+        fields = ["name", "webhook_url", "events", "mode", "enabled", "thread_id", "username"]
         help_texts = {
             "thread_id": "Post into this thread. A forum or media channel needs one (a post's "
             "id); a pasted URL's ?thread_id= fills it in."
@@ -41,6 +51,9 @@ class DestinationForm(forms.ModelForm):
             self.instance.webhook_id, self.instance.token = webhook.webhook_id, webhook.token
             self.pasted_thread = webhook.thread_id
         return ""  # the URL itself is never stored or shown again
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data["mode"] or self.instance.mode or DestinationMode.EVERY_EVENT
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -63,6 +76,7 @@ class DestinationAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "webhook_id",
+        "mode",
         "enabled",
         "last_success_at",
         "last_error_at",
@@ -84,7 +98,15 @@ class AttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    readonly_fields = ["at", "status_code", "error", "message_id", "batch_size", "fallback"]
+    readonly_fields = [
+        "at",
+        "edit",
+        "status_code",
+        "error",
+        "message_id",
+        "batch_size",
+        "fallback",
+    ]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -92,7 +114,15 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(Delivery)
 class DeliveryAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
-    list_display = ["notification", "destination", "status", "attempts", "last_status", "sent_at"]
+    list_display = [
+        "notification",
+        "destination",
+        "status",
+        "edited",
+        "attempts",
+        "last_status",
+        "sent_at",
+    ]
     list_filter = ["status", "destination"]
     list_select_related = ["notification", "destination"]
     readonly_fields = [f.name for f in Delivery._meta.fields]

@@ -1,9 +1,9 @@
 """Discord webhooks over plain HTTP: one request, and what Discord's answer means for the sender.
 
 No Django here. Errors are one small contract: `Answer.permanent` (do not retry this body),
-`Answer.destination_problem` (no body would be accepted: why, in words), `Answer.banned`
-(Cloudflare refuses this address), `Answer.transient` (try again later), or a wait in
-`retry_after`.
+`Answer.destination_problem` (no body would be accepted: why, in words), `Answer.message_gone`
+(the message edited is no longer there: post a new one), `Answer.banned` (Cloudflare refuses
+this address), `Answer.transient` (try again later), or a wait in `retry_after`.
 """
 
 import re
@@ -53,6 +53,9 @@ DESTINATION_STATUSES = {
 # About the destination but temporary ("send messages has been temporarily disabled"): waited
 # out like an outage, not a reason to switch the destination off.
 TEMPORARY_ERRORS = {40004}
+# 404 Unknown Message: an edit found no message of this webhook where it looked (someone deleted
+# it). About that message alone, unlike 404 Unknown Webhook (10015).
+UNKNOWN_MESSAGE = 10008
 
 
 class InvalidWebhookURL(ValueError):
@@ -115,10 +118,14 @@ class Answer:
         return self.rate_limited and (self.is_global or self.scope == "global" or self.banned)
 
     @property
+    def message_gone(self) -> bool:
+        return self.status == 404 and self.error_code == UNKNOWN_MESSAGE
+
+    @property
     def destination_problem(self) -> str:
         """Why Discord refuses the destination itself, whatever the message, in words; "" when
         it does not."""
-        if self.error_code in TEMPORARY_ERRORS or self.banned:
+        if self.error_code in TEMPORARY_ERRORS or self.banned or self.message_gone:
             return ""
         words = DESTINATION_ERRORS.get(self.error_code or 0)
         if words is None and self.status in DESTINATION_STATUSES:
@@ -160,8 +167,33 @@ def execute_webhook(
 ) -> Answer:
     url = f"{api_base.rstrip('/')}/webhooks/{webhook_id}/{token}"
     params = {"wait": "true", **({"thread_id": thread_id} if thread_id else {})}
+    return _request("post", url, token, payload, params, timeout, session)
+
+
+def edit_webhook_message(
+    api_base: str,
+    webhook_id: str,
+    token: str,
+    message_id: str,
+    payload: dict[str, Any],
+    *,
+    thread_id: str = "",
+    timeout: float = 10,
+    session: requests.Session | None = None,
+) -> Answer:
+    """Discord's "Edit Webhook Message": the message this webhook posted, replaced by `payload`
+    (its `embeds`, `allowed_mentions`). A message in a thread is found only with its
+    `thread_id`; answered with the message, as a post with ?wait=true is."""
+    url = f"{api_base.rstrip('/')}/webhooks/{webhook_id}/{token}/messages/{message_id}"
+    params = {"thread_id": thread_id} if thread_id else {}
+    return _request("patch", url, token, payload, params, timeout, session)
+
+
+def _request(method, url, token, payload, params, timeout, session) -> Answer:
     try:
-        response = (session or requests).post(url, json=payload, params=params, timeout=timeout)
+        response = (session or requests).request(
+            method, url, json=payload, params=params, timeout=timeout
+        )
     except requests.RequestException as error:
         return Answer(status=0, error=redact(f"{type(error).__name__}: {error}", token)[:300])
     return _read(response, token)
@@ -187,8 +219,11 @@ def _read(response: requests.Response, token: str) -> Answer:
     elif answer.rate_limited:
         answer.retry_after = _number(body.get("retry_after"), float)
         # Discord always says how long in its JSON body; Cloudflare's ban page (HTML, or a
-        # static JSON message) says nothing, and may last an hour (discord-api-docs 5810).
-        answer.banned = answer.retry_after is None and not answer.scope
+        # static JSON message with code 0) says nothing, and may last an hour (discord-api-docs
+        # 5810). A 429 with Discord's own error code (30046: too many edits of hour-old
+        # messages) is Discord's, whatever else it lacks.
+        answer.error_code = _number(body.get("code"), int)
+        answer.banned = answer.retry_after is None and not answer.scope and not answer.error_code
         if answer.banned:
             answer.retry_after = _number(headers.get("Retry-After"), float)
             answer.error = "HTTP 429 without Discord's rate-limit body: a Cloudflare ban"

@@ -25,6 +25,11 @@ def default_events() -> list[str]:
     return list(DEFAULT_EVENTS)
 
 
+class DestinationMode(models.TextChoices):
+    EVERY_EVENT = "every_event", "every event"
+    COMPACT = "compact", "compact (one message per order)"
+
+
 class Destination(models.Model):
     """A Discord webhook. Its token is a secret: never shown, logged or put in an error."""
 
@@ -36,6 +41,9 @@ class Destination(models.Model):
     disabled_reason = models.CharField(max_length=300, blank=True)
     thread_id = models.CharField(max_length=30, blank=True)
     username = models.CharField(max_length=80, blank=True, validators=[validate_username])
+    mode = models.CharField(
+        max_length=20, choices=DestinationMode, default=DestinationMode.EVERY_EVENT
+    )
     from_settings = models.BooleanField(
         default=False, help_text="Kept in sync with DISCORD_WEBHOOK_URL."
     )
@@ -52,6 +60,11 @@ class Destination(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(mode__in=DestinationMode.values), name="destination_mode_valid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -110,6 +123,8 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=30, blank=True)
+    # Compact mode: it reached Discord as an edit of its order's message, not as a new one.
+    edited = models.BooleanField(default=False)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
 
@@ -145,12 +160,38 @@ class DeliveryAttempt(models.Model):
     message_id = models.CharField(max_length=30, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=1)
     fallback = models.BooleanField(default=False)
+    edit = models.BooleanField(default=False)  # a PATCH of the order's message, not a POST
 
     class Meta:
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.delivery_id} at {self.at:%H:%M:%S}: {self.status_code or self.error}"
+
+
+class OrderMessage(models.Model):
+    """Compact mode: the Discord message that shows an order to a destination, edited as the
+    order moves. Kept with the webhook and thread it went to, where alone it can be edited."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="order_messages"
+    )
+    message_id = models.CharField(max_length=30)
+    webhook_id = models.CharField(max_length=30)
+    thread_id = models.CharField(max_length=30, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "destination"], name="one_message_per_order_and_destination"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} → {self.destination_id}: message {self.message_id}"
 
 
 class GlobalRateLimit(models.Model):

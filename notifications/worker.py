@@ -6,7 +6,9 @@ in order and never twice at once. Rate-limit state lives on the rows, shared by 
 database connection is closed before each request to Discord, so a slow Discord holds no
 connection. A crash between the send and the record leaves the rows pending: after the lease
 they are sent again (at most one duplicate, never a loss). What Discord limits per address (its
-global limit, Cloudflare bans, invalid requests) holds every destination: see ip_limits.
+global limit, Cloudflare bans, invalid requests) holds every destination: see ip_limits. A
+destination in compact mode edits one message per order instead of posting each event: see
+compact; its edits are claimed, limited and recorded as posts are.
 """
 
 import logging
@@ -21,8 +23,8 @@ from django.utils import timezone
 
 from workers.command import when_database_answers
 
-from . import ip_limits
-from .discord import Answer, execute_webhook
+from . import compact, ip_limits
+from .discord import Answer, edit_webhook_message, execute_webhook
 from .embeds import MESSAGE_TOTAL, embed_size, fallback_embed, for_message
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Destination
 
@@ -36,14 +38,27 @@ class Claim:
     destination: Destination
     deliveries: list[Delivery]
     during_ban: bool = False  # a Cloudflare ban episode was on when this was claimed
+    order_message: compact.OrderPlan | None = None  # compact mode: the order's one message
+
+    @property
+    def editing(self) -> bool:
+        return bool(self.order_message and self.order_message.edit_id)
 
     def payload(self) -> dict:
-        embeds = [
-            fallback_embed(d.notification.embed) if d.use_fallback else d.notification.embed
-            for d in self.deliveries
-        ]
+        if self.order_message:
+            embed = self.order_message.embed
+            refused = any(d.use_fallback for d in self.deliveries)
+            embeds = [fallback_embed(embed) if refused else embed]
+        else:
+            embeds = [
+                fallback_embed(d.notification.embed) if d.use_fallback else d.notification.embed
+                for d in self.deliveries
+            ]
+        # An edit states allowed_mentions again: without them Discord parses it with its
+        # default allowances, whatever the post said. It takes no username (not a parameter of
+        # "Edit Webhook Message").
         payload = {"embeds": for_message(embeds), "allowed_mentions": {"parse": []}}
-        if self.destination.username:
+        if self.destination.username and not self.editing:
             payload["username"] = self.destination.username
         return payload
 
@@ -79,7 +94,12 @@ def claim(worker: str) -> Claim | None:
             if deliveries:
                 destination.lease_owner, destination.lease_until = worker, now + LEASE
                 destination.save(update_fields=["lease_owner", "lease_until"])
-                return Claim(destination, deliveries, during_ban=bool(limit and limit.banned_since))
+                return Claim(
+                    destination,
+                    deliveries,
+                    during_ban=bool(limit and limit.banned_since),
+                    order_message=compact.plan(destination, deliveries),
+                )
     return None
 
 
@@ -116,6 +136,8 @@ def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
         destination.blocked_until = head.next_attempt_at  # messages go out in order
         destination.save(update_fields=["blocked_until"])
         return []
+    if compact.folds(destination, head):
+        return compact.order_deliveries(destination, head)
     # Sizes as a message carries the embeds (links moved into descriptions count); a batch is
     # always a prefix of `rows`, shaped alike.
     sizes = [embed_size(e) for e in for_message([r.notification.embed for r in rows])]
@@ -126,6 +148,8 @@ def _next_message(destination: Destination, now: datetime) -> list[Delivery]:
             waiting = row.next_attempt_at and row.next_attempt_at > now
             if row.solo or row.use_fallback or waiting or size > MESSAGE_TOTAL:
                 break
+            if compact.folds(destination, row):  # goes with its order's message
+                break
             batch.append(row)
     return batch
 
@@ -134,6 +158,16 @@ def send(claim: Claim) -> Answer:
     if not connection.in_atomic_block:
         connection.close()  # no database connection is held while Discord answers
     destination = claim.destination
+    if claim.editing:
+        return edit_webhook_message(
+            settings.DISCORD_API_BASE,
+            destination.webhook_id,
+            destination.token,
+            claim.order_message.edit_id,
+            claim.payload(),
+            thread_id=destination.thread_id,
+            timeout=settings.DISCORD_TIMEOUT,
+        )
     return execute_webhook(
         settings.DISCORD_API_BASE,
         destination.webhook_id,
@@ -161,12 +195,16 @@ def record(claim: Claim, answer: Answer) -> None:
         row.last_status, row.last_error = answer.status or None, answer.error
         if answer.ok:
             row.status, row.sent_at, row.message_id = DeliveryStatus.SENT, now, answer.message_id
+            row.edited = claim.editing
+        elif claim.editing and answer.message_gone:
+            pass  # someone deleted the order's message: the next send posts a new one
         elif answer.destination_problem:
             pass  # the message was fine: it waits, as is, until staff fix the destination
         elif answer.banned:
             _after_ban(row, now)
         elif answer.permanent:
-            _after_refusal(row, batch=len(rows))
+            # An order's message is one embed, however many events it carries.
+            _after_refusal(row, batch=1 if claim.order_message else len(rows))
         elif answer.transient:
             _after_outage(row, now, jitter)
         row.save()
@@ -177,17 +215,22 @@ def record(claim: Claim, answer: Answer) -> None:
             message_id=answer.message_id,
             batch_size=len(rows),
             fallback=fallback,
+            edit=claim.editing,
         )
+    if claim.order_message:
+        compact.remember(claim.destination, claim.order_message, answer)
     _update_destination(destination, answer, now, rows)
     destination.lease_owner, destination.lease_until = "", None
     destination.save()
     ip_limits.note(answer, now, during_ban=claim.during_ban)
-    _log_attempt(destination, answer, rows)
+    _log_attempt(destination, answer, rows, editing=claim.editing)
 
 
-def _outcome(answer: Answer, rows: list[Delivery]) -> str:
+def _outcome(answer: Answer, rows: list[Delivery], *, editing: bool) -> str:
     if answer.ok:
-        return "sent"
+        return "edited" if editing else "sent"
+    if editing and answer.message_gone:
+        return "message_deleted"
     if any(row.status == DeliveryStatus.DEAD for row in rows):
         return "dead"
     if answer.banned:
@@ -199,10 +242,12 @@ def _outcome(answer: Answer, rows: list[Delivery]) -> str:
     return "refused" if answer.permanent else "retry"
 
 
-def _log_attempt(destination: Destination, answer: Answer, rows: list[Delivery]) -> None:
+def _log_attempt(
+    destination: Destination, answer: Answer, rows: list[Delivery], *, editing: bool
+) -> None:
     """One line per request to Discord: ids, destination name, answer and outcome; never the
     webhook URL (its token) nor the embeds (customer emails)."""
-    outcome = _outcome(answer, rows)
+    outcome = _outcome(answer, rows, editing=editing)
     fields = {
         "destination": destination.name,
         "delivery_ids": [row.pk for row in rows],

@@ -14,6 +14,30 @@ wait (by `X-RateLimit-Remaining: 0` and `Reset-After`, or by a 429's `retry_afte
 violation. What a channel SHOWS is recorded too: of several embeds of one message sharing a
 `url`, Discord shows only the first.
 
+It also edits messages (PATCH /webhooks/{id}/{token}/messages/{message.id}, Discord's "Edit
+Webhook Message") and keeps each message as it now reads. What that relies on:
+- the route, its `thread_id` query parameter and its answer, 200 with the message object:
+  discord-api-docs, resources/webhook.mdx, "Edit Webhook Message" (thread_id on PATCH: PR 3995);
+- 404 with code 10008 (Unknown Message) when no message of this webhook is in the channel
+  searched, which is the thread named by `thread_id`, else the webhook's own channel: a message
+  deleted since, another webhook's, or one in a thread edited without its `thread_id`
+  (discord-api-docs issue 3519; discohook issue 29, whose maintainer names the rule). The webhook
+  is checked first, so a deleted webhook is still 404 with 10015 and a wrong token 401;
+- an edit is validated as a post is (400, code 50035, the same embed limits: the edit's `embeds`
+  are embed objects, up to 10) and meets the same limits: Discord's docs say rate limits are
+  per route and that webhooks are a top-level resource, without saying whether an edit shares
+  the bucket of executions. Here it does, and counts towards the hidden channel limit too:
+  stricter than Discord may be, so a sender that passes here passes there;
+- messages older than an hour may be edited 3 times per 6 seconds per channel; beyond that a
+  429 with code 30046 (discord-api-docs opcodes-and-status-codes, 30046, and PR 4381;
+  discord-userdoccers, "Edit Message"; a 429 carrying it in aikaterna-cogs issue 302). Its body
+  here is Discord's rate-limit body with `code`, as the rate-limits page describes "for some
+  limits";
+- an edit without `allowed_mentions` parses its content with the default allowances, whatever
+  the post said (the same docs): `pings` counts an edit's mentions as a post's.
+Edits are recorded like posts (`method` "PATCH", `target` the message edited), and an edit that
+arrives while another edit of the same message is still unanswered is flagged `overlapping`.
+
     def test_something(fake_discord):
         destination = fake_discord.destination("orders")
         fake_discord.fail_next("502", times=2)
@@ -24,7 +48,8 @@ Standalone, for benchmarks, unknown webhooks are created on first use; GET /_sta
 counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_next", "kind":
 "502", "times": 3}, {"action": "limit_globally", "retry_after": 2}, {"action": "throttle_next",
 "retry_after": 2}, {"action": "ban", "seconds": 600}, {"action": "delete_webhook", "webhook_id":
-"..."} or {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"}:
+"..."}, {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"} or {"action":
+"delete_message", "message_id": "..."}:
 
     python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2 \
         [--fail-rate 0.2 --hang-rate 0.02 --seed 1]
@@ -50,6 +75,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)$")
+MESSAGE_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)/messages/(\d+)$")
+# Discord's limit on edits of messages older than an hour: 3 per 6 seconds, per channel.
+OLD_MESSAGE_AGE = 3600.0
 DISCORD_EPOCH_MS = 1_420_070_400_000
 LIMITS = {"title": 256, "description": 4096, "footer": 2048, "author": 256}
 FIELD_LIMITS = {"name": 256, "value": 1024}
@@ -220,6 +248,9 @@ class Request:
     pings: list[str] = field(default_factory=list)
     banned: bool = False  # answered by Cloudflare's ban page
     fault: str = ""  # the injected fault it met, queued or random
+    method: str = "POST"  # PATCH: an edit of the message `target`
+    target: str = ""
+    overlapping: bool = False  # an edit that came while another of its message was unanswered
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
@@ -238,6 +269,23 @@ class Request:
     @property
     def allowed_mentions(self) -> Any:
         return self.body.get("allowed_mentions") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class Message:
+    """A message as the channel shows it now: its latest body, and how often it was edited."""
+
+    id: str
+    webhook_id: str
+    channel_id: str  # the thread it went into, else the webhook's channel
+    body: dict[str, Any]
+    created: float
+    edits: int = 0
+    deleted: bool = False
+
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        return visible(self.body.get("embeds") or [])
 
 
 @dataclass
@@ -299,6 +347,10 @@ class FakeDiscord:
         self.banned_until = 0.0
         self.ban_body = "html"
         self.threads: dict[str, str] = {}  # thread id → its channel
+        self.stored: dict[str, Message] = {}  # every message posted, as it reads now
+        self.editing: Counter[str] = Counter()  # edits of each message not yet answered
+        self.old_edits: dict[str, deque[float]] = defaultdict(deque)  # per channel
+        self.old_edit_limit, self.old_edit_window = 3, 6.0
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
         self.server = ThreadingHTTPServer((host, port), _Handler)
@@ -333,6 +385,16 @@ class FakeDiscord:
     def delete_webhook(self, webhook_id: str) -> None:
         with self.lock:
             self.webhooks[webhook_id].deleted = True
+
+    def delete_message(self, message_id: str) -> None:
+        """Someone deletes the message in Discord: its edits meet 404 Unknown Message."""
+        with self.lock:
+            self.stored[message_id].deleted = True
+
+    def age_message(self, message_id: str, seconds: float) -> None:
+        """The message was posted `seconds` earlier than it was."""
+        with self.lock:
+            self.stored[message_id].created -= seconds
 
     def fail_next(self, kind: str, *, times: int = 1, seconds: float | None = None) -> None:
         """The next `times` requests: "500" or "502" answers, "drop" closes the connection
@@ -375,8 +437,32 @@ class FakeDiscord:
             return [
                 r
                 for r in self.requests
-                if r.status in (200, 204) and webhook_id in (None, r.webhook_id)
+                if r.status in (200, 204)
+                and r.method == "POST"
+                and webhook_id in (None, r.webhook_id)
             ]
+
+    def edits(self, message_id: str | None = None) -> list[Request]:
+        """The accepted edits, in the order they arrived."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r.status == 200 and r.method == "PATCH" and message_id in (None, r.target)
+            ]
+
+    def channel(self, webhook_id: str | None = None) -> list[Message]:
+        """The messages a channel shows now, oldest first: as last edited, deleted ones gone."""
+        with self.lock:
+            return [
+                m
+                for m in self.stored.values()
+                if not m.deleted and webhook_id in (None, m.webhook_id)
+            ]
+
+    def overlapping_edits(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.overlapping]
 
     def embeds(self, webhook_id: str | None = None) -> list[dict[str, Any]]:
         """What the channel shows, in order: embeds Discord hides are left out."""
@@ -431,6 +517,7 @@ class FakeDiscord:
                 "most_429s_in_one_window": self.most_429s_in_one_window(),
                 "violations": len(self.violations()),
                 "messages": len(self.messages()),
+                "edits": len(self.edits()),
                 "embeds": len(self.embeds()),
                 "hidden_embeds": len(self.hidden_embeds()),
                 "invalid_requests": len(self.invalid_requests()),
@@ -462,6 +549,8 @@ class FakeDiscord:
             self.ban(command.get("seconds", 3600.0), body=command.get("body", "html"))
         elif action == "delete_webhook":
             self.delete_webhook(command["webhook_id"])
+        elif action == "delete_message":
+            self.delete_message(command["message_id"])
         elif action == "add_webhook":
             self.add_webhook(
                 command["webhook_id"],
@@ -500,9 +589,17 @@ class FakeDiscord:
 
     # Discord's side.
 
-    def execute(self, webhook_id: str, token: str, body: Any, query: dict[str, list[str]]):
+    def execute(
+        self,
+        webhook_id: str,
+        token: str,
+        body: Any,
+        query: dict[str, list[str]],
+        message_id: str = "",
+    ):
         """What Discord answers: (status, JSON body, headers, fault or None). Called under the
-        lock, at the moment the request arrives."""
+        lock, at the moment the request arrives. With `message_id`, an edit of that message
+        (the caller answers `finished_edit` once the answer is out)."""
         now = time.time()
         told = max(self.wait_until.get(webhook_id, 0.0), self.global_until)
         request = Request(
@@ -514,9 +611,14 @@ class FakeDiscord:
             violation=now < told,
             thread_id=(query.get("thread_id") or [""])[0],
             pings=pings(body) if isinstance(body, dict) else [],
+            method="PATCH" if message_id else "POST",
+            target=message_id,
         )
         self.requests.append(request)
         self.arrived.notify_all()
+        if message_id:
+            request.overlapping = self.editing[message_id] > 0
+            self.editing[message_id] += 1
         if now < self.banned_until:  # Cloudflare answers before Discord sees anything
             request.status, request.banned = (403 if self.ban_body == "403" else 429), True
             return (request.status, *self._ban_page(), None)
@@ -524,9 +626,14 @@ class FakeDiscord:
         request.status = 0 if fault and fault.kind in ("drop", "hang") else status
         if status == 200:
             request.message_id = answer["id"]
-            if (query.get("wait") or [""])[0] != "true":  # the message is posted, not returned
+            posted = request.method == "POST"
+            if posted and (query.get("wait") or [""])[0] != "true":  # posted, not returned
                 request.status, answer = 204, b""
         return request.status, answer, headers, fault
+
+    def finished_edit(self, message_id: str) -> None:
+        with self.lock:
+            self.editing[message_id] -= 1
 
     def _answer(self, request: Request, token: str, now: float):
         webhook = self.webhooks.get(request.webhook_id)
@@ -566,39 +673,82 @@ class FakeDiscord:
         return page, {"Content-Type": "text/html; charset=UTF-8"}
 
     def _post(self, request: Request, webhook: Webhook, now: float):
-        """Discord's limits, then its validation, then the message."""
+        """Discord's limits, then its validation, then the message (posted or edited)."""
+        headers, refusal = self._limits(request, webhook, now)
+        if refusal:
+            return refusal
+        if problem := validation_errors(request.body):
+            return 400, problem, headers
+        if request.thread_id and self.threads.get(request.thread_id) != webhook.channel_id:
+            return 404, {"message": "Unknown Channel", "code": 10003}, headers
+        if request.method == "PATCH":
+            return self._edit(request, webhook, now, headers)
+        if webhook.forum and not request.thread_id:
+            message = "Webhooks posted to forum channels must have a thread_name or thread_id"
+            return 400, {"message": message, "code": 220001}, headers
+        self.channels[webhook.channel_id].append(now)
+        message = self._message(request, webhook)
+        channel_id = request.thread_id or webhook.channel_id
+        self.stored[message["id"]] = Message(
+            message["id"], request.webhook_id, channel_id, request.body, now
+        )
+        return 200, message, headers
+
+    def _edit(self, request: Request, webhook: Webhook, now: float, headers: dict[str, str]):
+        """Only a message of this webhook, in the channel searched (the thread named, else
+        the webhook's channel), is found; an hour-old one only so often."""
+        message = self.stored.get(request.target)
+        searched = request.thread_id or webhook.channel_id
+        if (
+            message is None
+            or message.deleted
+            or message.webhook_id != request.webhook_id
+            or message.channel_id != searched
+        ):
+            return 404, {"message": "Unknown Message", "code": 10008}, headers
+        if now - message.created > OLD_MESSAGE_AGE:
+            edits = self.old_edits[searched]
+            while edits and edits[0] <= now - self.old_edit_window:
+                edits.popleft()
+            if len(edits) >= self.old_edit_limit:
+                status, body, headers = self._limited(
+                    request, "user", edits[0] + self.old_edit_window - now, headers
+                )
+                body["code"] = 30046
+                body["message"] = "Maximum number of edits to messages older than 1 hour reached."
+                return status, body, headers
+            edits.append(now)
+        self.channels[webhook.channel_id].append(now)
+        message.body = {**message.body, **request.body}
+        message.edits += 1
+        return 200, self._message_object(message), headers
+
+    def _limits(self, request: Request, webhook: Webhook, now: float):
+        """(the bucket's headers, a 429 answer or None): global, bucket, hidden channel."""
         if self.global_next and now >= self.global_until:
             self.global_until = now + self.global_next.popleft()
         if now < self.global_until:
-            return self._limited(request, "global", self.global_until - now, {})
+            return {}, self._limited(request, "global", self.global_until - now, {})
         if self.throttles:
             bucket = self.buckets[request.webhook_id]
             if now >= bucket.started + self.bucket_window:
                 bucket.started, bucket.used = now, 0
             remaining = self.bucket_limit - bucket.used
             headers = self._bucket_headers(request.webhook_id, remaining, bucket, now)
-            return self._limited(request, "user", self.throttles.popleft(), headers)
+            return headers, self._limited(request, "user", self.throttles.popleft(), headers)
         headers = self._spend_bucket(request, now)
         if headers is None:
             bucket = self.buckets[request.webhook_id]
             headers = self._bucket_headers(request.webhook_id, 0, bucket, now)
             wait = bucket.started + self.bucket_window - now
-            return self._limited(request, "user", wait, headers)
+            return headers, self._limited(request, "user", wait, headers)
         sent = self.channels[webhook.channel_id]
         while sent and sent[0] <= now - self.channel_window:
             sent.popleft()
         if len(sent) >= self.channel_limit:
             wait = sent[0] + self.channel_window - now
-            return self._limited(request, "shared", wait, headers)
-        if problem := validation_errors(request.body):
-            return 400, problem, headers
-        if request.thread_id and self.threads.get(request.thread_id) != webhook.channel_id:
-            return 404, {"message": "Unknown Channel", "code": 10003}, headers
-        if webhook.forum and not request.thread_id:
-            message = "Webhooks posted to forum channels must have a thread_name or thread_id"
-            return 400, {"message": message, "code": 220001}, headers
-        sent.append(now)
-        return 200, self._message(request, webhook), headers
+            return headers, self._limited(request, "shared", wait, headers)
+        return headers, None
 
     def _spend_bucket(self, request: Request, now: float) -> dict[str, str] | None:
         """Count the request in its webhook's bucket; None when the bucket is empty."""
@@ -647,6 +797,20 @@ class FakeDiscord:
     def _tell_to_wait(self, webhook_id: str, until: float) -> None:
         self.wait_until[webhook_id] = max(self.wait_until.get(webhook_id, 0.0), until)
 
+    def _message_object(self, message: Message) -> dict[str, Any]:
+        return {
+            "id": message.id,
+            "type": 0,
+            "content": message.body.get("content", ""),
+            "channel_id": message.channel_id,
+            "webhook_id": message.webhook_id,
+            "embeds": message.body.get("embeds", []),
+            "mentions": [],
+            "mention_everyone": False,
+            "timestamp": datetime.fromtimestamp(message.created).astimezone().isoformat(),
+            "edited_timestamp": datetime.now().astimezone().isoformat(),
+        }
+
     def _message(self, request: Request, webhook: Webhook) -> dict[str, Any]:
         return {
             "id": snowflake(),
@@ -679,15 +843,33 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, stats)
         self._send(404, {"message": "404: Not Found", "code": 0})
 
-    def do_POST(self) -> None:
-        fake: FakeDiscord = self.server.fake
-        url = urlsplit(self.path)
+    def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
-            body = json.loads(raw or b"null")
+            return json.loads(raw or b"null")
         except ValueError:
-            body = raw.decode(errors="replace")
+            return raw.decode(errors="replace")
+
+    def do_PATCH(self) -> None:
+        fake: FakeDiscord = self.server.fake
+        url = urlsplit(self.path)
+        body = self._body()
+        match = MESSAGE_PATH.match(url.path)
+        if not match:
+            return self._send(404, {"message": "404: Not Found", "code": 0})
+        webhook_id, token, message_id = match.groups()
+        with fake.lock:
+            answer = fake.execute(webhook_id, token, body, parse_qs(url.query), message_id)
+        try:
+            self._answer(*answer)
+        finally:
+            fake.finished_edit(message_id)
+
+    def do_POST(self) -> None:
+        fake: FakeDiscord = self.server.fake
+        url = urlsplit(self.path)
+        body = self._body()
         if url.path == "/_control":
             try:
                 fake.control(body)
@@ -698,9 +880,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not match:
             return self._send(404, {"message": "404: Not Found", "code": 0})
         with fake.lock:
-            status, answer, headers, fault = fake.execute(
-                *match.groups(), body, parse_qs(url.query)
-            )
+            answer = fake.execute(*match.groups(), body, parse_qs(url.query))
+        self._answer(*answer)
+
+    def _answer(self, status: int, answer: Any, headers: dict[str, str], fault) -> None:
+        fake: FakeDiscord = self.server.fake
         if fault and fault.kind in ("hang", "slow"):
             fake.released.wait(fault.seconds)
         if fault and fault.kind in ("drop", "hang"):

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from notifications import commands
+from notifications import commands, compact
 from notifications.models import Delivery, DeliveryStatus, Destination
 
 from ..access import requires
@@ -121,6 +121,16 @@ def _delivery(pk: int) -> Delivery:
     )
 
 
+def _resend_words(delivery: Delivery) -> str:
+    queued = f"The {delivery.notification.event} message is queued again for {delivery.destination}"
+    if compact.folds(delivery.destination, delivery):
+        return (
+            f"{queued}: the worker edits the order's message there to show the order as it is "
+            "now (or posts a new one if that message was deleted)."
+        )
+    return f"{queued}, as new; the worker sends it."
+
+
 def _after_resend(request: HttpRequest, delivery: Delivery) -> str:
     order = delivery.notification.order
     if request.GET.get("back") == "log" or order is None:
@@ -133,10 +143,7 @@ resend_delivery = command_view(
         command=commands.resend_delivery,
         find=_delivery,
         title=lambda delivery: "Send this message again?",
-        lines=lambda delivery: [
-            f"The {delivery.notification.event} message is queued again for "
-            f"{delivery.destination}, as new; the worker sends it."
-        ],
+        lines=lambda delivery: [_resend_words(delivery)],
         done=lambda delivery, result: f"The message is queued again for {delivery.destination}.",
         back=_after_resend,
         order=lambda delivery: delivery.notification.order,
