@@ -48,12 +48,21 @@ class Button:
         return not self.reason
 
 
+# Every command made, so that a record can be shown in its command's words (label_of).
+_MADE: list["Command"] = []
+
+
 class Command:
     name: ClassVar[str] = ""  # "orders.refund": the audit record's command
     label: ClassVar[str] = ""  # a button's words
     permission: ClassVar[str | None] = None  # "orders.refund_order"; None: the customer's own
     danger: ClassVar[bool] = False
     model: ClassVar[type[models.Model]]
+
+    def __new__(cls, *args, **kwargs):
+        command = super().__new__(cls)
+        _MADE.append(command)
+        return command
 
     # Who may, and when.
 
@@ -156,3 +165,8 @@ def finish(action: Action, *, outcome: str, detail: str = "") -> None:
     action.outcome = outcome
     action.detail = (detail or action.detail)[:500]
     action.save(update_fields=["outcome", "detail"])
+
+
+def label_of(name: str) -> str:
+    """A command's words ("Refund") from its name ("orders.refund"), or the name if it is gone."""
+    return next((command.label for command in _MADE if command.name == name), name)

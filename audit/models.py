@@ -40,3 +40,10 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.command} {self.order or self.target}: {self.outcome}"
+
+    @property
+    def label(self) -> str:
+        """The command in words, as its button says it ("Refund"), or its name if it is gone."""
+        from .commands import label_of
+
+        return label_of(self.command)

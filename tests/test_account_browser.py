@@ -158,3 +158,42 @@ def test_a_used_link_is_a_page_that_offers_a_new_one(page):
     expect(page.get_by_text("already been used")).to_be_visible()
     expect(page.get_by_label("Email")).to_have_value("linus@example.com")
     shoot_both(page, "account-bad-link")
+
+
+def test_a_customer_frees_a_device_and_sees_the_renewal_and_staff_see_the_devices(page):
+    """Issue 23's pages as their users see them (and the README's screenshots of them)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from licenses.activations import activate
+    from tests.mgmt_support import staff_member
+
+    product = make_product(name="Pixel Studio Pro", max_activations=3, license_days=365)
+    order = order_in("completed", email="ada@example.com", product=product)
+    license = License.objects.get(order=order)
+    activate(license, fingerprint="laptop", label="Ada's laptop")
+    activate(license, fingerprint="studio", label="Studio iMac")
+    License.objects.filter(pk=license.pk).update(expires_at=timezone.now() + timedelta(days=20))
+
+    page.goto("/account/login/")
+    sign_in_by_link(page, "ada@example.com")
+    page.goto(f"/account/orders/{order.number}/")
+    expect(page.get_by_text("Devices: 2 of 3")).to_be_visible()
+    expect(page.get_by_role("button", name="Renew Pixel Studio Pro")).to_be_visible()
+    shoot_both(page, "account-devices")
+    page.locator(".devices li").filter(has_text="Studio iMac").get_by_role(
+        "button", name="Deactivate"
+    ).click()
+    expect(page.get_by_text("Studio iMac is deactivated.")).to_be_visible()
+    expect(page.get_by_text("Devices: 1 of 3")).to_be_visible()
+
+    staff_member("staff@example.com")
+    page.context.clear_cookies()
+    page.goto(f"/mgmt/orders/{order.number}/")
+    page.locator("#id_username").fill("staff@example.com")
+    page.locator("#id_password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("1 of 3 device")).to_be_visible()
+    expect(page.get_by_role("link", name="Reset devices…")).to_be_visible()
+    shoot_both(page, "mgmt-order-devices")
