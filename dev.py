@@ -173,6 +173,12 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["test"]:
         test(sys.argv[2:])
     elif len(sys.argv) == 1:
-        start()
+        try:
+            start()
+        except subprocess.CalledProcessError:  # manage.py said why, above
+            sys.exit(
+                "\nThe shop did not start: see the message above (a setting, in .env or "
+                "the environment, most likely)."
+            )
     else:
         sys.exit(__doc__)

@@ -12,7 +12,18 @@ from .caches import cache_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class Env(environ.Env):
+    """django-environ, saying which setting a value it cannot read belongs to."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{var} cannot be read: {error}") from None
+
+
+env = Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)

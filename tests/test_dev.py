@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,23 @@ def test_dev_py_learns_whether_staff_need_a_second_factor_for_its_banner(key, re
     env = {**os.environ, "STRIPE_SECRET_KEY": key, "DEBUG": "1"}
     env.pop("STAFF_2FA_REQUIRED", None)
     assert dev.modes(env)["staff_2fa_required"] is required
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("CHECKOUT_EXPIRES_MINUTES", "abc", "CHECKOUT_EXPIRES_MINUTES cannot be read"),
+        ("CHECKOUT_EXPIRES_MINUTES", "10", "CHECKOUT_EXPIRES_MINUTES is 10"),
+        ("SECRET_KEY", "", "SECRET_KEY must be set when DEBUG is off"),
+    ],
+)
+def test_a_bad_setting_stops_the_shop_with_its_words_not_a_traceback(setting, value, words):
+    env = {**os.environ, setting: value, "SECRET_KEY": "s" * 50, "LICENSE_HASH_KEY": "h" * 50}
+    env[setting] = value
+    env.pop("DEBUG", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
