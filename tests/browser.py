@@ -75,11 +75,19 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 
 
+# The innermost elements that reach past the screen's right edge: what to fix, said.
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > innerWidth + 1 && ![...e.children].some(
+    c => c.getBoundingClientRect().right > innerWidth + 1))
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.trim().slice(0, 40))"""
+
+
 def shoot_both(page, name: str) -> None:
     """Save the page at desktop and phone widths; at 375 px nothing may scroll sideways."""
     shoot(page, f"{name}-desktop", README_SHOTS)
     page.set_viewport_size(PHONE)
     width = page.evaluate("document.scrollingElement.scrollWidth")
-    assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
+    wide = page.evaluate(WIDER_THAN_THE_SCREEN) if width > PHONE["width"] else []
+    assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px): {wide}"
     shoot(page, f"{name}-phone", README_SHOTS)
     page.set_viewport_size(DESKTOP)

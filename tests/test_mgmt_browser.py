@@ -147,3 +147,36 @@ def test_the_other_staff_pages_read_well_at_both_widths_and_meet_the_csp(page):
     page.goto(f"/mgmt/orders/{order.number}/refund/")
     expect(page.get_by_label("Amount")).to_be_visible()
     assert violations == []
+
+
+def test_a_keyboard_alone_walks_the_orders_list_to_an_order_and_a_poll_keeps_its_focus(page):
+    """Issue 22: a skip link; the list and an order reached with the keyboard only; the live
+    refresh morphs the page in place, so the focused button keeps its focus, and the status is
+    in a live region that screen readers announce."""
+    order = shop()
+    sign_in(page)
+
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    search = page.get_by_label("Search")
+    while not search.evaluate("e => e === document.activeElement"):
+        page.keyboard.press("Tab")
+    page.keyboard.type("ada@example.com")
+    page.keyboard.press("Enter")
+    link = page.get_by_role("link", name=order.number)
+    expect(link).to_have_count(1)
+    while not link.evaluate("e => e === document.activeElement"):
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=f"Order {order.number}")).to_be_visible()
+
+    show_key = page.get_by_role("button", name="Show key").first
+    show_key.focus()
+    OfflineGateway().open_dispute(order.stripe_payment_intent_id)  # the page learns by polling
+    status = page.locator("#order h1 .status")
+    expect(status).to_have_text("Disputed", timeout=15_000)
+    expect(page.locator("#order h1")).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_role("button", name="Show key").first).to_be_focused()
