@@ -5,7 +5,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from orders.money import format_money
+from shop.money import format_money
 
 
 class ViewOnly:

@@ -6,10 +6,10 @@ from django.utils.formats import date_format
 
 from audit.admin import CommandActions, command_action
 from config.admin_mixins import ViewOnly, money_field, pretty_json
+from shop.money import format_money
 
 from . import commands
 from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
-from .money import format_money
 from .transitions import refunded_amount
 
 

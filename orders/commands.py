@@ -11,11 +11,11 @@ from django.db import transaction
 
 from audit.commands import Command, Refused, finish, recording_refusals
 from audit.models import Outcome
+from shop.money import format_money
 
 from . import checkout
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import Order, Refund, Status
-from .money import format_money
 
 P, C, F, R = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED
 

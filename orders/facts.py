@@ -14,9 +14,10 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from shop.money import format_money as money
+
 from . import disputes
 from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
-from .money import format_money as money
 from .payment_methods import describe_payment_method
 from .rows import fetch, insert_unless_taken
 

@@ -7,9 +7,9 @@ from django.db import connection, models
 from django.db.models import Q
 
 from accounts.addresses import canonical_email
+from shop.money import format_money
 
 from . import disputes
-from .money import format_money
 from .rows import columns, instance
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -11,8 +11,8 @@ from licenses import commands as license_commands
 from licenses.models import License
 from orders import commands as order_commands
 from orders.models import LicenseKind, Order, OrderItem, Status
-from orders.money import format_money
 from orders.transitions import refunded_amount
+from shop.money import format_money
 
 from .history import failure_words, order_history
 

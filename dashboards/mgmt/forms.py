@@ -2,7 +2,7 @@ from django import forms
 
 from orders.checkout import refundable_amount, returned_amount
 from orders.models import Order
-from orders.money import format_money, parse_money
+from shop.money import format_money, parse_money
 
 
 class CompleteForm(forms.Form):

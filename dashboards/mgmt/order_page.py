@@ -15,7 +15,7 @@ from notifications.models import Delivery, Notification
 from orders import commands as order_commands
 from orders.checkout import refundable_amount, returned_amount
 from orders.models import Order, OrderItem
-from orders.money import format_money
+from shop.money import format_money
 
 
 @dataclass(frozen=True)

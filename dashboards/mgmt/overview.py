@@ -11,7 +11,7 @@ from django.utils import timezone
 from config.health import worker_states
 from licenses.models import License, LicenseStatus, PoolKey
 from orders.models import LicenseKind, Order, Product, Refund, Status
-from orders.money import format_money
+from shop.money import format_money
 
 from . import disputes_due
 

@@ -11,7 +11,7 @@ from licenses import commands as license_commands
 from orders import commands
 from orders.checkout import refundable_amount
 from orders.models import Order
-from orders.money import format_money
+from shop.money import format_money
 
 from ..access import find_order, requires
 from ..confirm import Confirm, command_view
