@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from orders.models import Product
-from orders.rows import insert
+from shop.rows import insert
 
 from .keys import hash_fingerprint
 from .models import Activation, ActivationEnd, License, LicenseStatus

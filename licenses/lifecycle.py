@@ -8,8 +8,9 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orders import disputes, rows
+from orders import disputes
 from orders.models import Dispute, LicenseKind, Order
+from shop import rows
 
 from .activations import end_revoked_activations
 from .emails import queue_key_email

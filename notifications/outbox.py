@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 
-from orders.rows import insert_sql
+from shop.rows import insert_sql
 
 from .discord import InvalidWebhookURL, parse_webhook_url
 from .events import DEFAULT_EVENTS

@@ -15,11 +15,11 @@ from django.db import connection
 from django.utils import timezone
 
 from shop.money import format_money as money
+from shop.rows import fetch, insert_unless_taken
 
 from . import disputes
 from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
 from .payment_methods import describe_payment_method
-from .rows import fetch, insert_unless_taken
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.

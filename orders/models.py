@@ -8,9 +8,9 @@ from django.db.models import Q
 
 from accounts.addresses import canonical_email
 from shop.money import format_money
+from shop.rows import columns, instance
 
 from . import disputes
-from .rows import columns, instance
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

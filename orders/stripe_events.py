@@ -9,7 +9,9 @@ from typing import Any
 
 from django.db import connection
 
-from . import facts, rows
+from shop import rows
+
+from . import facts
 from .facts import Changes, id_of
 from .models import Order
 

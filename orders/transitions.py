@@ -5,7 +5,9 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from . import disputes, rows
+from shop import rows
+
+from . import disputes
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
 
-from . import facts, rows, signals
+from shop import rows
+
+from . import facts, signals
 from .facts import Changes
 from .models import Order, OrderTransition, StripeEvent
 from .stripe_events import HANDLERS

@@ -1,4 +1,4 @@
-"""orders.rows: the written-out statements the webhook uses must read and write exactly what the
+"""shop.rows: the written-out statements the webhook uses must read and write exactly what the
 ORM would, on SQLite and on PostgreSQL."""
 
 import math
@@ -10,8 +10,8 @@ from django.forms.models import model_to_dict
 
 from licenses.keys import generate_key, hash_key
 from licenses.models import License, LicenseStatus
-from orders import rows
 from orders.models import Order, OrderTransition, StripeEvent
+from shop import rows
 
 from .factories import make_order, make_product
 
