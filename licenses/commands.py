@@ -5,8 +5,8 @@ key email again."""
 from django.conf import settings
 
 from audit.commands import Command, Refused
-from config.ratelimit import hit
 from orders.models import LicenseKind, Order, Product
+from shop.ratelimit import hit
 
 from . import lifecycle
 from .emails import resend_keys

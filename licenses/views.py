@@ -18,8 +18,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from config.proxies import client_address
-from config.ratelimit import hit
 from orders.models import Product
+from shop.ratelimit import hit
 
 from . import activations
 from .certificates import certificate, key_set
