@@ -18,7 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from config.proxies import client_address
+from shop.proxies import client_address
 from shop.ratelimit import forget, hit, waiting
 
 ACCOUNT, CLIENT = "login-failures-account", "login-failures-client"

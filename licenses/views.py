@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from config.proxies import client_address
 from orders.models import Product
+from shop.proxies import client_address
 from shop.ratelimit import hit
 
 from . import activations

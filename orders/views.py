@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from config.proxies import client_address
+from shop.proxies import client_address
 from shop.ratelimit import hit
 
 from .checkout import PaymentRefused, find_order, fulfil_session, place_order, start_checkout
