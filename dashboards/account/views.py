@@ -21,8 +21,8 @@ from audit.commands import Refused
 from licenses import commands as license_commands
 from orders import commands as order_commands
 from orders.models import Order
-from orders.views import SeeOther
 from shop.proxies import client_address
+from shop.redirects import SeeOther
 
 from .forms import LinkRequestForm, safe_next
 from .links import BadLink, LinkNotSent, Throttled, check_link, request_link, use_link
