@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from audit.admin import CommandActions, command_action
-from config.admin_mixins import ViewOnly, money_field, pretty_json
+from shop.admin_mixins import ViewOnly, money_field, pretty_json
 from shop.money import format_money
 
 from . import commands

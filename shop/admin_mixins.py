@@ -1,4 +1,4 @@
-"""What several apps' admins share."""
+"""What several apps' admins share: view-only records, amounts in their currency, JSON."""
 
 import json
 
