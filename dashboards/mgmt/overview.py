@@ -8,10 +8,10 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from config.health import worker_states
 from licenses.models import License, LicenseStatus, PoolKey
 from orders.models import LicenseKind, Order, Product, Refund, Status
 from shop.money import format_money
+from workers.health import worker_states
 
 from . import disputes_due
 
