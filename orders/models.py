@@ -3,12 +3,11 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 
 from accounts.addresses import canonical_email
 from shop.money import format_money
-from shop.rows import columns, instance
 
 from . import disputes
 
@@ -192,7 +191,9 @@ class Order(models.Model):
         them. One plain query; Django's prefetch machinery cost more than the query itself."""
         items = self.__dict__.get("_line_items")
         if items is None:
-            items = _items_with_products(self)
+            from .statements import items_with_products  # it reads this module's models
+
+            items = items_with_products(self)
             for item in items:
                 item._state.fields_cache["order"] = self
             self._line_items = items
@@ -201,28 +202,6 @@ class Order(models.Model):
     def refresh_from_db(self, *args, **kwargs) -> None:
         self.__dict__.pop("_line_items", None)
         super().refresh_from_db(*args, **kwargs)
-
-
-def _items_with_products(order: Order) -> list["OrderItem"]:
-    """`OrderItem.objects.filter(order=order).select_related("product")`, written out: every
-    paid order's licenses and embeds read them, and building the query cost more than running it."""
-    quote = connection.ops.quote_name
-    sql = (
-        f"SELECT {columns(OrderItem, 'i.')}, {columns(Product, 'p.')}"
-        f" FROM {quote(OrderItem._meta.db_table)} i"
-        f" JOIN {quote(Product._meta.db_table)} p ON p.{quote('id')} = i.{quote('product_id')}"
-        f" WHERE i.{quote('order_id')} = %s ORDER BY i.{quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [order.pk])
-        rows = cursor.fetchall()
-    items = []
-    for row in rows:
-        split = len(OrderItem._meta.concrete_fields)
-        item = instance(OrderItem, row[:split])
-        item._state.fields_cache["product"] = instance(Product, row[split:])
-        items.append(item)
-    return items
 
 
 class OrderItem(models.Model):
