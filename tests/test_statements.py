@@ -12,19 +12,27 @@ from typing import Any
 
 import pytest
 from django.db import models, transaction
+from django.utils import timezone
 
+from licenses import statements as license_statements
+from licenses.activations import activate, deactivate
+from licenses.keys import hash_fingerprint
+from licenses.models import Activation, License
 from orders import statements as order_statements
 from orders.models import Dispute, Order, Refund, StripeEvent
-from tests.factories import add_item, make_order, make_product
+from orders.webhooks import handle_stripe_event
+from tests.factories import add_item, make_event, make_order, make_product, session_obj
 
 pytestmark = pytest.mark.django_db
 
-MODULES: list[ModuleType] = [order_statements]
+MODULES: list[ModuleType] = [order_statements, license_statements]
 # Statements with no ORM twin, and what tests them instead.
 WITHOUT_TWIN = {
     # The ORM has no advisory locks: the webhook's concurrency tests show what it serialises.
     "orders.statements.lock_references",
 }
+# Not statements: what turns the values a written-out SELECT reads into the ORM's.
+CONVERTERS = {"licenses.statements.aware", "licenses.statements.uuid_text"}
 COMPARED: set[str] = set()
 
 
@@ -48,7 +56,7 @@ def test_every_statement_has_an_orm_twin_and_is_compared_with_it_here():
     for module in MODULES:
         for name in written_out(module):
             qualified = f"{module.__name__}.{name}"
-            if qualified in WITHOUT_TWIN:
+            if qualified in WITHOUT_TWIN or qualified in CONVERTERS:
                 continue
             assert hasattr(module, f"{name}_orm"), f"{qualified} has no ORM twin"
             assert qualified in COMPARED, f"{qualified} is compared with its twin nowhere here"
@@ -59,6 +67,23 @@ def fields(row: models.Model | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
+
+
+def written(statement: Callable, *args: Any, read: Callable[[], Any], **kwargs: Any) -> Any:
+    """What `statement` answers and `read()` finds after it, undone afterwards."""
+    with transaction.atomic():
+        answer = statement(*args, **kwargs), read()
+        transaction.set_rollback(True)
+    return answer
+
+
+def writes_alike(statement: Callable, *args: Any, read: Callable[[], Any], **kwargs: Any) -> Any:
+    """`statement` and its twin, each from the same rows, answer alike and leave what `read()`
+    finds alike; returns the statement's answer and what it left."""
+    twin = getattr(inspect.getmodule(statement), f"{statement.__name__}_orm")
+    done = written(statement, *args, read=read, **kwargs)
+    assert done == written(twin, *args, read=read, **kwargs), statement.__name__
+    return done
 
 
 def same(statement: Callable, *args: Any) -> Any:
@@ -166,3 +191,119 @@ def test_an_orders_disputes_statuses_oldest_first():
         ("warning_closed", "general"),
     ]
     assert same(order_statements.dispute_statuses, untouched) == []
+
+
+# licenses
+
+
+def issue(quantity: int = 1, **terms: Any) -> list[License]:
+    order = make_order(product=make_product(**terms), quantity=quantity)
+    handle_stripe_event(make_event("checkout.session.completed", session_obj(order)))
+    return list(order.licenses.order_by("id"))
+
+
+@pytest.fixture
+def limited() -> License:
+    return issue(max_activations=2, license_days=365)[0]
+
+
+@compares(license_statements.find_license, license_statements.find_license_with_device)
+def test_the_license_apis_look_ups(limited):
+    def normalised(row: tuple | None) -> tuple | None:
+        if row is None:
+            return None
+        row = list(row)
+        row[1], row[3] = license_statements.uuid_text(row[1]), license_statements.aware(row[3])
+        if len(row) > 7 and row[7] is not None:
+            row[8] = license_statements.uuid_text(row[8])
+            row[9] = license_statements.aware(row[9])
+        return tuple(row)
+
+    activate(limited, fingerprint="fp-1")
+    deactivate(activate(limited, fingerprint="fp-2").activation)
+    for key_hash in (limited.key_hash, "0" * 64):
+        twin = license_statements.find_license_orm(key_hash)
+        assert normalised(license_statements.find_license(key_hash)) == normalised(twin)
+        for fingerprint in ("fp-1", "fp-2", "fp-3"):
+            digest = hash_fingerprint(fingerprint)
+            read = license_statements.find_license_with_device(key_hash, digest)
+            twin = license_statements.find_license_with_device_orm(key_hash, digest)
+            assert normalised(read) == normalised(twin), (key_hash, fingerprint)
+    device = Activation.objects.get(license=limited, deactivated_at=None)
+    found = license_statements.find_license_with_device(limited.key_hash, hash_fingerprint("fp-1"))
+    assert normalised(found)[5:8] == (limited.product.slug, 1, device.pk)
+
+
+@compares(license_statements.lock_license)
+def test_a_license_read_under_its_lock(limited):
+    activate(limited, fingerprint="a")
+    activate(limited, fingerprint="b")  # sets limit_reached_at
+    License.objects.filter(pk=limited.pk).update(status="suspended")
+    never = issue()[0]
+    for lookup in ({"pk": limited.pk}, {"key_hash": limited.key_hash}, {"pk": 0}, {"pk": never.pk}):
+        with transaction.atomic():
+            read = license_statements.lock_license(**lookup)
+            assert read == license_statements.lock_license_orm(**lookup), lookup
+    assert license_statements.lock_license(pk=limited.pk).limit_reached_at is not None
+
+
+@compares(license_statements.count_devices)
+def test_a_licenses_devices_counted(limited):
+    first = activate(limited, fingerprint="a").activation
+    activate(limited, fingerprint="b")
+    deactivate(first)
+    activate(limited, fingerprint="c")
+    for fingerprint in ("a", "b", "c", "z"):
+        digest = hash_fingerprint(fingerprint)
+        assert same(license_statements.count_devices, limited.pk, digest)[0] == 2
+    assert same(license_statements.count_devices, 0, hash_fingerprint("a")) == (0, None)
+
+
+def licenses_in_every_status() -> tuple[Order, Any]:
+    """An order with a license in each status, a dispute closed and two open, and how to read
+    its licenses back."""
+    licenses = issue(quantity=4)
+    order = licenses[0].order
+    for license, status in zip(
+        licenses, ["active", "pending", "suspended", "revoked"], strict=True
+    ):
+        License.objects.filter(pk=license.pk).update(status=status, reason="staff")
+    for n, status in enumerate(["won", "warning_under_review", "needs_response"]):
+        Dispute.objects.create(
+            order=order, stripe_dispute_id=f"dp_{n}", amount_cents=100, currency="usd",
+            status=status,
+        )  # fmt: skip
+    return order, lambda: [
+        fields(row) for row in License.objects.filter(order=order).order_by("id")
+    ]
+
+
+@compares(license_statements.suspend_for_dispute)
+def test_an_orders_licenses_suspended_for_its_first_open_dispute():
+    order, read = licenses_in_every_status()
+    count, after = writes_alike(
+        license_statements.suspend_for_dispute, order.pk, timezone.now(), read=read
+    )
+    assert count == 2
+    assert [(row["status"], row["dispute_id"]) for row in after] == [
+        ("suspended", "dp_1"), ("suspended", "dp_1"), ("suspended", ""), ("revoked", ""),
+    ]  # fmt: skip
+
+    Dispute.objects.filter(order=order).update(status="lost")  # none open: no dispute named
+    _, after = writes_alike(
+        license_statements.suspend_for_dispute, order.pk, timezone.now(), read=read
+    )
+    assert {row["dispute_id"] for row in after} == {""}
+
+
+@compares(license_statements.revoke_licenses)
+def test_an_orders_licenses_revoked_with_or_without_a_dispute():
+    order, read = licenses_in_every_status()
+    for dispute_id in (None, "dp_0"):
+        count, after = writes_alike(
+            license_statements.revoke_licenses, order.pk, reason="chargeback",
+            now=timezone.now(), dispute_id=dispute_id, read=read,
+        )  # fmt: skip
+        assert count == 3
+        assert {row["status"] for row in after} == {"revoked"}
+        assert [row["dispute_id"] for row in after] == [dispute_id or ""] * 3 + [""]
