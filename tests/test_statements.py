@@ -18,6 +18,8 @@ from licenses import statements as license_statements
 from licenses.activations import activate, deactivate
 from licenses.keys import hash_fingerprint
 from licenses.models import Activation, License
+from notifications import statements as notification_statements
+from notifications.models import Delivery, Destination, Notification
 from orders import statements as order_statements
 from orders.models import Dispute, Order, Refund, StripeEvent
 from orders.webhooks import handle_stripe_event
@@ -25,11 +27,13 @@ from tests.factories import add_item, make_event, make_order, make_product, sess
 
 pytestmark = pytest.mark.django_db
 
-MODULES: list[ModuleType] = [order_statements, license_statements]
+MODULES: list[ModuleType] = [order_statements, license_statements, notification_statements]
 # Statements with no ORM twin, and what tests them instead.
 WITHOUT_TWIN = {
     # The ORM has no advisory locks: the webhook's concurrency tests show what it serialises.
     "orders.statements.lock_references",
+    # One rule, written once: checked against DESIGN's words below, not against a second copy.
+    "notifications.statements.insert_notification",
 }
 # Not statements: what turns the values a written-out SELECT reads into the ORM's.
 CONVERTERS = {"licenses.statements.aware", "licenses.statements.uuid_text"}
@@ -307,3 +311,74 @@ def test_an_orders_licenses_revoked_with_or_without_a_dispute():
         assert count == 3
         assert {row["status"] for row in after} == {"revoked"}
         assert [row["dispute_id"] for row in after] == [dispute_id or ""] * 3 + [""]
+
+
+# notifications: the outbox's one rule
+
+
+@pytest.fixture
+def destinations() -> dict[str, Destination]:
+    """Each kind of destination the rule tells apart, subscribed to order.completed or not."""
+    kinds = {
+        "on": {},
+        "on, other events": {"events": ["order.refunded"]},
+        "switched off by staff": {"enabled": False},
+        "refused by Discord": {"enabled": False, "disabled_reason": "Unknown Webhook (404)"},
+        "refused, other events": {
+            "enabled": False, "disabled_reason": "Invalid token (401)", "events": ["order.refunded"],
+        },
+    }  # fmt: skip
+    return {
+        name: Destination.objects.create(
+            name=name, webhook_id=str(n), token="t", **{"events": ["order.completed"], **fields}
+        )
+        for n, (name, fields) in enumerate(kinds.items())
+    }
+
+
+def delivered_to(notification: Notification) -> set[str]:
+    return set(
+        Delivery.objects.filter(notification=notification).values_list(
+            "destination__name", flat=True
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("only", "expected"),
+    [
+        # Subscribed, and switched on or waiting for a fix; never one staff switched off.
+        (None, {"on", "refused by Discord"}),
+        # A test message goes to each one named, whatever it subscribed to; still not to one
+        # staff switched off.
+        (
+            ["on", "on, other events", "switched off by staff", "refused, other events"],
+            {"on", "on, other events", "refused, other events"},
+        ),
+        (["switched off by staff"], set()),
+        ([], set()),
+    ],
+)
+def test_which_destinations_get_a_notification(destinations, only, expected):
+    ids = None if only is None else [destinations[name].pk for name in only]
+    made = notification_statements.insert_notification(
+        Notification(event="order.completed", order=make_order(), embed={"title": "Paid"}), only=ids
+    )
+
+    assert delivered_to(made) == expected
+    stored = Notification.objects.get(pk=made.pk)
+    assert (stored.event, stored.order_id, stored.embed) == (
+        "order.completed",
+        made.order_id,
+        {"title": "Paid"},
+    )
+    deliveries = Delivery.objects.filter(notification=made)
+    assert {(d.status, d.attempts, d.sent_at) for d in deliveries} <= {("pending", 0, None)}
+
+
+def test_a_notification_without_any_destination_is_kept_with_no_delivery():
+    made = notification_statements.insert_notification(
+        Notification(event="order.completed", embed={"title": "Paid"})
+    )
+    assert Notification.objects.filter(pk=made.pk).exists()
+    assert delivered_to(made) == set()
