@@ -14,6 +14,7 @@ import pytest
 from django.db import models, transaction
 from django.utils import timezone
 
+from dashboards import statements as dashboard_statements
 from licenses import statements as license_statements
 from licenses.activations import activate, deactivate
 from licenses.keys import hash_fingerprint
@@ -23,11 +24,23 @@ from notifications.models import Delivery, Destination, Notification
 from orders import statements as order_statements
 from orders.models import Dispute, Order, Refund, StripeEvent
 from orders.webhooks import handle_stripe_event
-from tests.factories import add_item, make_event, make_order, make_product, session_obj
+from tests.factories import (
+    add_item,
+    force_status,
+    make_event,
+    make_order,
+    make_product,
+    session_obj,
+)
 
 pytestmark = pytest.mark.django_db
 
-MODULES: list[ModuleType] = [order_statements, license_statements, notification_statements]
+MODULES: list[ModuleType] = [
+    order_statements,
+    license_statements,
+    notification_statements,
+    dashboard_statements,
+]
 # Statements with no ORM twin, and what tests them instead.
 WITHOUT_TWIN = {
     # The ORM has no advisory locks: the webhook's concurrency tests show what it serialises.
@@ -382,3 +395,24 @@ def test_a_notification_without_any_destination_is_kept_with_no_delivery():
     )
     assert Notification.objects.filter(pk=made.pk).exists()
     assert delivered_to(made) == set()
+
+
+# dashboards
+
+
+@compares(dashboard_statements.bounded_counts)
+def test_each_tabs_orders_counted_up_to_a_limit():
+    for status, count in (("pending", 1), ("completed", 3), ("refunded", 5)):
+        for _ in range(count):
+            force_status(make_order(), status)
+    tabs = {
+        "": Order.objects.all(),
+        "completed": Order.objects.filter(status="completed"),
+        "refunded": Order.objects.filter(status="refunded").order_by("-created_at"),
+        "failed": Order.objects.filter(status="failed"),
+    }
+
+    assert same(dashboard_statements.bounded_counts, tabs, 4) == {
+        "": 4, "completed": 3, "refunded": 4, "failed": 0,
+    }  # fmt: skip
+    assert same(dashboard_statements.bounded_counts, tabs, 100)[""] == 9
