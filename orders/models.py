@@ -10,6 +10,7 @@ from accounts.addresses import canonical_email
 from shop.money import format_money
 
 from . import disputes
+from .statuses import DisputeStatus, RefundStatus
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -283,18 +284,16 @@ class OrderTransition(models.Model):
         return f"{self.order}: {self.from_status or '∅'} → {self.to_status}"
 
 
-class RefundStatus(models.TextChoices):
-    PENDING = "pending"
-    REQUIRES_ACTION = "requires_action"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
 class Refund(models.Model):
     State = RefundStatus
     # A refund's status only moves up this ladder, so late or repeated events cannot undo it.
-    RANK = {"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
+    RANK = {
+        RefundStatus.PENDING: 0,
+        RefundStatus.REQUIRES_ACTION: 1,
+        RefundStatus.SUCCEEDED: 2,
+        RefundStatus.FAILED: 3,
+        RefundStatus.CANCELED: 3,
+    }
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True)
@@ -322,21 +321,6 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_refund_id
-
-
-class DisputeStatus(models.TextChoices):
-    """Stripe's dispute statuses (API 2026-10-28.endive); orders.disputes orders them."""
-
-    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
-    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
-    WARNING_CLOSED = "warning_closed", "Inquiry closed"
-    NEEDS_RESPONSE = "needs_response", "Chargeback: needs response"
-    UNDER_REVIEW = "under_review", "Chargeback: under review"
-    WON = "won", "Won"
-    LOST = "lost", "Lost"
-    PREVENTED = "prevented", "Prevented"
-    APPEAL_NEEDS_RESPONSE = "appeal_needs_response", "Appeal: needs response"
-    APPEAL_UNDER_REVIEW = "appeal_under_review", "Appeal: under review"
 
 
 class Dispute(models.Model):

@@ -10,6 +10,7 @@ from shop import rows
 from . import disputes
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
+from .statuses import DisputeStatus
 
 P, C, F, R, D = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED, Status.DISPUTED
 
@@ -129,6 +130,6 @@ def sync_status(order: Order, *, source: str, also: Sequence[str] = ()) -> Order
 
 def outcome(dispute) -> str:
     """How a closed dispute ended, in words: "won", "lost on appeal", "inquiry closed"…"""
-    words = {"warning_closed": "inquiry closed", "prevented": "prevented"}
+    words = {DisputeStatus.WARNING_CLOSED: "inquiry closed", DisputeStatus.PREVENTED: "prevented"}
     text = words.get(dispute.status, dispute.status)
     return f"{text} on appeal" if dispute.stage == disputes.CLOSED_AFTER_APPEAL else text
