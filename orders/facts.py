@@ -17,6 +17,7 @@ from shop.money import format_money as money
 from shop.rows import insert_unless_taken
 
 from . import disputes, statements
+from .amounts import UNDONE_REFUNDS
 from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
 from .payment_methods import describe_payment_method
 
@@ -24,8 +25,6 @@ from .payment_methods import describe_payment_method
 # A declined card only fails one try within a session.
 FINAL_FAILURES = {"async_payment_failed", "expired"}
 PAID = ("paid", "no_payment_required")
-# A refund that did not reach the customer after it was asked for.
-UNDONE_REFUNDS = {Refund.State.FAILED, Refund.State.CANCELED}
 
 # The Order fields these functions write; `update_order` saves exactly these.
 FACT_FIELDS = [

@@ -9,7 +9,7 @@ from django.db.models import Q
 from accounts.addresses import canonical_email
 from shop.money import format_money
 
-from . import disputes
+from . import amounts, disputes
 from .statuses import DisputeStatus, RefundStatus
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -178,9 +178,8 @@ class Order(models.Model):
 
     @property
     def total_cents(self) -> int:
-        return (
-            self.amount_total_cents if self.amount_total_cents is not None else self.subtotal_cents
-        )
+        """For templates and the admin: amounts.total, where every total is computed."""
+        return amounts.total(self)
 
     @property
     def is_paid(self) -> bool:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from shop import rows
 
-from . import disputes
+from . import amounts, disputes
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
 from .statuses import DisputeStatus
@@ -87,22 +87,12 @@ def _move(
     return audit if moved else None
 
 
-def refunded_amount(order: Order) -> int:
-    return max(order.charge_amount_refunded_cents, order.refunds_succeeded_cents)
-
-
-def is_fully_refunded(order: Order) -> bool:
-    """Only against what Stripe charged: the catalog price may be less than a taxed total, and
-    refunded is final, so it must not be decided early."""
-    return bool(order.amount_total_cents) and refunded_amount(order) >= order.amount_total_cents
-
-
 def derive_status(order: Order) -> tuple[str, str]:
     """The status the payment facts call for, with the reason to record. Reads only the order
     row: `facts` keeps the refund and dispute summaries on it."""
     if order.disputes_summary == "lost":
         return R, "chargeback lost"
-    if is_fully_refunded(order):
+    if amounts.is_fully_refunded(order):
         return R, "refunded in full"
     if order.disputes_summary == "open":
         return D, "dispute opened: " + order.open_dispute_reason

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 
-from . import facts, signals, statements
+from . import amounts, facts, signals, statements
 from .facts import Changes
 from .models import Order, OrderTransition, StripeEvent
 from .stripe_events import HANDLERS
-from .transitions import is_fully_refunded, refunded_amount, sync_status
+from .transitions import sync_status
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ def _announce(order: Order, changes: Changes, *, source: str) -> None:
             sender=Order,
             order=order,
             refund=refund,
-            refunded_total=refunded_amount(order),
-            fully_refunded=is_fully_refunded(order),
+            refunded_total=amounts.refunded(order),
+            fully_refunded=amounts.is_fully_refunded(order),
         )
     for refund in changes.undone_refunds:
         signals.refund_failed.send(sender=Order, order=order, refund=refund)

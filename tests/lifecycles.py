@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from orders import amounts
 from orders.models import Order, OrderTransition
-from orders.transitions import refunded_amount
 from tests.factories import (
     charge_obj,
     dispute_obj,
@@ -234,7 +234,7 @@ def final_state(order: Order) -> dict[str, Any]:
         "paid": order.is_paid,
         "async_payment_pending": order.async_payment_pending,
         "failure": (order.failure_code, order.failure_message) if failed else None,
-        "refunded_amount": refunded_amount(order),
+        "refunded_amount": amounts.refunded(order),
         "charge_amount_refunded": order.charge_amount_refunded_cents,
         "refunds": sorted(
             (plain(r.stripe_refund_id), r.amount_cents, r.status) for r in order.refunds.all()

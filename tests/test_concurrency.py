@@ -13,12 +13,11 @@ from django.test import Client
 
 from accounts.models import User
 from audit.commands import Refused
+from orders import amounts, signals
 from orders import commands as order_commands
-from orders import signals
 from orders.checkout import fulfil_session, start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineObject, Order, Refund, StripeEvent
-from orders.transitions import refunded_amount
 from orders.webhooks import handle_stripe_event
 from tests.factories import (
     charge_obj,
@@ -223,7 +222,7 @@ def test_simultaneous_refund_and_dispute_events_are_all_applied_once(sent):
     assert not [r for r in results if isinstance(r, Exception)], results
     order.refresh_from_db()
     assert order.status == "disputed"
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
     assert list(order.refunds.values_list("amount_cents", "status")) == [(1000, "succeeded")]
     assert list(order.disputes.values_list("status", "funds_withdrawn")) == [
         ("needs_response", True)
@@ -348,7 +347,7 @@ def test_a_double_clicked_full_refund_refunds_once(staff):
     order.refresh_from_db()
     assert order.status == "refunded"
     assert list(order.refunds.values_list("amount_cents", flat=True)) == [order.total_cents]
-    assert refunded_amount(order) == order.total_cents
+    assert amounts.refunded(order) == order.total_cents
     assert OfflineObject.objects.filter(kind="refund").count() == 1
 
 
@@ -362,5 +361,5 @@ def test_a_double_clicked_partial_refund_refunds_once(staff):
     order.refresh_from_db()
     assert order.status == "completed"
     assert list(order.refunds.values_list("amount_cents", "sequence")) == [(1000, 1)]
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
     assert OfflineObject.objects.filter(kind="refund").count() == 1

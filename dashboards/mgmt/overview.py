@@ -4,18 +4,18 @@ an SVG chart on the server (no script, no CDN). A fixed number of queries, whate
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from licenses.models import License, LicenseStatus, PoolKey
+from orders.amounts import TOTAL
 from orders.models import LicenseKind, Order, Product, Refund, Status
 from shop.money import format_money
 from workers.health import worker_states
 
 from . import disputes_due
 
-TOTAL = Coalesce(F("amount_total_cents"), F("subtotal_cents"))
 CHART_DAYS = 30
 CHART_W, CHART_H = 600, 160
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django import forms
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
 from dashboards.statements import bounded_counts
+from orders.amounts import TOTAL
 from orders.models import Dispute, Order, Refund, Status
 
 PAGE_SIZE = 50
@@ -156,7 +156,7 @@ def sorted_page(orders: QuerySet[Order], criteria: Criteria) -> QuerySet[Order]:
     shown twice. Ids grow with creation, so "newest" sorts by id and walks the primary key."""
     after = criteria.after
     if criteria.sort == "total":
-        orders = orders.annotate(sort_key=Coalesce(F("amount_total_cents"), F("subtotal_cents")))
+        orders = orders.annotate(sort_key=TOTAL)
         if after:
             orders = orders.filter(Q(sort_key__lt=after[0]) | Q(sort_key=after[0], pk__lt=after[1]))
         return orders.order_by("-sort_key", "-pk")
