@@ -10,7 +10,7 @@ from typing import Any
 
 from orders import amounts
 from orders.models import Order, OrderTransition
-from tests.factories import (
+from testkit.stripe_objects import (
     charge_obj,
     dispute_obj,
     intent_failed_obj,

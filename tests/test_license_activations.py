@@ -20,14 +20,8 @@ from licenses.keys import hash_fingerprint, hash_key
 from licenses.models import Activation, License
 from licenses.signals import activation_limit_reached
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    charge_obj,
-    dispute_obj,
-    make_event,
-    make_order,
-    make_product,
-    session_obj,
-)
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

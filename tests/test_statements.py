@@ -24,14 +24,8 @@ from notifications.models import Delivery, Destination, Notification
 from orders import statements as order_statements
 from orders.models import Dispute, Order, Refund, StripeEvent
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    add_item,
-    force_status,
-    make_event,
-    make_order,
-    make_product,
-    session_obj,
-)
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import add_item, force_status, make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

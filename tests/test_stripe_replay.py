@@ -13,7 +13,8 @@ from orders.models import Order, Refund, StripeEvent
 from orders.offline_events import deliver_due_events
 from orders.webhooks import handle_stripe_event
 from shop.durations import parse_duration
-from tests.factories import make_product, signed_post
+from testkit.signing import signed_post
+from tests.factories import make_product
 from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db

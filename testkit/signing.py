@@ -1,0 +1,30 @@
+"""Bodies signed as Stripe signs its webhook deliveries, for the test client and for HTTP
+clients alike."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+from orders.webhooks import sign_payload
+
+
+def body(event: dict[str, Any]) -> bytes:
+    """The event as Stripe sends it: pretty-printed JSON."""
+    return json.dumps(event, indent=2).encode()
+
+
+def signature(body: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
+    """The `Stripe-Signature` header for `body`, by `secret` (default STRIPE_WEBHOOK_SECRET)."""
+    return sign_payload(body, secret or settings.STRIPE_WEBHOOK_SECRET, timestamp)
+
+
+def signed_post(client, event: dict | bytes, *, secret: str | None = None, timestamp=None):
+    """POST `event` (or a body as it is) to the webhook through Django's test `client`."""
+    data = event if isinstance(event, bytes) else json.dumps(event).encode()
+    return client.post(
+        "/stripe/webhook/",
+        data,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature(data, secret, timestamp),
+    )
