@@ -47,7 +47,7 @@ REFUND_FAILURE_REASONS = [
     "merchant_request",
     "unknown",
 ]
-CARD = {"brand": "visa", "country": "US", "exp_month": 8, "exp_year": 2030, "last4": "4242"}
+CARD = {"brand": "visa", "last4": "4242"}  # what the shop shows of a card: "Visa •••• 4242"
 
 
 class OrderLike(Protocol):

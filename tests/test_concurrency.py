@@ -19,10 +19,10 @@ from orders.checkout import fulfil_session, start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineObject, Order, Refund, StripeEvent
 from orders.webhooks import handle_stripe_event
+from testkit.lifecycles import LIFECYCLES, assert_one_row_per_real_change, events_for, final_state
 from testkit.signing import signed_post
 from testkit.stripe_objects import charge_obj, dispute_obj, make_event, refund_obj, session_obj
 from tests.factories import make_order
-from tests.lifecycles import LIFECYCLES, assert_one_row_per_real_change, events_for, final_state
 
 pytestmark = [
     pytest.mark.postgres,
