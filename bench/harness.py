@@ -1,8 +1,8 @@
 """What the benchmark scripts share: their own database, gunicorn and other subprocesses, client
 threads, CPU time read from /proc, and the summaries and tables they print.
 
-The scripts run as files (`.venv/bin/python bench/<script>.py`) and import this module as
-`harness`; it puts the project on sys.path, as gunicorn and the workers find it from their cwd.
+The scripts run as modules from the project's folder (`.venv/bin/python -m bench.<script>`), so
+they find the shop's packages as gunicorn and the workers do, from that folder.
 """
 
 import contextlib
@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
