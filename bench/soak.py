@@ -131,7 +131,7 @@ def prepare(args, rng: random.Random) -> Run:
     from django.db import transaction
 
     from notifications.models import Destination
-    from orders.checkout import place_order
+    from orders.checkout import place_order, record_checkout_session
     from orders.models import LicenseKind, Product
     from orders.webhooks import handle_stripe_event
     from testkit.lifecycles import LIFECYCLES, events_for, final_state
@@ -146,6 +146,7 @@ def prepare(args, rng: random.Random) -> Run:
     run, names = Run(), list(LIFECYCLES)
     for name in names:
         reference = place_order(product=product, quantity=1, email="reference@example.com")
+        record_checkout_session(reference, f"cs_test_{reference.number}")
         for event in events_for(reference, name):
             handle_stripe_event(event)
         run.expected[name] = final_state(reference)
@@ -154,6 +155,8 @@ def prepare(args, rng: random.Random) -> Run:
         with transaction.atomic():
             for n in range(start, min(start + 500, args.orders)):
                 order = place_order(product=product, quantity=1, email=f"soak{n}@example.com")
+                # The session Buy Now would have created: only it may pay the order.
+                record_checkout_session(order, f"cs_test_{order.number}")
                 run.orders[order.pk] = name = names[n % len(names)]
                 keyed += _keyed_jobs(order, events_for(order, name), args, rng)
     run.jobs = [job for _, job in sorted(keyed, key=lambda pair: pair[0])]

@@ -145,7 +145,7 @@ def migrate() -> None:
 
 def make_jobs(counts: dict[str, int]) -> dict[str, list[Job]]:
     """`counts[server]` pending orders per server, placed as the shop places them (receivers
-    included), each with the event that will pay it. One thread per server: the time goes in
+    included) with the Checkout Session it records, each with the event that will pay it. One thread per server: the time goes in
     database round trips, which overlap."""
     from orders.models import Product
 
@@ -160,13 +160,15 @@ def make_jobs(counts: dict[str, int]) -> dict[str, list[Job]]:
 def _place_orders(product, count: int) -> list[Job]:
     from django.db import connection, transaction
 
-    from orders.checkout import place_order
+    from orders.checkout import place_order, record_checkout_session
 
     jobs = []
     try:
         with transaction.atomic():
             for n in range(count):
                 order = place_order(product=product, quantity=1, email=f"buyer{n}@example.com")
+                # The session Buy Now would have created: only it may pay the order.
+                record_checkout_session(order, f"cs_test_{order.number}")
                 placed = Placed(order.pk, order.number, order.public_id, order.subtotal_cents,
                                 order.currency, order.email, order.attempt,
                                 order.stripe_session_id)  # fmt: skip
