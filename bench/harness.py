@@ -132,14 +132,15 @@ def gunicorn(
     *,
     unset: Sequence[str] = (),
     app: str = "config.wsgi",
+    root: Path = ROOT,
 ) -> Iterator[Gunicorn]:
-    """gunicorn (config/gunicorn.py) serving `app` on a free port, without the environment
-    variables `unset`,
-    yielded once a POST of `malformed` to the path `ready` is answered 400, i.e. Django is
-    loaded. Prints the tail of its log if anything fails; stops it whatever happens."""
+    """gunicorn (config/gunicorn.py) serving `app` from the checkout `root` (this one unless
+    told) on a free port, without the environment variables `unset`, yielded once a POST of
+    `malformed` to the path `ready` is answered 400, i.e. Django is loaded. Prints the tail of
+    its log if anything fails; stops it whatever happens."""
     port = _free_port()
     with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        process = _start_gunicorn(port, workers, log, unset=unset, app=app)
+        process = _start_gunicorn(port, workers, log, unset=unset, app=app, root=root)
         try:
             server = Gunicorn(f"http://127.0.0.1:{port}", process, log)
             _wait_until_serving(server, ready, malformed)
@@ -158,7 +159,13 @@ def _free_port() -> int:
 
 
 def _start_gunicorn(
-    port: int, workers: int, log: IO[str], *, unset: Sequence[str] = (), app: str = "config.wsgi"
+    port: int,
+    workers: int,
+    log: IO[str],
+    *,
+    unset: Sequence[str] = (),
+    app: str = "config.wsgi",
+    root: Path = ROOT,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -169,7 +176,7 @@ def _start_gunicorn(
     for name in unset:
         env.pop(name)
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", app]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
 
 
 def _wait_until_serving(server: Gunicorn, path: str, malformed: bytes) -> None:

@@ -113,6 +113,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one event")
     parser.add_argument(
+        "--server-root", type=Path, default=harness.ROOT, help="serve the shop from this checkout"
+        " (e.g. a worktree of an earlier commit with the same migrations), to compare its"
+        " server with this one's on the very same events; queries are counted in-process, in"
+        " this checkout's code",
+    )  # fmt: skip
+    parser.add_argument(
         "--kinds", default=",".join(KINDS), help="event kinds to measure, of: " + ",".join(KINDS)
     )
     args = parser.parse_args()
@@ -460,8 +466,12 @@ def main() -> int:
     connection.close()
 
     # A body that is not signed: answered 400 once Django is up.
-    with harness.gunicorn(args.workers, SERVERS["bare"], b"{}") as server:
+    with harness.gunicorn(
+        args.workers, SERVERS["bare"], b"{}", root=args.server_root.resolve()
+    ) as server:
         harness.print_serving(server.base, args.workers, args.clients)
+        if args.server_root.resolve() != harness.ROOT:
+            print(f"the shop served from {args.server_root.resolve()}", flush=True)
         delivered = warm_up(server.base, jobs, args)
         for name in SERVERS:
             delivered[name] += [j for j in probes[name] if j.kind in args.kinds]
