@@ -5,12 +5,14 @@ SQLite, and on PostgreSQL with DATABASE_URL: each pair is compared on both.
 Each comparison says which statements it covers (`@compares`), and the first test fails when a
 statement has no twin or no comparison here."""
 
+import ast
 import inspect
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -71,6 +73,27 @@ def test_every_statement_has_an_orm_twin_and_is_compared_with_it_here():
                 continue
             assert hasattr(module, f"{name}_orm"), f"{qualified} has no ORM twin"
             assert qualified in COMPARED, f"{qualified} is compared with its twin nowhere here"
+
+
+def test_written_out_sql_lives_in_the_statements_modules_only():
+    """No app module but its statements.py (and shop/rows.py, their helpers) opens a cursor or
+    runs raw SQL: a statement found elsewhere has no twin and no comparison."""
+    root = settings.BASE_DIR
+    allowed = {root / "shop" / "rows.py", *(root / m.__file__ for m in MODULES)}
+    found = []
+    for folder in ["accounts", "audit", "orders", "licenses", "notifications", "workers",
+                   "dashboards", "shop", "config"]:  # fmt: skip
+        for path in (root / folder).rglob("*.py"):
+            if path in allowed or "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("cursor", "raw", "extra")
+                ):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} .{node.func.attr}()")
+    assert found == []
 
 
 def fields(row: models.Model | None) -> dict[str, Any] | None:
