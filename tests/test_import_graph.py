@@ -92,21 +92,24 @@ def test_bench_and_the_test_kit_import_no_test_module(folder):
 
 
 def test_bench_edits_no_sys_path():
-    found = []
-    for path in [*sources("bench"), *sources("testkit")]:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            # sys.path.insert(...), sys.path.append(...), sys.path = ..., sys.path[:] = ...
-            target = (
-                node.func.value
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                else None
-            )
-            if isinstance(node, ast.Assign | ast.AugAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                target = next((t for t in targets if _is_sys_path(_unsubscript(t))), None)
-            if target is not None and _is_sys_path(_unsubscript(target)):
-                found.append(where(path, node.lineno))
+    found = [
+        where(path, node.lineno)
+        for path in [*sources("bench"), *sources("testkit")]
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if _edits_sys_path(node)
+    ]
     assert found == []
+
+
+def _edits_sys_path(node: ast.AST) -> bool:
+    """sys.path.insert(…) and the other list edits, or sys.path (or a slice of it) assigned."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        edits = {"insert", "append", "extend", "remove", "pop", "clear"}
+        return node.func.attr in edits and _is_sys_path(node.func.value)
+    if isinstance(node, ast.Assign | ast.AugAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(_is_sys_path(_unsubscript(target)) for target in targets)
+    return False
 
 
 def _unsubscript(node: ast.AST) -> ast.AST:
