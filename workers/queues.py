@@ -46,8 +46,8 @@ def declare(
     dead_as: str = "",
 ) -> None:
     """Declare the worker `kind`'s queue (again: the latest declaration stands)."""
-    if (dead is None) != (not dead_as):
-        raise ValueError("a queue's dead items need the name /healthz shows them under")
+    if bool(dead_as) != (dead is not None):
+        raise ValueError("dead items and the name /healthz shows them under go together")
     _queues[kind] = Queue(kind, backlog, place, needed, dead, dead_as)
 
 
