@@ -5,6 +5,8 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
+from django.test import Client
 
 
 def body(event: dict[str, Any]) -> bytes:
@@ -20,7 +22,13 @@ def signature(body: bytes, secret: str | None = None, timestamp: int | None = No
     return sign_payload(body, secret or settings.STRIPE_WEBHOOK_SECRET, timestamp)
 
 
-def signed_post(client, event: dict | bytes, *, secret: str | None = None, timestamp=None):
+def signed_post(
+    client: Client,
+    event: dict[str, Any] | bytes,
+    *,
+    secret: str | None = None,
+    timestamp: int | None = None,
+) -> HttpResponse:
     """POST `event` (or a body as it is) to the webhook through Django's test `client`."""
     data = event if isinstance(event, bytes) else json.dumps(event).encode()
     return client.post(
