@@ -2,7 +2,7 @@
 limited per account and per client address.
 
 Failures only are counted, in fixed windows of LOGIN_FAILURE_WINDOW seconds in the limiters'
-cache (config/ratelimit.py; Redis in production, so every worker and host counts together).
+cache (shop/ratelimit.py; Redis in production, so every worker and host counts together).
 An account that reached LOGIN_FAILURES_PER_ACCOUNT failures takes no password, even the right one
 from another network, until its window ends: guesses spread over many addresses must not add up.
 That lock lasts no longer than the window, and its page says how long. A client address that
@@ -18,8 +18,8 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 
-from config.proxies import client_address
-from config.ratelimit import forget, hit, waiting
+from shop.proxies import client_address
+from shop.ratelimit import forget, hit, waiting
 
 ACCOUNT, CLIENT = "login-failures-account", "login-failures-client"
 

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin_mixins import ViewOnly
+from shop.admin_mixins import ViewOnly
 
 from .commands import Command, Refused
 from .models import Action

@@ -1,10 +1,10 @@
 """Discord delivery: a burst's visible embeds per minute against Discord's limits, and idle latency.
 
-    .venv/bin/python bench/discord_delivery.py [--scale 10] [--events 2000]
+    .venv/bin/python -m bench.discord_delivery [--scale 10] [--events 2000]
         [--idle-samples 30] [--workers 1]
 
 The real `manage.py deliver_notifications` worker(s), on PostgreSQL, deliver to the fake Discord
-of tests/fake_discord.py, run as a subprocess on 127.0.0.1 with Discord's limits divided in time
+of testkit/fake_discord.py, run as a subprocess on 127.0.0.1 with Discord's limits divided in time
 by `--scale`: 5 requests per 2 s per webhook, 30 messages per 60 s per channel. The channel limit
 is the tighter one, so the most a sender can deliver is 30 messages of 10 embeds a minute: 300
 embeds per Discord minute (`scale` times that per real minute). Only embeds a channel shows
@@ -31,10 +31,10 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
 
-from tests.fake_discord import visible  # what a channel shows of a message's embeds
+from bench import harness
+from testkit.fake_discord import visible  # what a channel shows of a message's embeds
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_discord"
 MARKER_TABLE = "bench_discord_marker"  # its presence marks a database this script made
@@ -128,7 +128,7 @@ def start_fake(limits: Limits, log, *options: str) -> tuple[subprocess.Popen, st
     """The fake with the scaled limits (and more of its command-line `options`); returns it and
     its API base (it prints it first)."""
     command = [
-        sys.executable, "tests/fake_discord.py", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "testkit.fake_discord", "--host", "127.0.0.1", "--port", "0",
         "--bucket-limit", str(BUCKET_LIMIT), "--bucket-window", str(limits.bucket_window),
         "--channel-limit", str(CHANNEL_LIMIT), "--channel-window", str(limits.channel_window),
         *options,

@@ -1,8 +1,8 @@
 """What the benchmark scripts share: their own database, gunicorn and other subprocesses, client
 threads, CPU time read from /proc, and the summaries and tables they print.
 
-The scripts run as files (`.venv/bin/python bench/<script>.py`) and import this module as
-`harness`; it puts the project on sys.path, as gunicorn and the workers find it from their cwd.
+The scripts run as modules from the project's folder (`.venv/bin/python -m bench.<script>`), so
+they find the shop's packages as gunicorn and the workers do, from that folder.
 """
 
 import contextlib
@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -133,14 +132,15 @@ def gunicorn(
     *,
     unset: Sequence[str] = (),
     app: str = "config.wsgi",
+    root: Path = ROOT,
 ) -> Iterator[Gunicorn]:
-    """gunicorn (config/gunicorn.py) serving `app` on a free port, without the environment
-    variables `unset`,
-    yielded once a POST of `malformed` to the path `ready` is answered 400, i.e. Django is
-    loaded. Prints the tail of its log if anything fails; stops it whatever happens."""
+    """gunicorn (config/gunicorn.py) serving `app` from the checkout `root` (this one unless
+    told) on a free port, without the environment variables `unset`, yielded once a POST of
+    `malformed` to the path `ready` is answered 400, i.e. Django is loaded. Prints the tail of
+    its log if anything fails; stops it whatever happens."""
     port = _free_port()
     with tempfile.NamedTemporaryFile("w+", prefix="bench-gunicorn-", suffix=".log") as log:
-        process = _start_gunicorn(port, workers, log, unset=unset, app=app)
+        process = _start_gunicorn(port, workers, log, unset=unset, app=app, root=root)
         try:
             server = Gunicorn(f"http://127.0.0.1:{port}", process, log)
             _wait_until_serving(server, ready, malformed)
@@ -159,7 +159,13 @@ def _free_port() -> int:
 
 
 def _start_gunicorn(
-    port: int, workers: int, log: IO[str], *, unset: Sequence[str] = (), app: str = "config.wsgi"
+    port: int,
+    workers: int,
+    log: IO[str],
+    *,
+    unset: Sequence[str] = (),
+    app: str = "config.wsgi",
+    root: Path = ROOT,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -170,7 +176,7 @@ def _start_gunicorn(
     for name in unset:
         env.pop(name)
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", app]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
 
 
 def _wait_until_serving(server: Gunicorn, path: str, malformed: bytes) -> None:

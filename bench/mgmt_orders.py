@@ -1,6 +1,6 @@
 """Staff's order list at 200,000 orders: /mgmt/orders/ next to the Django admin's changelist.
 
-    .venv/bin/python bench/mgmt_orders.py [--orders 200000] [--repeat 15]
+    .venv/bin/python -m bench.mgmt_orders [--orders 200000] [--repeat 15]
         [--database-url postgres://postgres@127.0.0.1:5432/bench_mgmt]
 
 Creates its own PostgreSQL database, fills it in a few INSERT … SELECT statements (orders in
@@ -19,7 +19,7 @@ import sys
 import time
 import tracemalloc
 
-import harness
+from bench import harness
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_mgmt"
 MARKER_TABLE = "bench_mgmt_marker"

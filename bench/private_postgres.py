@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import harness  # bench/harness.py
+from bench import harness
 
 
 def _bin(name: str) -> str:

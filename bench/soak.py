@@ -1,12 +1,12 @@
 """Soak: whole order lifecycles through the real processes while things break; nothing may be lost.
 
-    .venv/bin/python bench/soak.py [--orders 10000] [--clients 16] [--outage 10] [--seed 1]
+    .venv/bin/python -m bench.soak [--orders 10000] [--clients 16] [--outage 10] [--seed 1]
 
 gunicorn serves the shop on a PostgreSQL cluster of its own (bench/private_postgres.py: the
 shared server is never touched); two `deliver_notifications` workers post to the fake Discord
-(tests/fake_discord.py, its windows divided by `--scale`), which fails `--fail-rate` of requests,
+(testkit/fake_discord.py, its windows divided by `--scale`), which fails `--fail-rate` of requests,
 hangs `--hang-rate` and rate-limits by Discord's rules; `send_key_emails` writes the key emails
-to files. `--clients` threads post every order's lifecycle (tests/lifecycles.py) as signed Stripe
+to files. `--clients` threads post every order's lifecycle (testkit/lifecycles.py) as signed Stripe
 events, `--duplicate` of them twice and `--shuffle` of the orders' events in any order; an event
 answered anything but 200 is posted again a second later, as Stripe retries. Midway one delivery
 worker is killed (SIGKILL) while it holds a message, and restarted; then PostgreSQL is stopped for
@@ -22,7 +22,6 @@ check fails. See docs/benchmarks.md.
 import argparse
 import contextlib
 import heapq
-import json
 import os
 import random
 import re
@@ -38,10 +37,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import discord_delivery  # bench/discord_delivery.py: the fake Discord as a subprocess
-import harness  # bench/harness.py, found as these scripts run from their folder
-import private_postgres
 import requests
+
+from bench import discord_delivery, harness, private_postgres
+from testkit import signing
 
 MARKER_TABLE = "bench_soak_marker"
 WEBHOOK_SECRET = "whsec_bench_soak"
@@ -132,10 +131,10 @@ def prepare(args, rng: random.Random) -> Run:
     from django.db import transaction
 
     from notifications.models import Destination
-    from orders.checkout import place_order
+    from orders.checkout import place_order, record_checkout_session
     from orders.models import LicenseKind, Product
     from orders.webhooks import handle_stripe_event
-    from tests.lifecycles import LIFECYCLES, events_for, final_state
+    from testkit.lifecycles import LIFECYCLES, events_for, final_state
 
     for n in range(args.destinations):
         Destination.objects.create(
@@ -147,6 +146,7 @@ def prepare(args, rng: random.Random) -> Run:
     run, names = Run(), list(LIFECYCLES)
     for name in names:
         reference = place_order(product=product, quantity=1, email="reference@example.com")
+        record_checkout_session(reference, f"cs_test_{reference.number}")
         for event in events_for(reference, name):
             handle_stripe_event(event)
         run.expected[name] = final_state(reference)
@@ -155,6 +155,8 @@ def prepare(args, rng: random.Random) -> Run:
         with transaction.atomic():
             for n in range(start, min(start + 500, args.orders)):
                 order = place_order(product=product, quantity=1, email=f"soak{n}@example.com")
+                # The session Buy Now would have created: only it may pay the order.
+                record_checkout_session(order, f"cs_test_{order.number}")
                 run.orders[order.pk] = name = names[n % len(names)]
                 keyed += _keyed_jobs(order, events_for(order, name), args, rng)
     run.jobs = [job for _, job in sorted(keyed, key=lambda pair: pair[0])]
@@ -170,7 +172,7 @@ def _keyed_jobs(order, events: list[dict], args, rng: random.Random) -> list[tup
     start, keyed = rng.random(), []
     for n, event in enumerate(events):
         key = start + n * 1e-4
-        job = Job(order.pk, event["id"], json.dumps(event, indent=2).encode())
+        job = Job(order.pk, event["id"], signing.body(event))
         keyed.append((key, job))
         if rng.random() < args.duplicate:
             keyed.append((key + rng.uniform(0, 0.05), Job(job.order, job.event_id, job.body)))
@@ -205,8 +207,6 @@ class Sender:
             return job
 
     def _client(self) -> None:
-        from orders.webhooks import sign_payload
-
         session, mine = requests.Session(), []
         while (job := self._next()) is not None:
             if job is True:
@@ -214,7 +214,7 @@ class Sender:
                 continue
             headers = {
                 "Content-Type": "application/json",
-                "Stripe-Signature": sign_payload(job.body, WEBHOOK_SECRET),
+                "Stripe-Signature": signing.signature(job.body, WEBHOOK_SECRET),
             }
             started, clock = time.time(), time.perf_counter()
             try:
@@ -330,7 +330,7 @@ def wait_for_workers(deadline: float) -> None:
 def check_orders(run: Run) -> list[str]:
     """Each order as its lifecycle's in-order events leave it, and its audit rows chained."""
     from orders.models import Order
-    from tests.lifecycles import assert_one_row_per_real_change, final_state
+    from testkit.lifecycles import assert_one_row_per_real_change, final_state
 
     wrong, trails = Counter(), 0
     for order in Order.objects.filter(pk__in=list(run.orders)).iterator():
@@ -374,7 +374,7 @@ def check_keys(mail: Path) -> list[str]:
 
 def shown_embeds(log: list[dict]) -> dict[tuple, list[float]]:
     """(webhook id, title, timestamp) of each embed the channels show → when each copy arrived."""
-    from tests.fake_discord import visible
+    from testkit.fake_discord import visible
 
     shown: dict[tuple, list[float]] = {}
     for request in log:

@@ -1,7 +1,7 @@
 """License API throughput: POST /api/licenses/validate (without and with a device fingerprint)
 and POST /api/licenses/activate against a bare view that only parses the JSON.
 
-    .venv/bin/python bench/validate_throughput.py [--licenses 100000] [--requests 6000]
+    .venv/bin/python -m bench.validate_throughput [--licenses 100000] [--requests 6000]
         [--clients 16] [--rounds 6] [--workers 5] [--profile 2000]
 
 gunicorn (config/gunicorn.py, sync workers) on PostgreSQL, with `--licenses` real keys in the
@@ -34,8 +34,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
+
+from bench import harness
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_validate"
 SERVERS = {

@@ -1,6 +1,6 @@
 """Where POST /stripe/webhook/ spends its time, for one kind of event, in the gunicorn worker.
 
-    .venv/bin/python bench/webhook_profile.py [--kind checkout|refund|dispute] [--events 300]
+    .venv/bin/python -m bench.webhook_profile [--kind checkout|refund|dispute] [--events 300]
 
 Creates its own database (`bench_webhook_profile` unless --database-url says otherwise; dropped
 only if a benchmark made it), places orders as the shop does, prints the SQL statements one
@@ -21,10 +21,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
-import webhook_throughput as bench
-from stripe_bodies import KINDS
+
+from bench import harness
+from bench import webhook_throughput as bench
+from bench.webhook_throughput import KINDS
+from testkit import signing
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_webhook_profile"
 WARMUP = 30
@@ -43,11 +45,9 @@ def parse_args() -> argparse.Namespace:
 
 def post_all(base: str, jobs: list, *, profiled: bool) -> None:
     """One client, one event at a time: the worker is never idle-waiting for a second one."""
-    from orders.webhooks import sign_payload
-
     session = requests.Session()
     for job in jobs:
-        headers = {"Stripe-Signature": sign_payload(job.body, bench.WEBHOOK_SECRET)}
+        headers = {"Stripe-Signature": signing.signature(job.body, bench.WEBHOOK_SECRET)}
         if profiled:
             headers["X-Bench-Profile"] = "1"
         response = session.post(base + "/stripe/webhook/", data=job.body, headers=headers)

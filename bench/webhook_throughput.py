@@ -1,6 +1,6 @@
 """Webhook throughput: POST /stripe/webhook/ against a bare and a minimal correct handler.
 
-    .venv/bin/python bench/webhook_throughput.py [--events 2000] [--clients 16] [--rounds 5]
+    .venv/bin/python -m bench.webhook_throughput [--events 2000] [--clients 16] [--rounds 5]
 
 gunicorn (config/gunicorn.py, sync workers) on PostgreSQL serves three endpoints in one run:
 `bare` verifies the signature and answers 200; `minimal` also stores the event id uniquely and
@@ -21,16 +21,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import harness  # bench/harness.py, found as these scripts run from their folder
 import requests
-import stripe_bodies
-from stripe_bodies import KINDS
+
+from bench import harness
+from testkit import signing
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, refund_obj, session_obj
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_webhooks"
 WEBHOOK_SECRET = "whsec_bench_webhook_throughput"
 SERVERS = {"bare": "/bench/bare/", "minimal": "/bench/minimal/", "full": "/stripe/webhook/"}
 EVENT_TABLE = "bench_webhook_event"  # bench/views.py writes it; its presence marks our database
 CPU_PARTS = ("gunicorn", "postgres", "client")
+# A paid checkout.session.completed, then, against the paid order, a full charge.refunded or a
+# charge.dispute.created.
+KINDS = ("checkout", "refund", "dispute")
 
 
 @dataclass(frozen=True)
@@ -38,17 +42,19 @@ class Placed:
     """What the events of an order need from it, kept after its placing transaction."""
 
     pk: int
+    number: str
     public_id: object  # uuid.UUID
     subtotal_cents: int
     currency: str
     email: str
     attempt: int
+    stripe_session_id: str
 
 
 @dataclass
 class Job:
     order: Placed
-    kind: str  # stripe_bodies.KINDS
+    kind: str  # KINDS
     event_id: str
     body: bytes
 
@@ -57,9 +63,22 @@ class Job:
         return self.order.pk
 
 
+def event_for(kind: str, order: Placed) -> dict:
+    """The event of `kind` for `order`, built as the tests build theirs (testkit.stripe_objects)."""
+    if kind == "checkout":
+        return make_event("checkout.session.completed", session_obj(order))
+    if kind == "refund":
+        # The whole amount back, with its succeeded refund listed, as Stripe sends it.
+        total = order.subtotal_cents
+        refund = refund_obj(order, f"re_{order.number}", total)
+        refunds = {"object": "list", "data": [refund], "has_more": False}
+        return make_event("charge.refunded", charge_obj(order, total, refunds=refunds))
+    return make_event("charge.dispute.created", dispute_obj(order, f"dp_{order.number}"))
+
+
 def make_job(kind: str, order: Placed) -> Job:
-    event = stripe_bodies.event_for(kind, order)
-    return Job(order, kind, event["id"], stripe_bodies.dumps(event))
+    event = event_for(kind, order)
+    return Job(order, kind, event["id"], signing.body(event))
 
 
 def follow_ups(paid: list[Job]) -> dict[str, list[Job]]:
@@ -94,6 +113,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one event")
     parser.add_argument(
+        "--server-root", type=Path, default=harness.ROOT, help="serve the shop from this checkout"
+        " (e.g. a worktree of an earlier commit with the same migrations), to compare its"
+        " server with this one's on the very same events; queries are counted in-process, in"
+        " this checkout's code",
+    )  # fmt: skip
+    parser.add_argument(
         "--kinds", default=",".join(KINDS), help="event kinds to measure, of: " + ",".join(KINDS)
     )
     args = parser.parse_args()
@@ -126,7 +151,7 @@ def migrate() -> None:
 
 def make_jobs(counts: dict[str, int]) -> dict[str, list[Job]]:
     """`counts[server]` pending orders per server, placed as the shop places them (receivers
-    included), each with the event that will pay it. One thread per server: the time goes in
+    included) with the Checkout Session it records, each with the event that will pay it. One thread per server: the time goes in
     database round trips, which overlap."""
     from orders.models import Product
 
@@ -141,15 +166,18 @@ def make_jobs(counts: dict[str, int]) -> dict[str, list[Job]]:
 def _place_orders(product, count: int) -> list[Job]:
     from django.db import connection, transaction
 
-    from orders.checkout import place_order
+    from orders.checkout import place_order, record_checkout_session
 
     jobs = []
     try:
         with transaction.atomic():
             for n in range(count):
                 order = place_order(product=product, quantity=1, email=f"buyer{n}@example.com")
-                placed = Placed(order.pk, order.public_id, order.subtotal_cents, order.currency,
-                                order.email, order.attempt)  # fmt: skip
+                # The session Buy Now would have created: only it may pay the order.
+                record_checkout_session(order, f"cs_test_{order.number}")
+                placed = Placed(order.pk, order.number, order.public_id, order.subtotal_cents,
+                                order.currency, order.email, order.attempt,
+                                order.stripe_session_id)  # fmt: skip
                 jobs.append(make_job("checkout", placed))
     finally:
         connection.close()  # this thread's own connection
@@ -164,15 +192,13 @@ def count_queries(probes: dict[str, list[Job]], kinds: list[str], *, show: bool 
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from orders.webhooks import sign_payload
-
     client, counts = Client(), {}
     for server, paid in probes.items():
         refund, dispute = make_job("refund", paid[1].order), make_job("dispute", paid[2].order)
         for job in [*paid, refund, dispute]:
             if job.kind not in kinds:
                 continue
-            header = sign_payload(job.body, WEBHOOK_SECRET)
+            header = signing.signature(job.body, WEBHOOK_SECRET)
             with CaptureQueriesContext(connection) as queries:
                 response = client.post(
                     SERVERS[server], job.body, "application/json", HTTP_STRIPE_SIGNATURE=header
@@ -191,14 +217,12 @@ def count_queries(probes: dict[str, list[Job]], kinds: list[str], *, show: bool 
 
 def drive(base: str, server: str, jobs: list[Job], clients: int, timeout: float) -> Phase:
     """Post every job's event, `clients` at a time, until done or `timeout` seconds passed."""
-    from orders.webhooks import sign_payload
-
     url = base + SERVERS[server]
 
     def post(session: requests.Session, job: Job) -> tuple[bool, float]:
         headers = {
             "Content-Type": "application/json",
-            "Stripe-Signature": sign_payload(job.body, WEBHOOK_SECRET),
+            "Stripe-Signature": signing.signature(job.body, WEBHOOK_SECRET),
         }
         started = time.perf_counter()
         try:
@@ -442,8 +466,12 @@ def main() -> int:
     connection.close()
 
     # A body that is not signed: answered 400 once Django is up.
-    with harness.gunicorn(args.workers, SERVERS["bare"], b"{}") as server:
+    with harness.gunicorn(
+        args.workers, SERVERS["bare"], b"{}", root=args.server_root.resolve()
+    ) as server:
         harness.print_serving(server.base, args.workers, args.clients)
+        if args.server_root.resolve() != harness.ROOT:
+            print(f"the shop served from {args.server_root.resolve()}", flush=True)
         delivered = warm_up(server.base, jobs, args)
         for name in SERVERS:
             delivered[name] += [j for j in probes[name] if j.kind in args.kinds]

@@ -2,7 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from .health import healthz
+from workers.health import healthz
+
 from .views import favicon
 
 urlpatterns = [

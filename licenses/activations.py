@@ -7,20 +7,19 @@ concurrency. The partial unique constraint on (license, fingerprint_hash) backs 
 device activated twice at once.
 """
 
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from orders.models import Product
-from orders.rows import insert
+from shop.rows import insert
 
 from .keys import hash_fingerprint
 from .models import Activation, ActivationEnd, License, LicenseStatus
 from .signals import activation_limit_reached
+from .statements import Terms, count_devices, lock_license
 
 DEACTIVATION_WINDOW = timedelta(days=30)
 # A validate call moves an activation's `last_seen_at` only when it is older than this: a write
@@ -72,94 +71,8 @@ def license_code(status: str, expires_at: datetime | None, now: datetime) -> str
     return "VALID"
 
 
-@dataclass(frozen=True)
-class Terms:
-    """A license as its row lock found it: what activating needs and answers with."""
-
-    id: int
-    public_id: str
-    status: str
-    expires_at: datetime | None
-    max_activations: int | None
-    limit_reached_at: datetime | None
-    product: str  # the product's slug
-
-
-def _lock_sql(column: str) -> str:
-    quote = connection.ops.quote_name
-    lock = " FOR UPDATE OF l" if _row_locks() else ""  # SQLite: IMMEDIATE transactions
-    return (
-        "SELECT l.id, l.public_id, l.status, l.expires_at, l.max_activations,"
-        f" l.limit_reached_at, p.slug FROM {quote(License._meta.db_table)} l"
-        f" JOIN {quote(Product._meta.db_table)} p ON p.id = l.product_id"
-        f" WHERE l.{column} = %s{lock}"
-    )
-
-
-def lock_license(*, pk: int | None = None, key_hash: str | None = None) -> Terms | None:
-    """Lock the license (by primary key or key hash) for the rest of the transaction and read
-    it. Written out, with ORM twin `_lock_license_orm` compared in the tests: the ORM's
-    select_for_update().get() cost more CPU to build than the statement took to run."""
-    column, value = ("id", pk) if pk is not None else ("key_hash", key_hash)
-    with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(column), [value])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    id_, public_id, status, expires_at, limit, reached_at, slug = row
-    return Terms(id_, _uuid(public_id), status, _aware(expires_at), limit, _aware(reached_at), slug)
-
-
-def _lock_license_orm(*, pk: int | None = None, key_hash: str | None = None) -> Terms | None:
-    found = License.objects.select_for_update(of=("self",)) if _row_locks() else License.objects
-    lookup = {"pk": pk} if pk is not None else {"key_hash": key_hash}
-    license = found.select_related("product").filter(**lookup).first()
-    if license is None:
-        return None
-    return Terms(
-        license.pk, str(license.public_id), license.status, license.expires_at,
-        license.max_activations, license.limit_reached_at, license.product.slug,
-    )  # fmt: skip
-
-
-def _uuid(value) -> str:
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
-
-
-def _aware(value):
-    # SQLite hands a written-out SELECT naive UTC datetimes; PostgreSQL aware ones.
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def _row_locks() -> bool:
-    return connection.features.has_select_for_update
-
-
 def active_activations(license: License):
     return Activation.objects.filter(license=license, deactivated_at=None)
-
-
-def _devices_sql() -> str:
-    return (
-        "SELECT COUNT(*), MAX(CASE WHEN fingerprint_hash = %s THEN id END)"
-        f" FROM {connection.ops.quote_name(Activation._meta.db_table)}"
-        " WHERE license_id = %s AND deactivated_at IS NULL"
-    )
-
-
-def count_devices(license_id: int, digest: str) -> tuple[int, int | None]:
-    """(active activations of the license, the id of the one of device `digest` or None), in one
-    statement; ORM twin `_count_devices_orm`, compared in the tests."""
-    with connection.cursor() as cursor:
-        cursor.execute(_devices_sql(), [digest, license_id])
-        used, existing = cursor.fetchone()
-    return used, existing
-
-
-def _count_devices_orm(license_id: int, digest: str) -> tuple[int, int | None]:
-    active = Activation.objects.filter(license_id=license_id, deactivated_at=None)
-    existing = active.filter(fingerprint_hash=digest).values_list("pk", flat=True).first()
-    return active.count(), existing
 
 
 def activate(license: License, *, fingerprint: str, label: str = "") -> Activated:

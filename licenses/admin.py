@@ -5,7 +5,7 @@ from django.urls import path
 
 from audit.admin import CommandActions, command_action
 from audit.commands import Refused
-from config.admin_mixins import ViewOnly
+from shop.admin_mixins import ViewOnly
 
 from . import commands
 from .forms import ImportKeysForm

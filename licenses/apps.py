@@ -5,4 +5,6 @@ class LicensesConfig(AppConfig):
     name = "licenses"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (system checks; orders' signals)
+        from . import checks, health, receivers  # noqa: F401  (system checks; orders' signals)
+
+        health.declare()  # the key email worker's backlog, for /healthz

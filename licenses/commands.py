@@ -5,10 +5,10 @@ key email again."""
 from django.conf import settings
 
 from audit.commands import Command, Refused
-from config.ratelimit import hit
 from orders.checkout import start_checkout
 from orders.gateways import GatewayError
 from orders.models import LicenseKind, Order, Product
+from shop.ratelimit import hit
 
 from . import activations, lifecycle
 from .emails import resend_keys

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.rows import insert
+from shop.rows import insert
 from workers.command import when_database_answers
 
 from .models import KeyEmail, KeyEmailKind, KeyEmailStatus, License, LicenseStatus

@@ -4,13 +4,14 @@ money back). Runs inside the order's transition (see receivers.py)."""
 
 from datetime import timedelta
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from orders import disputes, rows
+from orders import disputes
 from orders.models import Dispute, LicenseKind, Order
+from shop import rows
 
+from . import statements
 from .activations import end_revoked_activations
 from .emails import queue_key_email
 from .keys import generate_key, hash_key
@@ -84,33 +85,10 @@ def _lost_dispute_id(order: Order) -> str:
 
 
 def suspend_for_dispute(order: Order) -> int:
-    """Suspend the order's active and pending licenses with the id of its first open dispute,
-    found by the same UPDATE (a subquery). Written out: the ORM's Coalesce(Subquery(…)) cost
-    more CPU to build than the statement took."""
-    open_statuses = [*disputes.OPEN_RANK, *disputes.APPEAL_RANK]
-    suspended_at = License._meta.get_field("suspended_at")
-    quote = connection.ops.quote_name
-    sql = (
-        f"UPDATE {quote(License._meta.db_table)} SET status = %s, reason = %s,"
-        " suspended_at = %s, dispute_id = COALESCE(("
-        f"SELECT stripe_dispute_id FROM {quote(Dispute._meta.db_table)} WHERE order_id = %s"
-        f" AND status IN ({', '.join(['%s'] * len(open_statuses))})"
-        " ORDER BY created_at, id LIMIT 1), '')"
-        " WHERE order_id = %s AND status IN (%s, %s)"
-    )
-    params = [
-        Status.SUSPENDED,
-        SuspensionReason.DISPUTE,
-        suspended_at.get_db_prep_value(timezone.now(), connection),
-        order.pk,
-        *open_statuses,
-        order.pk,
-        Status.ACTIVE,
-        Status.PENDING,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    """Suspend the order's active and pending licenses with the id of its first open dispute
+    (one written-out UPDATE: the ORM's Coalesce(Subquery(…)) cost more CPU to build than the
+    statement took)."""
+    return statements.suspend_for_dispute(order.pk, timezone.now())
 
 
 def reinstate_after_dispute(order: Order) -> int:
@@ -148,25 +126,10 @@ def revoke_all(order: Order, *, reason: str) -> int:
     """Final: a revoked license never comes back (a new grant is a new key), except after a
     chargeback won on appeal, so a chargeback's revocation names its dispute."""
     chargeback = reason == SuspensionReason.CHARGEBACK
-    # order.licenses.exclude(status=REVOKED).update(...), written out as suspend_for_dispute.
     now = timezone.now()
-    revoked_at = License._meta.get_field("revoked_at")
-    sql = (
-        f"UPDATE {connection.ops.quote_name(License._meta.db_table)}"
-        f" SET status = %s, reason = %s, revoked_at = %s{', dispute_id = %s' if chargeback else ''}"
-        " WHERE order_id = %s AND status <> %s"
+    revoked = statements.revoke_licenses(
+        order.pk, reason=reason, now=now, dispute_id=_lost_dispute_id(order) if chargeback else None
     )
-    params = [
-        Status.REVOKED,
-        reason,
-        revoked_at.get_db_prep_value(now, connection),
-        *([_lost_dispute_id(order)] if chargeback else []),
-        order.pk,
-        Status.REVOKED,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        revoked = cursor.rowcount
     if revoked:
         end_revoked_activations(order.pk, now)
     return revoked

@@ -11,40 +11,21 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from config.proxies import client_address
-from config.ratelimit import hit
-from orders.models import Product
+from shop.proxies import client_address
+from shop.ratelimit import hit
 
-from . import activations
+from . import activations, statements
 from .certificates import certificate, key_set
 from .keys import hash_fingerprint, hash_key
-from .models import LABEL_MAX, Activation, License
+from .models import LABEL_MAX, Activation
 
 MAX_BODY = 4096
 MAX_FINGERPRINT = 255
-_license, _product = License._meta.db_table, Product._meta.db_table
-_activation = Activation._meta.db_table
-# The look-ups written out: building them with the ORM cost more CPU per request than the whole
-# bare request (bench/validate_throughput.py, docs/benchmarks.md). key_hash is unique, and a
-# device has at most one active activation per license: one row at most.
-_COLUMNS = (
-    "l.id, l.public_id, l.status, l.expires_at, l.max_activations, p.slug,"
-    f" (SELECT COUNT(*) FROM {_activation} c WHERE c.license_id = l.id"
-    " AND c.deactivated_at IS NULL)"
-)
-_FROM = f"FROM {_license} l JOIN {_product} p ON p.id = l.product_id"
-LOOKUP = f"SELECT {_COLUMNS} {_FROM} WHERE l.key_hash = %s"
-LOOKUP_DEVICE = (
-    f"SELECT {_COLUMNS}, d.id, d.public_id, d.last_seen_at {_FROM}"
-    f" LEFT JOIN {_activation} d ON d.license_id = l.id AND d.fingerprint_hash = %s"
-    " AND d.deactivated_at IS NULL WHERE l.key_hash = %s"
-)
 # activate's answers that refuse, by code; the ones not listed are 403 (the license refuses).
 REFUSAL_STATUS = {"NOT_FOUND": 404, "TOO_MANY_ACTIVATIONS": 409}
 
@@ -113,7 +94,7 @@ def _terms(expires_at: datetime | None, used: int, limit: int | None) -> dict[st
     }
 
 
-_aware, _public = activations._aware, activations._uuid
+_aware, _public = statements.aware, statements.uuid_text
 
 
 def _certificate(row: tuple, code: str, fingerprint: str | None) -> str:
@@ -129,12 +110,6 @@ def _certificate(row: tuple, code: str, fingerprint: str | None) -> str:
 
 def _unknown(code: str) -> dict[str, Any]:
     return {"code": code, "expires_at": None, "activations": None}
-
-
-def _find(sql: str, params: list[Any]) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
 
 
 def _parsed(request: HttpRequest, parse) -> tuple[Any, JsonResponse | None]:
@@ -166,9 +141,9 @@ def validate(request: HttpRequest) -> JsonResponse:
     if wait := _limited(request, digest):
         return _too_many(wait)
     if fingerprint is None:
-        row = _find(LOOKUP, [digest])
+        row = statements.find_license(digest)
     else:
-        row = _find(LOOKUP_DEVICE, [hash_fingerprint(fingerprint), digest])
+        row = statements.find_license_with_device(digest, hash_fingerprint(fingerprint))
     if row is None or row[5] != product:
         code = "NOT_FOUND" if row is None else "PRODUCT_MISMATCH"
         return JsonResponse({"valid": False, **_unknown(code)})
@@ -241,7 +216,7 @@ def activate(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=201 if done.created else 200)
 
 
-def _terms_certificate(terms: activations.Terms, code: str, fingerprint: str | None) -> str:
+def _terms_certificate(terms: statements.Terms, code: str, fingerprint: str | None) -> str:
     return certificate(
         license_id=terms.public_id,
         product=terms.product,

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.template.loader import render_to_string
 
 from audit.admin import CommandActions, command_action
-from config.admin_mixins import ViewOnly, pretty_json
+from shop.admin_mixins import ViewOnly, pretty_json
 
 from . import commands
 from .discord import InvalidWebhookURL, parse_webhook_url

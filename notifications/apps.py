@@ -5,4 +5,6 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (system checks; orders' and licenses' signals)
+        from . import checks, health, receivers  # noqa: F401  (system checks; orders' and licenses' signals)
+
+        health.declare()  # the Discord worker's backlog, for /healthz

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
-from orders.money import format_money as money
+from shop.money import format_money as money
 
 from .events import COLOURS, Event
 

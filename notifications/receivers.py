@@ -7,8 +7,8 @@ from licenses.signals import activation_limit_reached, stock_low
 from orders import signals
 from orders.disputes import APPEAL, CLOSED_AFTER_APPEAL, INQUIRY
 from orders.models import Status
-from orders.money import format_money
 from orders.transitions import outcome
+from shop.money import format_money
 
 from .embeds import activation_limit_embed, order_embed, stock_embed, when
 from .events import Event

@@ -5,12 +5,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from audit.admin import CommandActions, command_action
-from config.admin_mixins import ViewOnly, money_field, pretty_json
+from shop.admin_mixins import ViewOnly, money_field, pretty_json
+from shop.money import format_money
 
-from . import commands
+from . import amounts, commands
 from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
-from .money import format_money
-from .transitions import refunded_amount
 
 
 @admin.register(Product)
@@ -106,7 +105,7 @@ class OrderAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
 
     @admin.display(description="refunded")
     def refunded(self, order: Order) -> str:
-        return format_money(refunded_amount(order), order.currency)
+        return format_money(amounts.refunded(order), order.currency)
 
 
 @admin.register(StripeEvent)

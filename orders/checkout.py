@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -180,21 +179,6 @@ def record_offline_payment(order: Order, *, staff, note: str = "") -> None:
     update_order(
         order, lambda changes: facts.mark_paid(order, changes, source=source), source=source
     )
-
-
-def returned_amount(order: Order) -> int:
-    """What went back to the customer, or is on its way: Stripe's count for the charge, less the
-    refunds that failed or were canceled since, or our own refunds, whichever is more."""
-    by_status = dict(
-        order.refunds.values_list("status").annotate(total=Sum("amount_cents")).order_by()
-    )
-    undone = sum(by_status.get(status, 0) for status in facts.UNDONE_REFUNDS)
-    ours = sum(total for status, total in by_status.items() if status not in facts.UNDONE_REFUNDS)
-    return max(order.charge_amount_refunded_cents - undone, ours, 0)
-
-
-def refundable_amount(order: Order) -> int:
-    return max(order.total_cents - returned_amount(order), 0)
 
 
 def next_refund_sequence(order: Order) -> int:

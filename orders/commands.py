@@ -11,11 +11,11 @@ from django.db import transaction
 
 from audit.commands import Command, Refused, finish, recording_refusals
 from audit.models import Outcome
+from shop.money import format_money
 
-from . import checkout
+from . import amounts, checkout
 from .gateways import GatewayError, get_gateway, is_offline
 from .models import Order, Refund, Status
-from .money import format_money
 
 P, C, F, R = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED
 
@@ -94,7 +94,7 @@ class RefundOrder(OrderCommand):
             return f"Only a completed order can be refunded; this one is {order.status}."
         if not order.stripe_payment_intent_id:
             return "This order was paid outside Stripe; refund it there."
-        if checkout.refundable_amount(order) <= 0:
+        if amounts.refundable(order) <= 0:
             return "Nothing is left to refund on this order."
         return None
 
@@ -129,10 +129,10 @@ class RefundOrder(OrderCommand):
 
     def _intent(self, order, by, amount_cents, seen_returned) -> tuple[int, int]:
         why = self.refusal(order, by=by)
-        already = checkout.returned_amount(order)
+        already = amounts.returned(order)
         if not why and seen_returned is not None and seen_returned != already:
             why = "This order was refunded meanwhile; reload it and check first."
-        left = max(order.total_cents - already, 0)
+        left = amounts.refundable(order, already=already)
         amount = left if amount_cents is None else amount_cents
         if not why and not 0 < amount <= left:
             smallest, most = format_money(1, order.currency), format_money(left, order.currency)

@@ -8,20 +8,22 @@ that told it; the current one is the greatest (stage, rank, created) seen, which
 any arrival order of the same events.
 """
 
+from .statuses import DisputeStatus as S
+
 OPEN, CLOSED, APPEAL, CLOSED_AFTER_APPEAL = 0, 1, 2, 3
 # Forward moves within a stage: an inquiry, under review, escalated, then under review again.
 OPEN_RANK = {
-    "warning_needs_response": 0,
-    "warning_under_review": 1,
-    "needs_response": 2,
-    "under_review": 3,
+    S.WARNING_NEEDS_RESPONSE: 0,
+    S.WARNING_UNDER_REVIEW: 1,
+    S.NEEDS_RESPONSE: 2,
+    S.UNDER_REVIEW: 3,
 }
-APPEAL_RANK = {"appeal_needs_response": 0, "appeal_under_review": 1}
-CLOSING = {"warning_closed", "won", "lost", "prevented"}
-INQUIRY = {"warning_needs_response", "warning_under_review", "warning_closed"}
-NEEDS_RESPONSE = {"warning_needs_response", "needs_response", "appeal_needs_response"}
+APPEAL_RANK = {S.APPEAL_NEEDS_RESPONSE: 0, S.APPEAL_UNDER_REVIEW: 1}
+CLOSING = {S.WARNING_CLOSED, S.WON, S.LOST, S.PREVENTED}
+INQUIRY = {S.WARNING_NEEDS_RESPONSE, S.WARNING_UNDER_REVIEW, S.WARNING_CLOSED}
+NEEDS_RESPONSE = {S.WARNING_NEEDS_RESPONSE, S.NEEDS_RESPONSE, S.APPEAL_NEEDS_RESPONSE}
 # In the shop's favour: the money stays (an inquiry closed, a chargeback won or prevented).
-FAVOURABLE = {"warning_closed", "won", "prevented"}
+FAVOURABLE = {S.WARNING_CLOSED, S.WON, S.PREVENTED}
 
 Position = tuple[int, int, int, str]
 

@@ -8,21 +8,13 @@ fields the handlers read first turns that into a clear 400 with nothing stored.
 from collections.abc import Callable
 from typing import Any
 
+from .statuses import DisputeStatus, RefundStatus
+
 Check = Callable[[Any], bool]
 MAX_AMOUNT = 2**31 - 1  # PositiveIntegerField
-REFUND_STATUSES = {"pending", "requires_action", "succeeded", "failed", "canceled"}
-DISPUTE_STATUSES = {
-    "warning_needs_response",
-    "warning_under_review",
-    "warning_closed",
-    "needs_response",
-    "under_review",
-    "won",
-    "lost",
-    "prevented",
-    "appeal_needs_response",
-    "appeal_under_review",
-}
+# Stripe's statuses, as the models' choices list them.
+REFUND_STATUSES = set(RefundStatus.values)
+DISPUTE_STATUSES = set(DisputeStatus.values)
 
 
 class MalformedEvent(ValueError):

@@ -11,21 +11,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
-from . import disputes
+from shop.money import format_money as money
+from shop.rows import insert_unless_taken
+
+from . import disputes, statements
+from .amounts import UNDONE_REFUNDS
 from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
-from .money import format_money as money
 from .payment_methods import describe_payment_method
-from .rows import fetch, insert_unless_taken
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
 # A declined card only fails one try within a session.
 FINAL_FAILURES = {"async_payment_failed", "expired"}
 PAID = ("paid", "no_payment_required")
-# A refund that did not reach the customer after it was asked for.
-UNDONE_REFUNDS = {Refund.State.FAILED, Refund.State.CANCELED}
 
 # The Order fields these functions write; `update_order` saves exactly these.
 FACT_FIELDS = [
@@ -315,7 +314,7 @@ def record_refund(
     if fields:
         row.save(update_fields=[*fields, "updated_at"])
     if newly_counted:
-        order.refunds_succeeded_cents = _succeeded_refunds_total(order)
+        order.refunds_succeeded_cents = statements.succeeded_refunds_total(order)
         changes.counted_refunds.append(row)
     if (created or moved) and status in UNDONE_REFUNDS:
         # The customer did not get this money back: staff must act (refund again or settle).
@@ -394,22 +393,9 @@ def _due_by(dispute: dict[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(due, UTC) if due else None
 
 
-def _succeeded_refunds_total(order: Order) -> int:
-    """`order.refunds.filter(succeeded_once=True).aggregate(Sum("amount_cents"))`, written out:
-    every refund event sums them, and building the aggregate cost more than running it."""
-    table = connection.ops.quote_name(Refund._meta.db_table)
-    sql = (
-        f"SELECT COALESCE(SUM(amount_cents), 0) FROM {table} WHERE order_id = %s AND succeeded_once"
-    )
-    return fetch(sql, [order.pk])[0][0]
-
-
 def _summarise_disputes(order: Order) -> None:
-    """The order's dispute summary from its disputes' statuses and reasons, oldest first (one
-    written-out query, as `_succeeded_refunds_total`)."""
-    table = connection.ops.quote_name(Dispute._meta.db_table)
-    sql = f"SELECT status, reason FROM {table} WHERE order_id = %s ORDER BY created_at, id"
-    rows = fetch(sql, [order.pk])
+    """The order's dispute summary from its disputes' statuses and reasons, oldest first."""
+    rows = statements.dispute_statuses(order)
     open_reasons = [reason for status, reason in rows if disputes.is_open(status)]
     lost = any(status == Dispute.Status.LOST for status, _ in rows)
     order.disputes_summary = "lost" if lost else ("open" if open_reasons else "")

@@ -3,14 +3,14 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 
 from accounts.addresses import canonical_email
+from shop.money import format_money
 
-from . import disputes
-from .money import format_money
-from .rows import columns, instance
+from . import amounts, disputes
+from .statuses import DisputeStatus, RefundStatus
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -180,9 +180,8 @@ class Order(models.Model):
 
     @property
     def total_cents(self) -> int:
-        return (
-            self.amount_total_cents if self.amount_total_cents is not None else self.subtotal_cents
-        )
+        """For templates and the admin: amounts.total, where every total is computed."""
+        return amounts.total(self)
 
     @property
     def is_paid(self) -> bool:
@@ -194,7 +193,9 @@ class Order(models.Model):
         them. One plain query; Django's prefetch machinery cost more than the query itself."""
         items = self.__dict__.get("_line_items")
         if items is None:
-            items = _items_with_products(self)
+            from .statements import items_with_products  # it reads this module's models
+
+            items = items_with_products(self)
             for item in items:
                 item._state.fields_cache["order"] = self
             self._line_items = items
@@ -203,28 +204,6 @@ class Order(models.Model):
     def refresh_from_db(self, *args, **kwargs) -> None:
         self.__dict__.pop("_line_items", None)
         super().refresh_from_db(*args, **kwargs)
-
-
-def _items_with_products(order: Order) -> list["OrderItem"]:
-    """`OrderItem.objects.filter(order=order).select_related("product")`, written out: every
-    paid order's licenses and embeds read them, and building the query cost more than running it."""
-    quote = connection.ops.quote_name
-    sql = (
-        f"SELECT {columns(OrderItem, 'i.')}, {columns(Product, 'p.')}"
-        f" FROM {quote(OrderItem._meta.db_table)} i"
-        f" JOIN {quote(Product._meta.db_table)} p ON p.{quote('id')} = i.{quote('product_id')}"
-        f" WHERE i.{quote('order_id')} = %s ORDER BY i.{quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [order.pk])
-        rows = cursor.fetchall()
-    items = []
-    for row in rows:
-        split = len(OrderItem._meta.concrete_fields)
-        item = instance(OrderItem, row[:split])
-        item._state.fields_cache["product"] = instance(Product, row[split:])
-        items.append(item)
-    return items
 
 
 class OrderItem(models.Model):
@@ -311,18 +290,16 @@ class OrderTransition(models.Model):
         return f"{self.order}: {self.from_status or '∅'} → {self.to_status}"
 
 
-class RefundStatus(models.TextChoices):
-    PENDING = "pending"
-    REQUIRES_ACTION = "requires_action"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-
 class Refund(models.Model):
     State = RefundStatus
     # A refund's status only moves up this ladder, so late or repeated events cannot undo it.
-    RANK = {"pending": 0, "requires_action": 1, "succeeded": 2, "failed": 3, "canceled": 3}
+    RANK = {
+        RefundStatus.PENDING: 0,
+        RefundStatus.REQUIRES_ACTION: 1,
+        RefundStatus.SUCCEEDED: 2,
+        RefundStatus.FAILED: 3,
+        RefundStatus.CANCELED: 3,
+    }
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True)
@@ -350,21 +327,6 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_refund_id
-
-
-class DisputeStatus(models.TextChoices):
-    """Stripe's dispute statuses (API 2026-10-28.endive); orders.disputes orders them."""
-
-    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
-    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
-    WARNING_CLOSED = "warning_closed", "Inquiry closed"
-    NEEDS_RESPONSE = "needs_response", "Chargeback: needs response"
-    UNDER_REVIEW = "under_review", "Chargeback: under review"
-    WON = "won", "Won"
-    LOST = "lost", "Lost"
-    PREVENTED = "prevented", "Prevented"
-    APPEAL_NEEDS_RESPONSE = "appeal_needs_response", "Appeal: needs response"
-    APPEAL_UNDER_REVIEW = "appeal_under_review", "Appeal: under review"
 
 
 class Dispute(models.Model):

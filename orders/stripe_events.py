@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connection
-
-from . import facts, rows
+from . import facts
 from .facts import Changes, id_of
 from .models import CheckoutSession, Order
+from .statements import locked_order
 
 Handler = Callable[[Order, dict[str, Any], dict[str, Any], Changes], None]
 
@@ -31,36 +30,18 @@ def locate_order(obj: dict[str, Any]) -> Order | None:
     order_id = (obj.get("metadata") or {}).get("order_id") or obj.get("client_reference_id")
     if order_id and kind in ("checkout.session", "payment_intent"):
         try:
-            return _locked("public_id", uuid.UUID(str(order_id)))
+            return locked_order("public_id", uuid.UUID(str(order_id)))
         except ValueError:
             return None
     if kind == "checkout.session":
-        return _locked("stripe_session_id", obj["id"])
+        return locked_order("stripe_session_id", obj["id"])
     if kind == "payment_intent":
-        return _locked("stripe_payment_intent_id", obj["id"])
+        return locked_order("stripe_payment_intent_id", obj["id"])
     payment_intent, charge = references(obj)
-    order = _locked("stripe_payment_intent_id", payment_intent) if payment_intent else None
+    order = locked_order("stripe_payment_intent_id", payment_intent) if payment_intent else None
     if order is None and charge:
-        order = _locked("stripe_charge_id", charge)
+        order = locked_order("stripe_charge_id", charge)
     return order
-
-
-def _locked(field: str, value: Any) -> Order | None:
-    """The newest order whose `field` is `value`, its row locked: as
-    `Order.objects.select_for_update(no_key=True).filter(...).first()` without building that
-    query on every event, which cost more than running it."""
-    column = Order._meta.get_field(field)
-    # NO KEY UPDATE: rows that merely point at the order (a queued key email, a license) can
-    # still be written meanwhile, so a key import and a webhook never deadlock. SQLite has no
-    # row locks: its transactions take the whole database.
-    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
-    quote = connection.ops.quote_name
-    found = rows.select(
-        Order,
-        f"WHERE {quote(column.column)} = %s ORDER BY {quote('created_at')} DESC LIMIT 1{lock}",
-        [column.get_db_prep_value(value, connection)],
-    )
-    return found[0] if found else None
 
 
 def _on_session(order, session, event, changes) -> None:

@@ -5,9 +5,12 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from . import disputes, rows
+from shop import rows
+
+from . import amounts, disputes
 from .models import Order, OrderTransition, Status
 from .signals import order_transitioned
+from .statuses import DisputeStatus
 
 P, C, F, R, D = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED, Status.DISPUTED
 
@@ -84,22 +87,12 @@ def _move(
     return audit if moved else None
 
 
-def refunded_amount(order: Order) -> int:
-    return max(order.charge_amount_refunded_cents, order.refunds_succeeded_cents)
-
-
-def is_fully_refunded(order: Order) -> bool:
-    """Only against what Stripe charged: the catalog price may be less than a taxed total, and
-    refunded is final, so it must not be decided early."""
-    return bool(order.amount_total_cents) and refunded_amount(order) >= order.amount_total_cents
-
-
 def derive_status(order: Order) -> tuple[str, str]:
     """The status the payment facts call for, with the reason to record. Reads only the order
     row: `facts` keeps the refund and dispute summaries on it."""
     if order.disputes_summary == "lost":
         return R, "chargeback lost"
-    if is_fully_refunded(order):
+    if amounts.is_fully_refunded(order):
         return R, "refunded in full"
     if order.disputes_summary == "open":
         return D, "dispute opened: " + order.open_dispute_reason
@@ -127,6 +120,6 @@ def sync_status(order: Order, *, source: str, also: Sequence[str] = ()) -> Order
 
 def outcome(dispute) -> str:
     """How a closed dispute ended, in words: "won", "lost on appeal", "inquiry closed"…"""
-    words = {"warning_closed": "inquiry closed", "prevented": "prevented"}
+    words = {DisputeStatus.WARNING_CLOSED: "inquiry closed", DisputeStatus.PREVENTED: "prevented"}
     text = words.get(dispute.status, dispute.status)
     return f"{text} on appeal" if dispute.stage == disputes.CLOSED_AFTER_APPEAL else text

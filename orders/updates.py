@@ -10,13 +10,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
-from . import facts, rows, signals
+from . import amounts, facts, signals, statements
 from .facts import Changes
 from .models import Order, OrderTransition, StripeEvent
 from .stripe_events import HANDLERS
-from .transitions import is_fully_refunded, refunded_amount, sync_status
+from .transitions import sync_status
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,7 @@ def lock_references(*references: str) -> None:
     that order already knew the event's key, which it then does not take again, so no two
     transactions wait for each other. SQLite needs nothing: its IMMEDIATE transactions already run
     one at a time."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for ref in sorted(set(filter(None, references))):
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [ref])
+    statements.lock_references(sorted(set(filter(None, references))))
 
 
 def _apply_waiting_events(order: Order, changes: Changes, known: set[str]) -> None:
@@ -74,21 +70,8 @@ def _apply_waiting_events(order: Order, changes: Changes, known: set[str]) -> No
     while refs := _references(order) - done:
         done |= refs
         lock_references(*refs)
-        for stored in _waiting_for(sorted(refs)):
+        for stored in statements.waiting_events(sorted(refs)):
             _apply_late(order, stored, changes)
-
-
-def _waiting_for(refs: list[str]) -> list[StripeEvent]:
-    """The stored events no order matched that name any of `refs`, oldest first: as
-    `StripeEvent.objects.filter(Q(payment_intent_id__in=refs) | Q(charge_id__in=refs),
-    outcome=UNKNOWN_ORDER).order_by("created", "id")`, written out because building that query
-    on every payment cost more than running it (it almost always finds nothing)."""
-    marks = ", ".join(["%s"] * len(refs))
-    where = (
-        "WHERE outcome = %s"
-        f" AND (payment_intent_id IN ({marks}) OR charge_id IN ({marks})) ORDER BY created, id"
-    )
-    return rows.select(StripeEvent, where, [StripeEvent.Outcome.UNKNOWN_ORDER, *refs, *refs])
 
 
 def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
@@ -127,8 +110,8 @@ def _announce(order: Order, changes: Changes, *, source: str) -> None:
             sender=Order,
             order=order,
             refund=refund,
-            refunded_total=refunded_amount(order),
-            fully_refunded=is_fully_refunded(order),
+            refunded_total=amounts.refunded(order),
+            fully_refunded=amounts.is_fully_refunded(order),
         )
     for refund in changes.undone_refunds:
         signals.refund_failed.send(sender=Order, order=order, refund=refund)

@@ -3,14 +3,15 @@ import math
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from config.proxies import client_address
-from config.ratelimit import hit
+from shop.proxies import client_address
+from shop.ratelimit import hit
+from shop.redirects import SeeOther
 
 from .checkout import (
     PaymentRefused,
@@ -56,10 +57,6 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
         context = {"order": order, "message": error.message}
         return render(request, "orders/checkout_error.html", context, status=502)
     return SeeOther(url)
-
-
-class SeeOther(HttpResponseRedirect):
-    status_code = 303
 
 
 @login_not_required

@@ -17,10 +17,11 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 
+from shop.rows import insert_unless_taken, update
+
 from .event_shapes import MalformedEvent, check_object
 from .gateways import livemode_expected
 from .models import Order, StripeEvent
-from .rows import insert_unless_taken, update
 from .stripe_events import HANDLERS, locate_order, references
 from .updates import lock_references, update_order
 

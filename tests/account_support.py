@@ -9,15 +9,15 @@ from accounts.models import User
 from orders.checkout import start_checkout
 from orders.models import Order, Product
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
+from testkit.stripe_objects import (
     charge_obj,
     dispute_obj,
     intent_failed_obj,
     make_event,
-    make_order,
     refund_obj,
     session_obj,
 )
+from tests.factories import make_order
 
 LINK = re.compile(r"https?://[^\s\"']+(/account/login/[^/\s\"']+/)")
 

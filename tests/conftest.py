@@ -1,8 +1,8 @@
 import pytest
 
+from testkit.fake_discord import FakeDiscord
+from testkit.fake_stripe import FakeStripe
 from tests.browser import browser  # noqa: F401  (Playwright's Chromium, module-scoped)
-from tests.fake_discord import fake_discord  # noqa: F401  (the fake Discord fixture)
-from tests.fake_stripe import fake_stripe  # noqa: F401  (the fake Stripe fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +43,35 @@ def staff():
     from accounts.models import User
 
     return User.objects.create_superuser("boss@example.com", "pw")
+
+
+@pytest.fixture
+def fake_stripe(settings):
+    """A running fake Stripe, with the shop's settings pointing the SDK at it."""
+    fake = FakeStripe().start()
+    settings.STRIPE_SECRET_KEY = "sk_test_fake"
+    settings.STRIPE_API_BASE = fake.url
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_discord(settings):
+    """A running fake Discord with short limits, and the worker's settings matching them."""
+    fake = FakeDiscord(
+        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=6.0
+    ).start()
+    fake.auto_register = False
+    settings.DISCORD_API_BASE = fake.url
+    settings.DISCORD_WEBHOOK_URL = ""
+    settings.DISCORD_CHANNEL_LIMIT = fake.channel_limit
+    settings.DISCORD_CHANNEL_WINDOW = fake.channel_window
+    # Generous: a request that times out although Discord posted it is sent again (at most one
+    # duplicate, by design), and a busy machine must not make tests see that. Tests of hangs
+    # shorten both (`short_timeouts`).
+    settings.DISCORD_TIMEOUT = 5.0
+    settings.DISCORD_BACKOFF_BASE = 0.05
+    settings.DISCORD_BACKOFF_CAP = 0.2
+    settings.DISCORD_POLL_INTERVAL = 0.02
+    yield fake
+    fake.stop()

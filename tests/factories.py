@@ -1,16 +1,11 @@
-"""Plain factories and Stripe-shaped builders shared by the tests."""
+"""Rows the tests start from: products, orders and the sessions that may pay them. (Stripe-shaped
+objects come from testkit.stripe_objects.)"""
 
 import itertools
-import json
-import time
-import uuid
 from typing import Any
-
-from django.conf import settings
 
 from orders.checkout import place_order
 from orders.models import CheckoutSession, LicenseKind, Order, Product
-from orders.webhooks import sign_payload
 
 _seq = itertools.count(1)
 
@@ -47,92 +42,6 @@ def paid_by(order: Order, session_id: str, **fields: Any) -> CheckoutSession:
         attempt=fields.pop("attempt", order.attempt),
         amount_cents=fields.pop("amount_cents", order.subtotal_cents),
         currency=fields.pop("currency", order.currency),
-    )
-
-
-def make_event(event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "api_version": settings.STRIPE_API_VERSION,
-        "created": int(time.time()),
-        "livemode": False,
-        "type": event_type,
-        "data": {"object": obj},
-        **fields,
-    }
-
-
-def session_obj(order: Order, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": order.stripe_session_id or f"cs_test_{order.number}",
-        "object": "checkout.session",
-        "status": "complete",
-        "payment_status": "paid",
-        "amount_subtotal": order.subtotal_cents,
-        "amount_total": order.subtotal_cents,
-        "currency": order.currency,
-        "client_reference_id": str(order.public_id),
-        "metadata": {"order_id": str(order.public_id), "attempt": str(order.attempt)},
-        "payment_intent": f"pi_{order.number}",
-        **fields,
-    }
-
-
-def intent_failed_obj(order: Order, code: str = "card_declined", **fields: Any) -> dict[str, Any]:
-    return {
-        "id": f"pi_{order.number}",
-        "object": "payment_intent",
-        "metadata": {"order_id": str(order.public_id), "attempt": str(order.attempt)},
-        "last_payment_error": {"decline_code": code, "message": "Your card was declined."},
-        **fields,
-    }
-
-
-def charge_obj(order: Order, refunded: int = 0, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": f"ch_{order.number}",
-        "object": "charge",
-        "amount": order.subtotal_cents,
-        "amount_refunded": refunded,
-        "currency": order.currency,
-        "payment_intent": f"pi_{order.number}",
-        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242"}},
-        **fields,
-    }
-
-
-def refund_obj(order: Order, refund_id: str, amount: int, status: str = "succeeded") -> dict:
-    return {
-        "id": refund_id,
-        "object": "refund",
-        "amount": amount,
-        "currency": order.currency,
-        "charge": f"ch_{order.number}",
-        "payment_intent": f"pi_{order.number}",
-        "status": status,
-    }
-
-
-def dispute_obj(order: Order, dispute_id: str, status: str = "needs_response") -> dict:
-    return {
-        "id": dispute_id,
-        "object": "dispute",
-        "amount": order.subtotal_cents,
-        "currency": order.currency,
-        "charge": f"ch_{order.number}",
-        "payment_intent": f"pi_{order.number}",
-        "reason": "fraudulent",
-        "status": status,
-        "evidence_details": {"due_by": int(time.time()) + 7 * 86400},
-    }
-
-
-def signed_post(client, event: dict | bytes, *, secret: str | None = None, timestamp=None):
-    body = event if isinstance(event, bytes) else json.dumps(event).encode()
-    header = sign_payload(body, secret or settings.STRIPE_WEBHOOK_SECRET, timestamp)
-    return client.post(
-        "/stripe/webhook/", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
     )
 
 

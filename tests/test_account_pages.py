@@ -9,6 +9,7 @@ from django.test import Client
 
 from licenses.models import License
 from orders.models import LicenseKind, Order
+from testkit.stripe_objects import charge_obj, dispute_obj, refund_obj, session_obj
 from tests.account_support import (
     OTHER,
     OWNER,
@@ -19,15 +20,7 @@ from tests.account_support import (
     tell,
 )
 from tests.account_support import client_as as as_
-from tests.factories import (
-    add_item,
-    charge_obj,
-    dispute_obj,
-    make_order,
-    make_product,
-    refund_obj,
-    session_obj,
-)
+from tests.factories import add_item, make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from testkit.stripe_objects import refund_obj, session_obj
 from tests.account_support import sign_in, tell
-from tests.factories import add_item, make_order, make_product, refund_obj, session_obj
+from tests.factories import add_item, make_order, make_product
 
 pytestmark = pytest.mark.django_db
 EMAIL = "ada@example.com"

@@ -3,7 +3,7 @@ separator is ever dropped silently."""
 
 import pytest
 
-from orders.money import parse_money
+from shop.money import parse_money
 
 
 @pytest.mark.parametrize(

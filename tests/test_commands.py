@@ -13,12 +13,14 @@ from accounts.models import User
 from audit.commands import Command
 from audit.models import Action, Outcome
 from licenses import commands as license_commands
+from orders import amounts
 from orders import commands as order_commands
-from orders.checkout import returned_amount, start_checkout
+from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import Order
+from testkit.stripe_objects import refund_obj
 from tests.account_support import order_in, tell
-from tests.factories import make_order, make_product, refund_obj
+from tests.factories import make_order, make_product
 from tests.mgmt_support import fill, mgmt_patterns, staff_member
 
 pytestmark = pytest.mark.django_db
@@ -171,7 +173,7 @@ def test_the_button_the_confirmation_and_run_agree_for_every_order_state(state, 
     page = client.get(f"/mgmt/orders/{order.number}/").content.decode()
     confirm = client.get(url).content.decode()
     if "seen_returned" in confirm:
-        data = {**data, "seen_returned": returned_amount(order)}
+        data = {**data, "seen_returned": amounts.returned(order)}
         review = client.post(url, data)  # the exact amount is shown before the money moves
         if "review" in (review.context or {}):
             data = {**data, "confirmed": review.context["form"]["confirmed"].value()}

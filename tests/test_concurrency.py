@@ -13,23 +13,16 @@ from django.test import Client
 
 from accounts.models import User
 from audit.commands import Refused
+from orders import amounts, signals
 from orders import commands as order_commands
-from orders import signals
 from orders.checkout import fulfil_session, start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineObject, Order, Refund, StripeEvent
-from orders.transitions import refunded_amount
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    charge_obj,
-    dispute_obj,
-    make_event,
-    make_order,
-    refund_obj,
-    session_obj,
-    signed_post,
-)
-from tests.lifecycles import LIFECYCLES, assert_one_row_per_real_change, events_for, final_state
+from testkit.lifecycles import LIFECYCLES, assert_one_row_per_real_change, events_for, final_state
+from testkit.signing import signed_post
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, refund_obj, session_obj
+from tests.factories import make_order
 
 pytestmark = [
     pytest.mark.postgres,
@@ -223,7 +216,7 @@ def test_simultaneous_refund_and_dispute_events_are_all_applied_once(sent):
     assert not [r for r in results if isinstance(r, Exception)], results
     order.refresh_from_db()
     assert order.status == "disputed"
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
     assert list(order.refunds.values_list("amount_cents", "status")) == [(1000, "succeeded")]
     assert list(order.disputes.values_list("status", "funds_withdrawn")) == [
         ("needs_response", True)
@@ -348,7 +341,7 @@ def test_a_double_clicked_full_refund_refunds_once(staff):
     order.refresh_from_db()
     assert order.status == "refunded"
     assert list(order.refunds.values_list("amount_cents", flat=True)) == [order.total_cents]
-    assert refunded_amount(order) == order.total_cents
+    assert amounts.refunded(order) == order.total_cents
     assert OfflineObject.objects.filter(kind="refund").count() == 1
 
 
@@ -362,5 +355,5 @@ def test_a_double_clicked_partial_refund_refunds_once(staff):
     order.refresh_from_db()
     assert order.status == "completed"
     assert list(order.refunds.values_list("amount_cents", "sequence")) == [(1000, 1)]
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
     assert OfflineObject.objects.filter(kind="refund").count() == 1

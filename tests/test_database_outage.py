@@ -18,7 +18,9 @@ from django.db import OperationalError, connection
 from licenses.emails import queue_key_email, send_key_emails
 from licenses.models import KeyEmail, KeyEmailStatus
 from orders.models import Order
-from tests.factories import make_event, make_order, session_obj, signed_post
+from testkit.signing import signed_post
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order
 from workers import command
 from workers.command import when_database_answers
 from workers.models import Heartbeat

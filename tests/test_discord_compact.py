@@ -34,8 +34,9 @@ from notifications.worker import claim, deliver_due, deliver_one
 from orders.checkout import place_order, start_checkout
 from orders.models import Order
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
-from tests.fake_discord import validation_errors
+from testkit.fake_discord import validation_errors
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 from tests.test_discord_delivery import deliver_all
 
 pytestmark = pytest.mark.django_db(transaction=True)

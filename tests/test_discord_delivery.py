@@ -43,8 +43,8 @@ from notifications.models import (
 from notifications.outbox import enqueue, resend
 from notifications.worker import deliver_due, deliver_one
 from orders.models import Order
+from testkit.fake_discord import validation_errors
 from tests.factories import make_order, make_product
-from tests.fake_discord import validation_errors
 from workers.models import Heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -1145,9 +1145,8 @@ def test_the_fake_refuses_what_discord_refuses(fake_discord):
 
 
 def test_the_fake_runs_standalone_with_its_stats_and_controls_over_http():
-    script = settings.BASE_DIR / "tests" / "fake_discord.py"
-    command = [sys.executable, str(script), "--port", "0", "--bucket-limit", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "testkit.fake_discord", "--port", "0", "--bucket-limit", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=settings.BASE_DIR)
     try:
         api = process.stdout.readline().split()[3]  # "fake Discord at http://...:N/api/v10 ..."
         root = api.removesuffix("/api/v10")

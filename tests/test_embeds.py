@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from notifications.embeds import embed_size, fallback_embed, fit, for_message, order_embed
 from notifications.events import Event
+from testkit.fake_discord import embed_size as discord_embed_size
+from testkit.fake_discord import validation_errors, visible
 from tests.factories import make_order, make_product
-from tests.fake_discord import embed_size as discord_embed_size
-from tests.fake_discord import validation_errors, visible
 
 HOSTILE = ("@everyone 🎉👩‍👩‍👧 <@&1234> ‮ " * 400)[:10_000]
 

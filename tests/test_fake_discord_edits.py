@@ -6,7 +6,7 @@ import threading
 import pytest
 import requests
 
-from tests.fake_discord import FakeDiscord
+from testkit.fake_discord import FakeDiscord
 
 BODY = {"embeds": [{"title": "Order pending"}], "allowed_mentions": {"parse": []}}
 EDIT = {"embeds": [{"title": "Order completed"}], "allowed_mentions": {"parse": []}}

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from notifications.models import Delivery, DeliveryStatus
-from tests.fake_discord import FakeDiscord
+from testkit.fake_discord import FakeDiscord
 from tests.test_discord_delivery import deliver_all, notify, short_timeouts, titles
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from orders.event_shapes import SHAPES
 from orders.models import Order, StripeEvent
 from orders.stripe_events import HANDLERS
-from tests import stripe_objects as so
-from tests.factories import make_order, signed_post
+from testkit import stripe_objects as so
+from testkit.signing import signed_post
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -67,18 +68,18 @@ def post(body: bytes):
 def event_for(order: Order, event_type: str) -> dict:
     """A well-formed event of `event_type` for `order`, from Stripe's published objects."""
     if event_type.startswith("checkout.session."):
-        obj = so.checkout_session(order)
+        obj = so.session_obj(order)
     elif event_type.startswith("payment_intent."):
-        obj = so.payment_intent_failed(order)
+        obj = so.intent_failed_obj(order, "insufficient_funds")
     elif event_type == "charge.refunded":
-        obj = so.charge(order, amount_refunded=order.subtotal_cents)
+        obj = so.charge_obj(order, refunded=order.subtotal_cents)
     elif event_type.startswith("refund."):
-        obj = so.refund(order, "re_fuzz", order.subtotal_cents)
+        obj = so.refund_obj(order, "re_fuzz", order.subtotal_cents)
     else:
-        obj = so.dispute(
+        obj = so.dispute_obj(
             order, "dp_fuzz", "needs_response", payment_intent=so.ids(order)["payment_intent"]
         )
-    return so.event(event_type, obj)
+    return so.make_event(event_type, obj)
 
 
 @FUZZ

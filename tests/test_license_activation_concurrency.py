@@ -13,7 +13,8 @@ from django.test import Client
 from licenses.activations import activate
 from licenses.models import Activation
 from orders.webhooks import handle_stripe_event
-from tests.factories import charge_obj, make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import charge_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = [
     pytest.mark.postgres,

@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 
 from licenses.models import Activation
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    charge_obj,
-    dispute_obj,
-    make_event,
-    make_order,
-    make_product,
-    session_obj,
-)
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

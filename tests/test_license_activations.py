@@ -20,14 +20,8 @@ from licenses.keys import hash_fingerprint, hash_key
 from licenses.models import Activation, License
 from licenses.signals import activation_limit_reached
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    charge_obj,
-    dispute_obj,
-    make_event,
-    make_order,
-    make_product,
-    session_obj,
-)
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 
@@ -312,33 +306,3 @@ def test_a_revocation_leaves_other_orders_devices_alone(limited):
         make_event("charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
     )
     assert Activation.objects.get(license=other).deactivated_at is None
-
-
-# The written-out statements against their ORM twins
-
-
-def test_lock_license_reads_what_the_orm_reads(limited):
-    from licenses.activations import _lock_license_orm, lock_license
-
-    activate(limited, fingerprint="a")
-    activate(limited, fingerprint="b")  # sets limit_reached_at
-    License.objects.filter(pk=limited.pk).update(status="suspended")
-    for lookup in ({"pk": limited.pk}, {"key_hash": limited.key_hash}, {"pk": 0}):
-        with transaction.atomic():
-            assert lock_license(**lookup) == _lock_license_orm(**lookup)
-    never = issue()[0]
-    with transaction.atomic():
-        assert lock_license(pk=never.pk) == _lock_license_orm(pk=never.pk)
-
-
-def test_count_devices_counts_what_the_orm_counts(limited):
-    from licenses.activations import _count_devices_orm, count_devices
-
-    first = activate(limited, fingerprint="a").activation
-    activate(limited, fingerprint="b")
-    deactivate(first)
-    activate(limited, fingerprint="c")
-    for fingerprint in ("a", "b", "c", "z"):
-        digest = hash_fingerprint(fingerprint)
-        assert count_devices(limited.pk, digest) == _count_devices_orm(limited.pk, digest)
-    assert count_devices(0, hash_fingerprint("a")) == (0, None)

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from licenses.models import Activation, License
 from orders.webhooks import handle_stripe_event
-from tests.factories import charge_obj, make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import charge_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 
@@ -342,36 +343,3 @@ def test_a_stranger_cannot_use_up_the_owners_activation_limit_of_requests(
 def test_only_post_is_allowed(client):
     assert client.get("/api/licenses/activate").status_code == 405
     assert client.get("/api/licenses/deactivate").status_code == 405
-
-
-def test_validates_written_out_look_up_reads_what_the_orm_reads(client, license):
-    from licenses.keys import hash_fingerprint
-    from licenses.views import LOOKUP, LOOKUP_DEVICE, _aware, _find, _public
-
-    activate(client, license, "fp-1")
-    ended = activate(client, license, "fp-2").json()["activation_id"]
-    deactivate(client, license.key, ended)
-    device = Activation.objects.get(license=license, deactivated_at=None)
-    terms = (
-        license.pk,
-        str(license.public_id),
-        license.status,
-        license.expires_at,
-        license.max_activations,
-        license.product.slug,
-        Activation.objects.filter(license=license, deactivated_at=None).count(),
-    )
-
-    def normalised(row):
-        row = list(row)
-        row[1], row[3] = _public(row[1]), _aware(row[3])
-        if len(row) > 7 and row[7] is not None:
-            row[8], row[9] = _public(row[8]), _aware(row[9])
-        return tuple(row)
-
-    assert normalised(_find(LOOKUP, [license.key_hash])) == terms
-    found = _find(LOOKUP_DEVICE, [hash_fingerprint("fp-1"), license.key_hash])
-    assert normalised(found) == (*terms, device.pk, str(device.public_id), device.last_seen_at)
-    other = _find(LOOKUP_DEVICE, [hash_fingerprint("fp-2"), license.key_hash])
-    assert normalised(other) == (*terms, None, None, None)
-    assert _find(LOOKUP, ["0" * 64]) is None

@@ -18,7 +18,8 @@ from django.db import connection
 from licenses import certificates
 from licenses.models import SigningKey
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

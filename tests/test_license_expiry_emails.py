@@ -11,7 +11,8 @@ from licenses.emails import queue_expiry_reminders, send_key_emails
 from licenses.management.commands.send_key_emails import Command
 from licenses.models import KeyEmail, License
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

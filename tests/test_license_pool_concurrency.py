@@ -10,7 +10,8 @@ from licenses.pool import import_keys
 from orders.models import LicenseKind
 from orders.stripe_events import locate_order
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -6,7 +6,8 @@ from django.core.cache import cache
 from licenses.keys import hash_key
 from licenses.models import License
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

@@ -13,14 +13,8 @@ from licenses.pool import import_keys, parse_keys
 from licenses.signals import stock_low
 from orders.models import LicenseKind
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    dispute_obj,
-    make_event,
-    make_order,
-    make_product,
-    refund_obj,
-    session_obj,
-)
+from testkit.stripe_objects import dispute_obj, make_event, refund_obj, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,8 @@ from licenses.emails import send_key_emails
 from notifications.worker import deliver_due, deliver_one
 from orders.models import Order
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, make_product, session_obj
+from testkit.stripe_objects import make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,10 +8,10 @@ from audit.models import Action
 from licenses.models import KeyEmail, PoolKey
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue
+from orders import amounts
 from orders.checkout import start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import Order
-from orders.transitions import refunded_amount
 from tests.account_support import order_in
 from tests.factories import make_order, make_product
 from tests.mgmt_support import staff_member
@@ -42,7 +42,7 @@ def said(response) -> list[str]:
 
 def refund(client, order, amount: str, *, seen: int | None = None, reason: str = "asked"):
     """Type the amount, then confirm it as the review step shows it (as staff click twice)."""
-    seen = refunded_amount(order) if seen is None else seen
+    seen = amounts.refunded(order) if seen is None else seen
     data = {"amount": amount, "reason": reason, "seen_returned": seen}
     url = f"/mgmt/orders/{order.number}/refund/"
     review = client.post(url, data)
@@ -65,10 +65,10 @@ def test_half_then_the_rest_refunds_the_order_and_records_who(client, staff):
     assert response.status_code == 303
     assert said(response) == [f"Refunded $25.00 on order {order.number}."]
     order.refresh_from_db()
-    assert (order.status, refunded_amount(order)) == ("completed", 2500)
+    assert (order.status, amounts.refunded(order)) == ("completed", 2500)
     refund(client, order, "")  # empty: all that is left
     order.refresh_from_db()
-    assert (order.status, refunded_amount(order)) == ("refunded", 5000)
+    assert (order.status, amounts.refunded(order)) == ("refunded", 5000)
     assert set(order.licenses.values_list("status", flat=True)) == {"revoked"}
     rows = Action.objects.filter(command="orders.refund").order_by("id")
     assert [(r.user, r.order, r.outcome) for r in rows] == [(staff, order, "done")] * 2
@@ -101,7 +101,7 @@ def test_a_refund_in_yen_is_typed_in_whole_yen(client, staff):
     assert "at most ¥1,999" in client.get(f"/mgmt/orders/{order.number}/refund/").content.decode()
     refund(client, order, "1,000")
     order.refresh_from_db()
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
 
 
 def test_a_double_click_on_refund_refunds_once(client, staff):
@@ -109,7 +109,7 @@ def test_a_double_click_on_refund_refunds_once(client, staff):
     first = refund(client, order, "10", seen=0)
     second = refund(client, order, "10", seen=0)  # the same form, sent again
     order.refresh_from_db()
-    assert refunded_amount(order) == 1000 and order.refunds.count() == 1
+    assert amounts.refunded(order) == 1000 and order.refunds.count() == 1
     assert said(first) == [f"Refunded $10.00 on order {order.number}."]
     # Messages wait in the session until a page shows them: the second joins the first.
     assert said(second)[-1] == "This order was refunded meanwhile; reload it and check first."
@@ -123,7 +123,7 @@ def test_a_refunded_order_cannot_be_refunded_again(client, staff):
     # The confirmation says why before any click, and its button is disabled.
     assert "Not now: Only a completed order can be refunded; this one is refunded." in page
     assert 'disabled aria-describedby="refusal"' in page
-    response = refund(client, order, "1", seen=refunded_amount(order))
+    response = refund(client, order, "1", seen=amounts.refunded(order))
     assert response.status_code == 400
     assert order.refunds.count() == 1
     assert "Refund…" not in client.get(f"/mgmt/orders/{order.number}/").content.decode()

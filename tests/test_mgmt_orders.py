@@ -12,8 +12,9 @@ from dashboards.mgmt import search
 from notifications.embeds import order_link
 from notifications.models import Notification
 from orders.models import Order
+from testkit.stripe_objects import dispute_obj, refund_obj
 from tests.account_support import order_in, tell
-from tests.factories import dispute_obj, make_order, refund_obj
+from tests.factories import make_order
 from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db

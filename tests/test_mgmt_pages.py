@@ -9,8 +9,9 @@ from licenses.models import PoolKey
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue
 from orders.models import Dispute, StripeEvent
+from testkit.stripe_objects import refund_obj
 from tests.account_support import order_in, tell
-from tests.factories import make_product, refund_obj
+from tests.factories import make_product
 from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db

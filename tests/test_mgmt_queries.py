@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from licenses.models import PoolKey
 from notifications.models import Destination
+from testkit.stripe_objects import dispute_obj, refund_obj
 from tests.account_support import order_in, tell
-from tests.factories import add_item, dispute_obj, make_product, refund_obj
+from tests.factories import add_item, make_product
 from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db

@@ -11,15 +11,14 @@ from notifications.models import Delivery, Destination, Notification
 from notifications.templatetags.discord import ESCAPE
 from orders.models import LicenseKind
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
+from testkit.stripe_objects import (
     dispute_obj,
     intent_failed_obj,
     make_event,
-    make_order,
-    make_product,
     refund_obj,
     session_obj,
 )
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

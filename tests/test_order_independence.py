@@ -21,21 +21,16 @@ from orders import signals
 from orders.checkout import start_checkout
 from orders.models import OfflineEvent, OfflineObject, Order, StripeEvent
 from orders.webhooks import handle_stripe_event
-from tests.factories import (
-    intent_failed_obj,
-    make_event,
-    make_order,
-    refund_obj,
-    session_obj,
-    signed_post,
-)
-from tests.lifecycles import (
+from testkit.lifecycles import (
     LIFECYCLES,
     assert_one_row_per_real_change,
     audit_trail,
     events_for,
     final_state,
 )
+from testkit.signing import signed_post
+from testkit.stripe_objects import intent_failed_obj, make_event, refund_obj, session_obj
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

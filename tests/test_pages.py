@@ -8,14 +8,9 @@ from django.test import Client
 from licenses.emails import send_key_emails
 from orders.models import LicenseKind
 from orders.payment_methods import describe_payment_method
-from tests.factories import (
-    charge_obj,
-    make_event,
-    make_order,
-    make_product,
-    session_obj,
-    signed_post,
-)
+from testkit.signing import signed_post
+from testkit.stripe_objects import charge_obj, make_event, session_obj
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

@@ -11,16 +11,15 @@ from django.core.management import call_command
 
 from notifications.models import Notification
 from orders.models import Order, PaymentMismatch, StripeEvent
-from tests.factories import (
+from testkit.signing import signed_post
+from testkit.stripe_objects import (
     dispute_obj,
     intent_failed_obj,
     make_event,
-    make_order,
-    make_product,
     refund_obj,
     session_obj,
-    signed_post,
 )
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.test import RequestFactory
 
-from config.proxies import client_address
+from shop.proxies import client_address
 from tests.account_support import ask_for_link
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,8 @@ from notifications.models import Delivery, DeliveryAttempt, Destination, Notific
 from notifications.outbox import enqueue
 from orders.models import OfflineEvent, OfflineObject, Order, StripeEvent
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_event, make_order, refund_obj, session_obj
+from testkit.stripe_objects import make_event, refund_obj, session_obj
+from tests.factories import make_order
 from workers import retention
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.db import connection
 
 from bench import harness
 from config.caches import cache_config
-from config.ratelimit import hit
+from shop.ratelimit import hit
 
 pytestmark = pytest.mark.django_db
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -25,8 +25,10 @@ from notifications.templatetags.discord import as_discord_shows
 from orders import commands as order_commands
 from orders.gateways.offline import OfflineGateway
 from orders.models import LicenseKind, StripeEvent
+from orders.webhooks import sign_payload
+from testkit.stripe_objects import make_event, refund_obj
 from tests.account_support import OWNER, client_as, order_in, sign_in
-from tests.factories import make_event, make_order, make_product, refund_obj, sign_payload
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 WHO = ["anonymous", "owner", "other", "staff"]

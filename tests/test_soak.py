@@ -9,16 +9,13 @@ binaries; it belongs with the PostgreSQL tests.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(BENCH))  # the scripts import each other as top-level modules, as they run
-
-import private_postgres  # noqa: E402
-import soak as bench_soak  # noqa: E402
+from bench import private_postgres
+from bench import soak as bench_soak
 
 pytestmark = [
     pytest.mark.postgres,
@@ -29,8 +26,10 @@ pytestmark = [
 
 def soak(*options: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    command = [sys.executable, "soak.py", *options]
-    return subprocess.run(command, cwd=BENCH, env=env, capture_output=True, text=True, timeout=900)
+    command = [sys.executable, "-m", "bench.soak", *options]
+    return subprocess.run(
+        command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_a_few_hundred_lifecycles_through_faults_a_kill_and_an_outage_lose_nothing():

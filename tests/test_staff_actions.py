@@ -1,12 +1,12 @@
 import pytest
 
 from audit.commands import Refused
+from orders import amounts
 from orders import commands as order_commands
 from orders.checkout import start_checkout
 from orders.gateways import GatewayError
 from orders.gateways.offline import OfflineGateway
 from orders.models import OfflineEvent, OfflineObject, Order
-from orders.transitions import refunded_amount
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,10 +58,10 @@ def test_a_partial_refund_keeps_the_order_completed_and_a_second_refunds_the_res
     order = paid_order(quantity=2)
     order_commands.refund.run(order, by=staff, amount_cents=1000, seen_returned=0)
     order.refresh_from_db()
-    assert (order.status, refunded_amount(order)) == ("completed", 1000)
+    assert (order.status, amounts.refunded(order)) == ("completed", 1000)
     second = order_commands.refund.run(order, by=staff, seen_returned=1000)
     order.refresh_from_db()
-    assert (order.status, refunded_amount(order), second.amount_cents) == ("refunded", 5000, 4000)
+    assert (order.status, amounts.refunded(order), second.amount_cents) == ("refunded", 5000, 4000)
     assert second.sequence == 2
 
 
@@ -71,7 +71,7 @@ def test_a_double_click_on_refund_refunds_once(staff):
     with pytest.raises(Refused, match="refunded meanwhile"):
         order_commands.refund.run(order, by=staff, amount_cents=1000, seen_returned=0)
     order.refresh_from_db()
-    assert refunded_amount(order) == 1000
+    assert amounts.refunded(order) == 1000
 
 
 def test_a_refund_larger_than_what_is_left_is_refused(staff):

@@ -1,5 +1,5 @@
 """Staff sign in at /admin/login/ with a password: failed sign-ins are limited per account and per
-client address (config/ratelimit.py's fixed windows), said in words with how long to wait, and
+client address (shop/ratelimit.py's fixed windows), said in words with how long to wait, and
 the wait ends with the window."""
 
 import time

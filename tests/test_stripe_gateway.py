@@ -1,4 +1,4 @@
-"""StripeGateway through the real `stripe` SDK against the fake Stripe server (tests/fake_stripe.py)."""
+"""StripeGateway through the real `stripe` SDK against the fake Stripe server (testkit/fake_stripe.py)."""
 
 import logging
 import threading

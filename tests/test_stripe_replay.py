@@ -9,11 +9,12 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from orders import commands as order_commands
-from orders.management.commands.stripe_replay_events import parse_duration
 from orders.models import Order, Refund, StripeEvent
 from orders.offline_events import deliver_due_events
 from orders.webhooks import handle_stripe_event
-from tests.factories import make_product, signed_post
+from shop.durations import parse_duration
+from testkit.signing import signed_post
+from tests.factories import make_product
 from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,5 @@
 """Every handled event type and every dispute and refund status, in the exact shape of Stripe's
-published objects (tests/stripe_objects.py), through the signed webhook: the order's status, its
+published objects (testkit/stripe_objects.py), through the signed webhook: the order's status, its
 licenses and what Discord is told, as DESIGN.md ("Orders and the state machine") says."""
 
 import logging
@@ -20,8 +20,9 @@ from orders.models import Dispute, LicenseKind, Order, StripeEvent
 from orders.offline_events import deliver_due_events
 from orders.stripe_events import HANDLERS
 from orders.updates import update_order
-from tests import stripe_objects as so
-from tests.factories import make_order, make_product, signed_post
+from testkit import stripe_objects as so
+from testkit.signing import signed_post
+from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def order() -> Order:
 
 
 def deliver(order: Order, event_type: str, obj: dict[str, Any], **fields) -> StripeEvent:
-    event = so.event(event_type, obj, **fields)
+    event = so.make_event(event_type, obj, created=so.one_second_later(), **fields)
     response = signed_post(Client(), event)
     assert response.status_code == 200, response.content
     order.refresh_from_db()
@@ -58,17 +59,19 @@ def pi(order: Order) -> str:
 
 
 def pay(order: Order) -> None:
-    deliver(order, "checkout.session.completed", so.checkout_session(order))
+    deliver(order, "checkout.session.completed", so.session_obj(order))
 
 
 def open_dispute(order: Order, status: str = "needs_response") -> None:
     deliver(
-        order, "charge.dispute.created", so.dispute(order, "dp_1", status, payment_intent=pi(order))
+        order,
+        "charge.dispute.created",
+        so.dispute_obj(order, "dp_1", status, payment_intent=pi(order)),
     )
 
 
 def pending_refund(order: Order) -> None:
-    deliver(order, "refund.created", so.refund(order, "re_1", order.subtotal_cents, "pending"))
+    deliver(order, "refund.created", so.refund_obj(order, "re_1", order.subtotal_cents, "pending"))
 
 
 ACTIVE, SUSPENDED = [("active", "")], [("suspended", "dispute")]
@@ -76,25 +79,25 @@ REVOKED, CHARGEBACK = [("revoked", "refund")], [("revoked", "chargeback")]
 
 
 def full_refund(status: str):
-    return lambda o: so.refund(o, "re_1", o.subtotal_cents, status)
+    return lambda o: so.refund_obj(o, "re_1", o.subtotal_cents, status)
 
 
 def dispute(status: str):
-    return lambda o: so.dispute(o, "dp_1", status, payment_intent=pi(o))
+    return lambda o: so.dispute_obj(o, "dp_1", status, payment_intent=pi(o))
 
 
 def unpaid_session(o: Order, **fields) -> dict[str, Any]:
-    return so.checkout_session(o, payment_status="unpaid", **fields)
+    return so.session_obj(o, payment_status="unpaid", **fields)
 
 
 # event type: (what comes first, the event's object, status, licenses, what it tells)
 EACH_TYPE = {
     "checkout.session.completed": (
-        [], so.checkout_session, "completed", ACTIVE, ["order.completed", "payment.completed"]
+        [], so.session_obj, "completed", ACTIVE, ["order.completed", "payment.completed"]
     ),
     "checkout.session.async_payment_succeeded": (
         [lambda o: deliver(o, "checkout.session.completed", unpaid_session(o))],
-        so.checkout_session, "completed", ACTIVE, ["order.completed", "payment.completed"],
+        so.session_obj, "completed", ACTIVE, ["order.completed", "payment.completed"],
     ),
     "checkout.session.async_payment_failed": (
         [lambda o: deliver(o, "checkout.session.completed", unpaid_session(o))],
@@ -104,10 +107,10 @@ EACH_TYPE = {
         [], lambda o: unpaid_session(o, status="expired"), "failed", [], ["payment.failed"]
     ),
     "payment_intent.payment_failed": (
-        [], so.payment_intent_failed, "failed", [], ["payment.failed"]
+        [], lambda o: so.intent_failed_obj(o, "insufficient_funds"), "failed", [], ["payment.failed"]
     ),
     "charge.refunded": (
-        [pay], lambda o: so.charge(o, amount_refunded=o.subtotal_cents), "refunded", REVOKED, []
+        [pay], lambda o: so.charge_obj(o, refunded=o.subtotal_cents), "refunded", REVOKED, []
     ),
     "refund.created": ([pay], full_refund("succeeded"), "refunded", REVOKED, ["order.refunded"]),
     "refund.updated": (
@@ -274,7 +277,7 @@ def test_an_inquiry_escalated_to_a_chargeback_moves_forward_and_takes_the_new_de
     deliver(order, "charge.dispute.created", dispute("warning_needs_response")(order))
     deliver(order, "charge.dispute.updated", dispute("warning_under_review")(order))
     first_deadline = Dispute.objects.get().evidence_due_by
-    escalated = so.dispute(
+    escalated = so.dispute_obj(
         order, "dp_1", "needs_response", payment_intent=pi(order), due_in_days=21
     )
 
@@ -296,10 +299,10 @@ def test_a_refund_that_fails_after_the_charge_counted_it_keeps_the_order_refunde
 ):
     pay(order)
     pending_refund(order)
-    deliver(order, "charge.refunded", so.charge(order, amount_refunded=order.subtotal_cents))
+    deliver(order, "charge.refunded", so.charge_obj(order, refunded=order.subtotal_cents))
     assert (order.status, licenses(order)) == ("refunded", REVOKED)
 
-    failed = so.refund(
+    failed = so.refund_obj(
         order, "re_1", order.subtotal_cents, "failed", failure_reason="lost_or_stolen_card"
     )
     deliver(order, "refund.failed", failed)
@@ -332,7 +335,9 @@ def test_staff_refund_again_after_a_failed_refund_and_the_flag_clears(order, sta
     deliver(
         order,
         "refund.updated",
-        so.refund(order, "re_gone", 1000, "failed", payment_intent=order.stripe_payment_intent_id),
+        so.refund_obj(
+            order, "re_gone", 1000, "failed", payment_intent=order.stripe_payment_intent_id
+        ),
     )
     assert order.refund_failed_at is not None
 
@@ -357,9 +362,9 @@ def test_a_failed_refund_can_be_settled_by_staff_and_only_once(order, staff):
 
 def test_two_partial_refunds_adding_up_to_the_total_tell_partial_then_in_full(order):
     pay(order)
-    deliver(order, "refund.created", so.refund(order, "re_1", 1000))
+    deliver(order, "refund.created", so.refund_obj(order, "re_1", 1000))
     first = fields_of(order, "order.refunded")
-    deliver(order, "refund.created", so.refund(order, "re_2", 1500))
+    deliver(order, "refund.created", so.refund_obj(order, "re_2", 1500))
     second = fields_of(order, "order.refunded")
 
     assert (first["Refund"], first["Refunded"]) == ("$10.00", "$10.00 of $25.00: partial")
@@ -375,13 +380,17 @@ def test_two_partial_refunds_adding_up_to_the_total_tell_partial_then_in_full(or
 
 def test_a_dispute_naming_only_a_charge_waits_until_the_order_learns_that_charge(order):
     pay(order)  # the webhook's session names its PaymentIntent, never the charge
-    waiting = deliver(order, "charge.dispute.created", so.dispute(order, "dp_1", "needs_response"))
+    waiting = deliver(
+        order,
+        "charge.dispute.created",
+        so.dispute_obj(order, "dp_1", "needs_response", payment_intent=None),
+    )
     assert waiting.outcome == "unknown_order"
     assert (waiting.payment_intent_id, waiting.charge_id) == ("", f"ch_{order.number}")
 
     # The success page fetches the session with its PaymentIntent and latest charge expanded.
-    session = so.checkout_session(
-        order, payment_intent={"id": pi(order), "latest_charge": so.charge(order)}
+    session = so.session_obj(
+        order, payment_intent={"id": pi(order), "latest_charge": so.charge_obj(order)}
     )
     locked = Order.objects.select_for_update().get(pk=order.pk)
     update_order(
@@ -399,15 +408,21 @@ def test_a_dispute_naming_only_a_charge_waits_until_the_order_learns_that_charge
 
 def test_a_dispute_naming_only_a_charge_the_order_knows_applies_at_once(order):
     pay(order)
-    deliver(order, "charge.refunded", so.charge(order, amount_refunded=0))
-    stored = deliver(order, "charge.dispute.created", so.dispute(order, "dp_1", "needs_response"))
+    deliver(order, "charge.refunded", so.charge_obj(order, refunded=0))
+    stored = deliver(
+        order,
+        "charge.dispute.created",
+        so.dispute_obj(order, "dp_1", "needs_response", payment_intent=None),
+    )
     assert (stored.outcome, order.status) == ("applied", "disputed")
 
 
 def test_a_refund_naming_only_a_charge_teaches_nothing_wrong_and_applies(order):
     pay(order)
-    deliver(order, "charge.refunded", so.charge(order, amount_refunded=0))
-    stored = deliver(order, "refund.created", so.refund(order, "re_1", 500, payment_intent=None))
+    deliver(order, "charge.refunded", so.charge_obj(order, refunded=0))
+    stored = deliver(
+        order, "refund.created", so.refund_obj(order, "re_1", 500, payment_intent=None)
+    )
     assert (stored.outcome, order.refunds_succeeded_cents) == ("applied", 500)
 
 
@@ -419,7 +434,7 @@ def test_an_event_of_an_older_api_version_is_processed_and_its_version_kept(orde
         stored = deliver(
             order,
             "checkout.session.completed",
-            so.checkout_session(order),
+            so.session_obj(order),
             api_version="2024-06-20",
         )
     assert (stored.outcome, stored.api_version) == ("applied", "2024-06-20")
@@ -431,7 +446,7 @@ def test_a_yen_order_is_shown_and_bounded_in_whole_yen(client, staff):
     order = make_order(
         product=make_product(price_cents=1999, currency="jpy", license_kind=LicenseKind.NONE)
     )
-    deliver(order, "checkout.session.completed", so.checkout_session(order))
+    deliver(order, "checkout.session.completed", so.session_obj(order))
 
     page = client.get(f"/orders/{order.public_id}/").content.decode()
     assert "¥1,999" in page and "¥19.99" not in page

@@ -10,7 +10,7 @@ from datetime import datetime
 from django.db.models.fields.json import KT
 
 from orders.models import Order, OrderTransition, Refund, Status, StripeEvent
-from orders.money import format_money
+from shop.money import format_money
 
 # Stripe's decline codes a buyer can act on. The rest read "declined by your bank"; Stripe asks
 # shops to report fraud-related codes (stolen_card, fraudulent, …) that way too.

@@ -29,9 +29,9 @@ from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
 from accounts.models import is_staff_account
-from config.ratelimit import hit
 from orders.gateways import is_offline
 from orders.models import Order
+from shop.ratelimit import hit
 
 from .models import LoginLinkUse
 

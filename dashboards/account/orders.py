@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from licenses import commands as license_commands
 from licenses.models import License, Renewal
+from orders import amounts
 from orders import commands as order_commands
 from orders.checkout import open_checkout
 from orders.models import LicenseKind, Order, OrderItem, Status
-from orders.money import format_money
-from orders.transitions import refunded_amount
+from shop.money import format_money
 
 from .history import failure_words, order_history
 
@@ -69,7 +69,7 @@ def orders_page(*, user, page_number: str | None) -> tuple[Page, list[OrderRow]]
 def status_sentence(order: Order, checkout=None) -> str:
     """What the order's status means for the buyer, in one or two sentences."""
     total = format_money(order.total_cents, order.currency)
-    refunded = refunded_amount(order)
+    refunded = amounts.refunded(order)
     if order.status == Status.PENDING and order.async_payment_pending:
         return "Your bank payment is on its way; banks can take a few days to confirm it."
     if order.status == Status.PENDING and checkout:

@@ -18,12 +18,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.second_factor import SIGNED_IN_BY_LINK
 from audit.commands import Refused
-from config.proxies import client_address
 from licenses import commands as license_commands
 from licenses.models import Activation, License
 from orders import commands as order_commands
 from orders.models import Order
-from orders.views import SeeOther
+from shop.proxies import client_address
+from shop.redirects import SeeOther
 
 from .forms import LinkRequestForm, safe_next
 from .links import BadLink, LinkNotSent, Throttled, check_link, request_link, use_link

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from audit.commands import Command, Refused
-from orders.views import SeeOther
+from shop.redirects import SeeOther
 
 from .access import staff_only
 

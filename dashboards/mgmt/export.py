@@ -5,9 +5,8 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterator
 
-from django.db.models.functions import Coalesce
-
 from licenses.models import License
+from orders.amounts import TOTAL
 
 from .search import Criteria, chunks, filtered
 
@@ -45,8 +44,8 @@ def csv_lines(criteria: Criteria) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
     rows = filtered(criteria).values_list(
-        "pk", "number", "public_id", "status", "email", Coalesce("amount_total_cents",
-        "subtotal_cents"), "currency", "created_at", "stripe_session_id",
+        "pk", "number", "public_id", "status", "email", TOTAL, "currency", "created_at",
+        "stripe_session_id",
         "stripe_payment_intent_id",
     )  # fmt: skip
     for chunk in chunks(rows):

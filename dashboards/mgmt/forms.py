@@ -1,8 +1,8 @@
 from django import forms
 
-from orders.checkout import refundable_amount, returned_amount
+from orders import amounts
 from orders.models import Order
-from orders.money import format_money, parse_money
+from shop.money import format_money, parse_money
 
 
 class CompleteForm(forms.Form):
@@ -31,8 +31,8 @@ class RefundForm(forms.Form):
     def __init__(self, *args, obj: Order, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.order = order = obj
-        self.left = refundable_amount(order)
-        self.fields["seen_returned"].initial = returned_amount(order)
+        self.left = amounts.refundable(order)
+        self.fields["seen_returned"].initial = amounts.returned(order)
         self.fields["amount"].help_text = (
             f"In {order.currency.upper()}; at most {format_money(self.left, order.currency)}. "
             "Leave empty to refund all that is left."

@@ -9,7 +9,7 @@ from django.utils.timezone import localtime
 
 from accounts.addresses import lookalike_warning
 from orders.models import OrderItem
-from orders.money import format_money
+from shop.money import format_money
 
 from .search import (
     COUNT_LIMIT,

@@ -12,10 +12,10 @@ from licenses import commands as license_commands
 from licenses.models import License
 from notifications import commands as notification_commands
 from notifications.models import Delivery, Notification
+from orders import amounts
 from orders import commands as order_commands
-from orders.checkout import refundable_amount, returned_amount
 from orders.models import Order, OrderItem
-from orders.money import format_money
+from shop.money import format_money
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def order_context(order: Order, user) -> dict:
     notifications = list(
         Notification.objects.filter(order=order).prefetch_related(deliveries).order_by("id")
     )
-    returned = returned_amount(order)
-    left = refundable_amount(order)
+    returned = amounts.returned(order)
+    left = amounts.refundable(order)
     return {
         "order": order,
         "email_warning": lookalike_warning(order.email),

@@ -1,23 +1,19 @@
 """The /mgmt overview: money, orders, what needs staff, stock, the workers, and 30 days drawn as
 an SVG chart on the server (no script, no CDN). A fixed number of queries, whatever the data."""
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from config.health import worker_states
 from licenses.models import License, LicenseStatus, PoolKey
+from orders.amounts import TOTAL
 from orders.models import LicenseKind, Order, Product, Refund, Status
-from orders.money import format_money
+from shop.money import format_money
+from workers.health import worker_states
 
-from . import disputes_due
-
-TOTAL = Coalesce(F("amount_total_cents"), F("subtotal_cents"))
-CHART_DAYS = 30
-CHART_W, CHART_H = 600, 160
+from . import chart, disputes_due
 
 
 def _starts(now: datetime) -> dict[str, datetime]:
@@ -70,7 +66,7 @@ def by_status() -> list[dict]:
 
 def conversion(now: datetime) -> dict:
     """Of the checkouts started in the last 30 days, how many were paid."""
-    recent = Order.objects.filter(created_at__gte=now - timedelta(days=CHART_DAYS))
+    recent = Order.objects.filter(created_at__gte=now - timedelta(days=chart.CHART_DAYS))
     counts = recent.exclude(stripe_session_id="").aggregate(
         started=Count("id"), paid=Count("id", filter=Q(paid_at__isnull=False))
     )
@@ -98,21 +94,12 @@ def pool_stock() -> list[dict]:
     ]
 
 
-@dataclass(frozen=True)
-class Bar:
-    day: date
-    x: float
-    y: float
-    height: float
-    orders: int
-    revenue: str
-
-
-def chart(now: datetime) -> dict:
-    """Orders per day as bars and revenue per day (the busiest currency) as a line."""
-    first = timezone.localdate(now) - timedelta(days=CHART_DAYS - 1)
+def daily_figures(now: datetime) -> chart.Daily:
+    """The chart's figures: orders placed per day, and what was paid per day in each currency,
+    over the CHART_DAYS days up to `now` (two queries)."""
+    first = timezone.localdate(now) - timedelta(days=chart.CHART_DAYS - 1)
     start = timezone.make_aware(datetime.combine(first, time.min))
-    per_day = dict(
+    orders = dict(
         Order.objects.filter(created_at__gte=start)
         .annotate(day=TruncDate("created_at"))
         .values_list("day")
@@ -126,43 +113,10 @@ def chart(now: datetime) -> dict:
         .annotate(total=Sum(TOTAL))
         .order_by()
     )
-    by_currency: dict[str, dict[date, int]] = {}
+    revenue: dict[str, dict[date, int]] = {}
     for currency, day, total in paid:
-        by_currency.setdefault(currency.lower(), {})[day] = total
-    currency = max(by_currency, key=lambda c: sum(by_currency[c].values()), default="usd")
-    money = by_currency.get(currency, {})
-    days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
-    top_orders = max([per_day.get(d, 0) for d in days] + [1])
-    top_money = max([money.get(d, 0) for d in days] + [1])
-    step = CHART_W / CHART_DAYS
-    bars, points = [], []
-    for n, day in enumerate(days):
-        height = CHART_H * per_day.get(day, 0) / top_orders
-        bars.append(
-            Bar(
-                day=day,
-                x=round(n * step + 2, 1),
-                y=round(CHART_H - height, 1),
-                height=round(height, 1),
-                orders=per_day.get(day, 0),
-                revenue=format_money(money.get(day, 0), currency),
-            )
-        )
-        y = CHART_H - CHART_H * money.get(day, 0) / top_money
-        points.append(f"{n * step + step / 2:.1f},{y:.1f}")
-    return {
-        "bars": bars,
-        "bar_width": round(step - 4, 1),
-        "line": " ".join(points),
-        "currency": currency.upper(),
-        "top_orders": top_orders,
-        "top_revenue": format_money(top_money, currency) if money else "",
-        "empty": not per_day and not money,
-        "width": CHART_W,
-        "height": CHART_H,
-        "first": days[0],
-        "last": days[-1],
-    }
+        revenue.setdefault(currency.lower(), {})[day] = total
+    return chart.Daily(first=first, orders=orders, revenue=revenue)
 
 
 EXPIRY_HORIZON = timedelta(days=30)
@@ -195,5 +149,5 @@ def overview() -> dict:
         "disputes": disputes_due.needing_response(limit=20),
         "stock": pool_stock(),
         "workers": worker_states(now),
-        "chart": chart(now),
+        "chart": chart.draw(daily_figures(now)),
     }

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django import forms
-from django.db import connections
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
+from dashboards.statements import bounded_counts
+from orders.amounts import TOTAL
 from orders.models import Dispute, Order, Refund, Status
 
 PAGE_SIZE = 50
@@ -170,7 +170,7 @@ def sorted_page(orders: QuerySet[Order], criteria: Criteria) -> QuerySet[Order]:
     shown twice. Ids grow with creation, so "newest" sorts by id and walks the primary key."""
     after = criteria.after
     if criteria.sort == "total":
-        orders = orders.annotate(sort_key=Coalesce(F("amount_total_cents"), F("subtotal_cents")))
+        orders = orders.annotate(sort_key=TOTAL)
         if after:
             orders = orders.filter(Q(sort_key__lt=after[0]) | Q(sort_key=after[0], pk__lt=after[1]))
         return orders.order_by("-sort_key", "-pk")
@@ -188,16 +188,9 @@ def tab_counts(criteria: Criteria) -> dict[str, int]:
     """How many orders each tab holds under the search and dates, counted up to COUNT_LIMIT + 1
     (shown as "1,000+"): one statement of one short index scan per tab, however many orders
     there are."""
-    base = filtered(criteria, with_status=False).order_by()
-    parts, params = [], []
-    for tab in TABS:
-        rows = (base.filter(status=tab) if tab else base).values("pk")[: COUNT_LIMIT + 1]
-        sql, tab_params = rows.query.sql_with_params()
-        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS tab)")
-        params += tab_params
-    with connections[base.db].cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(parts), params)
-        return dict(zip(TABS, cursor.fetchone(), strict=True))
+    base = filtered(criteria, with_status=False)
+    tabs = {tab: base.filter(status=tab) if tab else base for tab in TABS}
+    return bounded_counts(tabs, COUNT_LIMIT + 1)
 
 
 def chunks(rows: QuerySet, size: int = 2000) -> Iterator[list[tuple]]:

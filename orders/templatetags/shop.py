@@ -1,11 +1,11 @@
 from django import template
 
-from orders.money import format_money
+from shop.money import format_money
 
 register = template.Library()
 
 
 @register.filter
 def money(minor: int | None, currency: str = "usd") -> str:
-    """1999|money:"usd" → "$19.99"; 1999|money:"jpy" → "¥1,999" (see orders.money)."""
+    """1999|money:"usd" → "$19.99"; 1999|money:"jpy" → "¥1,999" (see shop.money)."""
     return format_money(minor, currency)

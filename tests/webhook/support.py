@@ -8,13 +8,13 @@ from django.conf import settings as django_settings
 
 from orders.models import Dispute, Order, OrderTransition, Refund, StripeEvent
 from orders.webhooks import sign_payload
-from tests.factories import (
+from testkit.signing import signed_post
+from testkit.stripe_objects import (
     dispute_obj,
     intent_failed_obj,
     make_event,
     refund_obj,
     session_obj,
-    signed_post,
 )
 
 URL = "/stripe/webhook/"

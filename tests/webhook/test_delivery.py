@@ -12,18 +12,16 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, Refund, StripeEvent
 from orders.stripe_events import HANDLERS
-from tests.factories import (
-    add_item,
+from testkit.signing import signed_post
+from testkit.stripe_objects import (
     charge_obj,
     dispute_obj,
     intent_failed_obj,
     make_event,
-    make_order,
-    make_product,
     refund_obj,
     session_obj,
-    signed_post,
 )
+from tests.factories import add_item, make_order, make_product
 from tests.webhook.support import (
     DISPUTE_CREATED_QUERIES,
     DUPLICATE_QUERIES,

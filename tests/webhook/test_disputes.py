@@ -3,9 +3,7 @@
 import pytest
 
 from orders.models import Dispute
-from tests.factories import (
-    dispute_obj,
-)
+from testkit.stripe_objects import dispute_obj
 from tests.webhook.support import (
     last_move,
     pay,

@@ -5,13 +5,8 @@ import time
 import pytest
 
 from orders.stripe_events import HANDLERS
-from tests.factories import (
-    charge_obj,
-    intent_failed_obj,
-    make_event,
-    make_order,
-    session_obj,
-)
+from testkit.stripe_objects import charge_obj, intent_failed_obj, make_event, session_obj
+from tests.factories import make_order
 from tests.webhook.support import (
     FAILURE_TYPES,
     Build,

@@ -3,10 +3,7 @@
 import pytest
 
 from orders.models import Refund
-from tests.factories import (
-    charge_obj,
-    refund_obj,
-)
+from testkit.stripe_objects import charge_obj, refund_obj
 from tests.webhook.support import (
     last_move,
     pay,

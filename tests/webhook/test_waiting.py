@@ -6,14 +6,9 @@ import pytest
 
 from orders import stripe_events
 from orders.models import Dispute, Order, Refund, StripeEvent
-from tests.factories import (
-    charge_obj,
-    dispute_obj,
-    make_event,
-    make_order,
-    refund_obj,
-    signed_post,
-)
+from testkit.signing import signed_post
+from testkit.stripe_objects import charge_obj, dispute_obj, make_event, refund_obj
+from tests.factories import make_order
 from tests.webhook.support import (
     last_move,
     pay,

@@ -12,7 +12,7 @@ from audit.commands import Refused
 from licenses import commands
 from licenses.forms import ImportKeysForm
 from licenses.models import License, LicenseStatus
-from orders.views import SeeOther
+from shop.redirects import SeeOther
 
 from ..access import find_order, requires
 from ..confirm import Confirm, command_view

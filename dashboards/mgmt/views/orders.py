@@ -7,10 +7,9 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from licenses import commands as license_commands
-from orders import commands
-from orders.checkout import refundable_amount
+from orders import amounts, commands
 from orders.models import Order
-from orders.money import format_money
+from shop.money import format_money
 
 from ..access import find_order, requires
 from ..confirm import Confirm, command_view
@@ -102,7 +101,7 @@ refund = command_view(
         title=lambda order: f"Refund order {order.number}?",
         lines=lambda order: [
             "Stripe returns the amount you type (at most "
-            f"{_money(order, refundable_amount(order))}) to the customer's card.",
+            f"{_money(order, amounts.refundable(order))}) to the customer's card.",
             "A refund of all that is left makes the order refunded and revokes its licenses; "
             "a partial refund keeps them.",
             "Stripe takes one refund per click: a second click, or a second tab, is refused.",

@@ -1,8 +1,6 @@
 import logging
-import re
 import sys
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,17 +11,9 @@ from tqdm import tqdm
 from orders.gateways import GatewayError, get_gateway
 from orders.models import StripeEvent
 from orders.webhooks import handle_stripe_event
+from shop.durations import parse_duration
 
 log = logging.getLogger(__name__)
-UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90m`, `12h` or `3d` (for --since here, and for `prune --older-than`)."""
-    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
-    if not match or int(match[1]) == 0:
-        raise CommandError(f"A duration is written as 90m, 12h or 3d, not {text!r}.")
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
 
 
 def list_missed_events(*, since: int) -> list[dict[str, Any]]:

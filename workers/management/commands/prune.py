@@ -7,8 +7,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from notifications.retention import PRUNABLE as NOTIFICATIONS
-from orders.management.commands.stripe_replay_events import parse_duration
 from orders.retention import PRUNABLE as ORDERS
+from shop.durations import parse_duration
 from workers.retention import Prunable, prune_in_batches
 
 PRUNABLE = [*ORDERS, *NOTIFICATIONS]

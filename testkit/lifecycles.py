@@ -1,6 +1,6 @@
 """Order lifecycles as the Stripe events that tell them, and what "the same final state" means.
 
-Shared by the any-order property test and the concurrency tests.
+Shared by the any-order property test, the concurrency tests and the soak (bench/soak.py).
 """
 
 import itertools
@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from orders import amounts, disputes
 from orders.models import Order, OrderTransition
-from orders.transitions import refunded_amount
-from tests.factories import (
+from testkit.stripe_objects import (
     charge_obj,
     dispute_obj,
     intent_failed_obj,
@@ -130,7 +130,7 @@ def dispute_steps(order: Order, *statuses: str) -> list[Step]:
     """A dispute going through `statuses`, told as Stripe tells each move."""
     dispute, steps = f"dp_{order.number}", []
     for n, status in enumerate(statuses):
-        closing = status in ("won", "lost", "warning_closed", "prevented")
+        closing = status in disputes.CLOSING
         kind = "created" if n == 0 else ("closed" if closing else "updated")
         steps.append((f"charge.dispute.{kind}", dispute_obj(order, dispute, status)))
     return steps
@@ -234,7 +234,7 @@ def final_state(order: Order) -> dict[str, Any]:
         "paid": order.is_paid,
         "async_payment_pending": order.async_payment_pending,
         "failure": (order.failure_code, order.failure_message) if failed else None,
-        "refunded_amount": refunded_amount(order),
+        "refunded_amount": amounts.refunded(order),
         "charge_amount_refunded": order.charge_amount_refunded_cents,
         "refunds": sorted(
             (plain(r.stripe_refund_id), r.amount_cents, r.status) for r in order.refunds.all()

@@ -4,7 +4,7 @@ It speaks what StripeGateway uses: form-encoded requests in, JSON objects and St
 out, Idempotency-Key replays, and the Events API with its filters and pagination. Every request
 is recorded, and a test can make the next request(s) fail the way Stripe fails.
 
-    def test_something(fake_stripe):
+    def test_something(fake_stripe):  # the fixture in tests/conftest.py
         fake_stripe.fail_next("card_error", decline_code="insufficient_funds")
         ...
         assert fake_stripe.requests_to("POST", "/v1/checkout/sessions")[0].form["mode"] == "payment"
@@ -22,8 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
-from django.conf import settings
+from testkit.stripe_objects import CARD, example, make_event
 
 DECLINES = {
     "card_declined": "Your card was declined.",
@@ -152,22 +151,25 @@ class FakeStripe:
         with self.lock:
             session = self.sessions[session_id]
             intent = self._intent_for(session, status="succeeded")
-            charge = {
-                "id": _id("ch"),
-                "object": "charge",
-                "amount": session["amount_total"],
-                "amount_refunded": 0,
-                "currency": session["currency"],
-                "payment_intent": intent["id"],
-                "paid": True,
-                "refunded": False,
-                "status": "succeeded",
-                "payment_method_details": {
-                    "type": "card",
-                    "card": {"brand": "visa", "last4": last4},
+            charge_id = _id("ch")
+            charge = example(
+                "charge",
+                {
+                    "id": charge_id,
+                    "amount": session["amount_total"],
+                    "amount_captured": session["amount_total"],
+                    "amount_refunded": 0,
+                    "currency": session["currency"],
+                    "payment_intent": intent["id"],
+                    "paid": True,
+                    "refunded": False,
+                    "refunds": {"object": "list", "data": [], "has_more": False,
+                                "url": f"/v1/charges/{charge_id}/refunds"},
+                    "status": "succeeded",
+                    "payment_method_details": {"type": "card", "card": {**CARD, "last4": last4}},
+                    "metadata": {},
                 },
-                "metadata": {},
-            }
+            )  # fmt: skip
             self.charges[charge["id"]] = charge
             intent["latest_charge"] = charge["id"]
             session.update(
@@ -225,33 +227,24 @@ class FakeStripe:
     def _intent_for(self, session: dict[str, Any], *, status: str) -> dict[str, Any]:
         intent_id = session["payment_intent"] or _id("pi")
         session["payment_intent"] = intent_id
-        intent = self.intents.setdefault(
-            intent_id,
-            {
-                "id": intent_id,
-                "object": "payment_intent",
-                "amount": session["amount_total"],
-                "currency": session["currency"],
-                "metadata": session["_payment_intent_metadata"],
-                "latest_charge": None,
-            },
-        )
+        if intent_id not in self.intents:
+            self.intents[intent_id] = example(
+                "payment_intent",
+                {
+                    "id": intent_id,
+                    "amount": session["amount_total"],
+                    "currency": session["currency"],
+                    "metadata": session["_payment_intent_metadata"],
+                    "last_payment_error": None,
+                    "latest_charge": None,
+                },
+            )
+        intent = self.intents[intent_id]
         intent["status"] = status
         return intent
 
     def _emit(self, event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
-        event = {
-            "id": _id("evt"),
-            "object": "event",
-            "api_version": settings.STRIPE_API_VERSION,
-            "created": int(time.time()),
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-            "data": {"object": _public(obj)},
-            **fields,
-        }
+        event = make_event(event_type, _public(obj), id=_id("evt"), **fields)
         self.events.append(event)
         return event
 
@@ -316,9 +309,8 @@ class FakeStripe:
                 param="expires_at",
             )
         session_id = _id("cs")
-        session = {
+        ours = {
             "id": session_id,
-            "object": "checkout.session",
             "mode": params["mode"],
             "status": "open",
             "payment_status": "unpaid",
@@ -339,8 +331,11 @@ class FakeStripe:
             "success_url": params.get("success_url"),
             "cancel_url": params.get("cancel_url"),
             "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-            "_payment_intent_metadata": params.get("payment_intent_data", {}).get("metadata", {}),
         }
+        session = example("checkout.session", ours)
+        session["_payment_intent_metadata"] = params.get("payment_intent_data", {}).get(
+            "metadata", {}
+        )
         self.sessions[session_id] = session
         return session
 
@@ -389,9 +384,8 @@ class FakeStripe:
                 param="amount",
                 code="amount_too_large",
             )
-        refund = {
+        refund = example("refund", {
             "id": _id("re"),
-            "object": "refund",
             "amount": amount,
             "currency": charge["currency"],
             "charge": charge["id"],
@@ -400,7 +394,7 @@ class FakeStripe:
             "reason": params.get("reason"),
             "metadata": params.get("metadata", {}),
             "created": int(time.time()),
-        }
+        })  # fmt: skip
         self.refunds[refund["id"]] = refund
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
@@ -530,13 +524,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (a timeout test)
-
-
-@pytest.fixture
-def fake_stripe(settings):
-    """A running fake Stripe, with the shop's settings pointing the SDK at it."""
-    fake = FakeStripe().start()
-    settings.STRIPE_SECRET_KEY = "sk_test_fake"
-    settings.STRIPE_API_BASE = fake.url
-    yield fake
-    fake.stop()

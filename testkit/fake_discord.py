@@ -38,7 +38,7 @@ Webhook Message") and keeps each message as it now reads. What that relies on:
 Edits are recorded like posts (`method` "PATCH", `target` the message edited), and an edit that
 arrives while another edit of the same message is still unanswered is flagged `overlapping`.
 
-    def test_something(fake_discord):
+    def test_something(fake_discord):  # the fixture in tests/conftest.py
         destination = fake_discord.destination("orders")
         fake_discord.fail_next("502", times=2)
         ...
@@ -51,7 +51,7 @@ counts (`?full=1` adds every request) and POST /_control takes {"action": "fail_
 "..."}, {"action": "add_webhook", "webhook_id", "token", "channel_id", "forum"} or {"action":
 "delete_message", "message_id": "..."}:
 
-    python tests/fake_discord.py --port 8090 --bucket-limit 5 --bucket-window 2 \
+    python -m testkit.fake_discord --port 8090 --bucket-limit 5 --bucket-window 2 \
         [--fail-rate 0.2 --hang-rate 0.02 --seed 1]
 """
 
@@ -71,8 +71,6 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import pytest
 
 WEBHOOK_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)$")
 MESSAGE_PATH = re.compile(r"^/api(?:/v\d+)?/webhooks/(\d+)/([^/]+)/messages/(\d+)$")
@@ -908,28 +906,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting
-
-
-@pytest.fixture
-def fake_discord(settings):
-    """A running fake Discord with short limits, and the worker's settings matching them."""
-    fake = FakeDiscord(
-        bucket_limit=5, bucket_window=0.2, channel_limit=30, channel_window=1.5, hang_seconds=6.0
-    ).start()
-    fake.auto_register = False
-    settings.DISCORD_API_BASE = fake.url
-    settings.DISCORD_WEBHOOK_URL = ""
-    settings.DISCORD_CHANNEL_LIMIT = fake.channel_limit
-    settings.DISCORD_CHANNEL_WINDOW = fake.channel_window
-    # Generous: a request that times out although Discord posted it is sent again (at most one
-    # duplicate, by design), and a busy machine must not make tests see that. Tests of hangs
-    # shorten both (`short_timeouts`).
-    settings.DISCORD_TIMEOUT = 5.0
-    settings.DISCORD_BACKOFF_BASE = 0.05
-    settings.DISCORD_BACKOFF_CAP = 0.2
-    settings.DISCORD_POLL_INTERVAL = 0.02
-    yield fake
-    fake.stop()
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
-"""What several apps' admins share."""
+"""What several apps' admins share: view-only records, amounts in their currency, JSON."""
 
 import json
 
 from django.contrib import admin
 from django.utils.html import format_html
 
-from orders.money import format_money
+from shop.money import format_money
 
 
 class ViewOnly:
