@@ -146,7 +146,7 @@ def prepare(args, rng: random.Random) -> Run:
     run, names = Run(), list(LIFECYCLES)
     for name in names:
         reference = place_order(product=product, quantity=1, email="reference@example.com")
-        record_checkout_session(reference, f"cs_test_{reference.number}")
+        record_checkout_session(reference, {"id": f"cs_test_{reference.number}"})
         for event in events_for(reference, name):
             handle_stripe_event(event)
         run.expected[name] = final_state(reference)
@@ -156,7 +156,7 @@ def prepare(args, rng: random.Random) -> Run:
             for n in range(start, min(start + 500, args.orders)):
                 order = place_order(product=product, quantity=1, email=f"soak{n}@example.com")
                 # The session Buy Now would have created: only it may pay the order.
-                record_checkout_session(order, f"cs_test_{order.number}")
+                record_checkout_session(order, {"id": f"cs_test_{order.number}"})
                 run.orders[order.pk] = name = names[n % len(names)]
                 keyed += _keyed_jobs(order, events_for(order, name), args, rng)
     run.jobs = [job for _, job in sorted(keyed, key=lambda pair: pair[0])]

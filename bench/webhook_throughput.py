@@ -174,7 +174,7 @@ def _place_orders(product, count: int) -> list[Job]:
             for n in range(count):
                 order = place_order(product=product, quantity=1, email=f"buyer{n}@example.com")
                 # The session Buy Now would have created: only it may pay the order.
-                record_checkout_session(order, f"cs_test_{order.number}")
+                record_checkout_session(order, {"id": f"cs_test_{order.number}"})
                 placed = Placed(order.pk, order.number, order.public_id, order.subtotal_cents,
                                 order.currency, order.email, order.attempt,
                                 order.stripe_session_id)  # fmt: skip
