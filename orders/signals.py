@@ -18,6 +18,9 @@ payment_failed = Signal()
 # order, refund (Refund), refunded_total (minor units returned in all, after this change),
 # fully_refunded (bool): a refund now counts as money returned
 refund_counted = Signal()
+# order, refund (Refund): a refund was asked for (by staff or on the Stripe Dashboard) and Stripe
+# reports it pending: the money is on its way but not yet returned (sent once per refund)
+refund_pending = Signal()
 # order, refund (Refund): a refund failed or was canceled after it was asked for; the order is
 # flagged (Order.refund_failed_at) until staff refund again or mark it settled
 refund_failed = Signal()
