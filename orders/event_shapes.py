@@ -11,7 +11,7 @@ from typing import Any
 from .statuses import DisputeStatus, RefundStatus
 
 Check = Callable[[Any], bool]
-MAX_AMOUNT = 2**31 - 1  # PositiveIntegerField
+MAX_AMOUNT = 2**63 - 1  # PositiveBigIntegerField: IDR allows 12 digits, beyond 32 bits
 # Stripe's statuses, as the models' choices list them.
 REFUND_STATUSES = set(RefundStatus.values)
 DISPUTE_STATUSES = set(DisputeStatus.values)

@@ -38,7 +38,7 @@ class Product(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    price_cents = models.PositiveIntegerField(help_text="Price in minor units (cents).")
+    price_cents = models.PositiveBigIntegerField(help_text="Price in minor units (cents).")
     currency = models.CharField(max_length=3, default="usd")
     active = models.BooleanField(default=True)
     license_kind = models.CharField(
@@ -101,8 +101,8 @@ class Order(models.Model):
         related_name="orders",
     )
     currency = models.CharField(max_length=3)
-    subtotal_cents = models.PositiveIntegerField(help_text="From the catalog, at checkout time.")
-    amount_total_cents = models.PositiveIntegerField(
+    subtotal_cents = models.PositiveBigIntegerField(help_text="From the catalog, at checkout time.")
+    amount_total_cents = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="What Stripe charged (promotions and taxes included)."
     )
     livemode = models.BooleanField(default=False)
@@ -124,9 +124,9 @@ class Order(models.Model):
         null=True, blank=True, help_text="Stripe `created` of the failure kept, so the latest wins."
     )
     failure_source = models.CharField(max_length=255, blank=True)
-    charge_amount_refunded_cents = models.PositiveIntegerField(default=0)
+    charge_amount_refunded_cents = models.PositiveBigIntegerField(default=0)
     # Summaries of the Refund and Dispute rows, kept by `facts` so the status derives from this row.
-    refunds_succeeded_cents = models.PositiveIntegerField(default=0)
+    refunds_succeeded_cents = models.PositiveBigIntegerField(default=0)
     disputes_summary = models.CharField(
         max_length=10,
         blank=True,
@@ -210,7 +210,7 @@ class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField(default=1)
-    unit_price_cents = models.PositiveIntegerField()
+    unit_price_cents = models.PositiveBigIntegerField()
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.product}"
@@ -303,7 +303,7 @@ class Refund(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True)
-    amount_cents = models.PositiveIntegerField()
+    amount_cents = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, choices=RefundStatus)
     reason = models.CharField(max_length=500, blank=True)
@@ -334,7 +334,7 @@ class Dispute(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="disputes")
     stripe_dispute_id = models.CharField(max_length=255, unique=True)
-    amount_cents = models.PositiveIntegerField()
+    amount_cents = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=30, choices=DisputeStatus)
     # Stripe `created` of the event that told the current status, and of the earliest appeal
