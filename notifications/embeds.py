@@ -166,6 +166,7 @@ TITLES = {
     Event.ORDER_DISPUTED: "Payment disputed",
     Event.ORDER_DISPUTE_CLOSED: "Dispute closed",
     Event.ORDER_REFUND_FAILED: "Refund failed",
+    Event.ORDER_REFUND_PENDING: "Refund pending",
     Event.ORDER_PAYMENT_MISMATCH: "Payment not for this order",
 }
 

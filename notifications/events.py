@@ -13,6 +13,7 @@ class Event(models.TextChoices):
     ORDER_DISPUTED = "order.disputed"
     ORDER_DISPUTE_CLOSED = "order.dispute_closed"
     ORDER_REFUND_FAILED = "order.refund_failed"
+    ORDER_REFUND_PENDING = "order.refund_pending"
     LICENSE_STOCK_LOW = "license.stock_low"
     ORDER_PAYMENT_MISMATCH = "order.payment_mismatch"
     LICENSE_ACTIVATION_LIMIT_REACHED = "license.activation_limit_reached"
@@ -29,6 +30,7 @@ COLOURS = {
     Event.ORDER_DISPUTED: 0x9B59B6,
     Event.ORDER_DISPUTE_CLOSED: 0x9B59B6,
     Event.ORDER_REFUND_FAILED: 0xE74C3C,
+    Event.ORDER_REFUND_PENDING: 0xBDC3C7,
     Event.LICENSE_STOCK_LOW: 0xE74C3C,
     Event.ORDER_PAYMENT_MISMATCH: 0xE74C3C,
     Event.LICENSE_ACTIVATION_LIMIT_REACHED: 0xE67E22,

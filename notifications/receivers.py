@@ -53,35 +53,60 @@ def notify_payment_failed(sender, order, code, message, **kwargs) -> None:
     _notify(Event.PAYMENT_FAILED, order, [("Reason", f"{message} ({code})")])
 
 
+def _refund_fields(refund) -> list[tuple[str, str]]:
+    seats = len(refund.seats)
+    return [
+        ("Refund", format_money(refund.amount_cents, refund.currency)),
+        ("Refund reason", refund.reason),
+        ("Stripe reason", refund.stripe_reason.replace("_", " ")),
+        (
+            "Licenses revoked",
+            f"{seats} license{'s' if seats > 1 else ''} with this refund" if seats else "",
+        ),
+        ("Told by", "charge.refunded only (no refund object)" if refund.reported_by_charge else ""),
+    ]
+
+
 @receiver(signals.refund_counted, dispatch_uid="notify_order_refunded")
 def notify_order_refunded(sender, order, refund, refunded_total, fully_refunded, **kwargs) -> None:
     so_far = f"{format_money(refunded_total, order.currency)} of {format_money(order.total_cents, order.currency)}"
-    _notify(
-        Event.ORDER_REFUNDED,
-        order,
-        [
-            ("Refund", format_money(refund.amount_cents, refund.currency)),
-            ("Refunded", f"{so_far}: {'refunded in full' if fully_refunded else 'partial'}"),
-            ("Refund reason", refund.reason),
-        ],
+    fields = _refund_fields(refund)
+    fields.insert(
+        1, ("Refunded", f"{so_far}: {'refunded in full' if fully_refunded else 'partial'}")
+    )
+    _notify(Event.ORDER_REFUNDED, order, fields)
+
+
+@receiver(signals.refund_pending, dispatch_uid="notify_refund_pending")
+def notify_refund_pending(sender, order, refund, **kwargs) -> None:
+    waiting = "The money is on its way back; licenses stay as they are until it arrives."
+    _notify(Event.ORDER_REFUND_PENDING, order, [*_refund_fields(refund), ("Status", waiting)])
+
+
+def refund_failed_action(order) -> str:
+    """What staff can really do about a refund that did not reach the customer."""
+    if order.chargebacks_cents:
+        return (
+            "A chargeback holds this payment: Stripe refuses refunds while it is open, and a lost "
+            "one already gave the money back. Answer the dispute in the Stripe Dashboard."
+        )
+    if order.status == Status.REFUNDED:
+        return "The customer has neither the money nor the license: refund again or mark it settled on /mgmt."
+    return (
+        "The customer kept the license but not the money: refund again or mark it settled on /mgmt."
     )
 
 
 @receiver(signals.refund_failed, dispatch_uid="notify_refund_failed")
 def notify_refund_failed(sender, order, refund, **kwargs) -> None:
+    failure = (refund.failure_reason or "no reason given").replace("_", " ")
     _notify(
         Event.ORDER_REFUND_FAILED,
         order,
         [
             ("Refund", format_money(refund.amount_cents, refund.currency)),
-            (
-                "Failure",
-                f"{refund.status}: {(refund.failure_reason or 'no reason given').replace('_', ' ')}",
-            ),
-            (
-                "Action",
-                "The customer has neither the money nor the license: refund again or settle it on /mgmt.",
-            ),
+            ("Failure", f"{refund.status}: {failure}"),
+            ("Action", refund_failed_action(order)),
         ],
     )
 
@@ -98,6 +123,12 @@ def notify_dispute(sender, order, dispute, change, **kwargs) -> None:
         ("Stage", _stage(dispute)),
         ("Dispute reason", dispute.reason.replace("_", " ")),
         ("Amount", format_money(dispute.amount_cents, dispute.currency)),
+        (
+            "Dispute fee",
+            format_money(dispute.fee_cents, dispute.fee_currency or dispute.currency)
+            if dispute.fee_cents
+            else "",
+        ),
     ]
     if change == "closed":
         _notify(Event.ORDER_DISPUTE_CLOSED, order, [*details, ("Outcome", outcome(dispute))])

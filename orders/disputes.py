@@ -64,3 +64,15 @@ def change_between(before: tuple[int, str] | None, after: tuple[int, str]) -> li
         return ["appealed"] if old_stage != APPEAL else []
     # A closing status re-read as the appeal's outcome (its appeal arrived late) was told already.
     return ["closed"] if status != old_status or old_stage in (OPEN, APPEAL) else []
+
+
+def takes_money(status: str) -> bool:
+    """A chargeback holds the disputed amount back from the shop while open, under appeal, and
+    for good once lost; an inquiry never does, and a won or prevented dispute gave it back."""
+    return status not in INQUIRY and status not in FAVOURABLE
+
+
+def blocks_refunds(status: str) -> bool:
+    """Stripe refuses a refund while a chargeback is open (`charge_disputed`), and after it is
+    lost the money is already back with the customer; during an inquiry it allows one."""
+    return takes_money(status)

@@ -37,6 +37,10 @@ def amount(value: Any) -> bool:
     return type(value) is int and 0 <= value <= MAX_AMOUNT
 
 
+def signed_amount(value: Any) -> bool:
+    return type(value) is int and abs(value) <= MAX_AMOUNT
+
+
 def timestamp(value: Any) -> bool:
     return type(value) is int and 0 <= value < 2**40
 
@@ -72,9 +76,15 @@ REFUND = {
     "currency": CURRENCY,
     "status": one_of(REFUND_STATUSES),
     "failure_reason": optional(text(100)),
+    "reason": optional(text(50)),
     "metadata": metadata,
     "charge": reference(CHARGE),
     "payment_intent": reference(INTENT),
+}
+BALANCE_TRANSACTION = {
+    "amount": optional(signed_amount),
+    "fee": optional(signed_amount),
+    "currency": CURRENCY,
 }
 SHAPES: dict[str, dict[str, Check]] = {
     "checkout.session": {
@@ -129,6 +139,13 @@ SHAPES: dict[str, dict[str, Check]] = {
         ),
         "charge": reference(CHARGE),
         "payment_intent": reference(INTENT),
+        # Its withdrawal and reinstatement, with Stripe's dispute fee (facts._record_dispute_fee).
+        "balance_transactions": optional(
+            lambda transactions: (
+                isinstance(transactions, list)
+                and all(_fits(txn, BALANCE_TRANSACTION, set()) is None for txn in transactions)
+            )
+        ),
     },
 }
 # The object each handled event type carries.

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from shop.money import format_money as money
 from shop.rows import insert_unless_taken
 
 from . import disputes, statements
-from .amounts import UNDONE_REFUNDS
+from .amounts import PENDING_REFUNDS, UNDONE_REFUNDS
 from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
 from .payment_methods import describe_payment_method
 
@@ -38,6 +39,8 @@ FACT_FIELDS = [
     "failure_source",
     "charge_amount_refunded_cents",
     "refunds_succeeded_cents",
+    "chargebacks_cents",
+    "dispute_fees_cents",
     "disputes_summary",
     "open_dispute_reason",
     "refund_failed_at",
@@ -57,6 +60,7 @@ class Changes:
     failure: tuple[str, str] | None = None  # (code, message)
     counted_refunds: list[Refund] = field(default_factory=list)  # now count as money returned
     undone_refunds: list[Refund] = field(default_factory=list)  # failed or canceled
+    pending_refunds: list[Refund] = field(default_factory=list)  # first seen pending
     disputes: list[tuple[Dispute, str]] = field(default_factory=list)  # (dispute, what happened)
     refused: str = ""  # why the object may not change this order (a payment not for it)
     mismatch: PaymentMismatch | None = None  # newly recorded: staff are told
@@ -258,16 +262,48 @@ def _record_charge_details(order: Order, charge: dict[str, Any], changes: Change
         changes.mark()
 
 
-def record_charge(order: Order, charge: dict[str, Any], changes: Changes, *, source: str) -> None:
-    """charge.refunded: the charge's refunded total only grows; embedded refunds are recorded too."""
+# Endpoints on API versions from 2022-11-15 up to 2024-10-28 get no refund.* events for charge
+# refunds and no `refunds` list on the charge: charge.refunded's `amount_refunded` is all they say.
+CHARGE_ONLY_REFUNDS = ("2022-11-15", "2024-10-28")
+
+
+def record_charge(
+    order: Order, charge: dict[str, Any], changes: Changes, *, source: str, api_version: str = ""
+) -> None:
+    """charge.refunded: the charge's refunded total only grows; embedded refunds are recorded
+    too. Stripe counts a pending refund in `amount_refunded`, so the total is kept as told but
+    refunds count as refund facts only: from their own objects, or, on an API version that sends
+    no refund objects, as one succeeded refund for what the charge says beyond those known."""
     _record_charge_details(order, charge, changes)
     refunded = charge.get("amount_refunded") or 0
     if refunded > order.charge_amount_refunded_cents:
         order.charge_amount_refunded_cents = refunded
         changes.mark()
-    for refund in (charge.get("refunds") or {}).get("data") or []:
+    embedded = (charge.get("refunds") or {}).get("data") or []
+    for refund in embedded:
         record_refund(order, refund, changes, source=source)
+    low, high = CHARGE_ONLY_REFUNDS
+    if not embedded and low <= api_version[:10] < high:
+        known = _refunds_total(order, excluding=UNDONE_REFUNDS)
+        if refunded > known:
+            record_refund(
+                order,
+                {
+                    "id": f"{id_of(charge)}:refunded-to-{refunded}",
+                    "amount": refunded - known,
+                    "currency": charge.get("currency") or order.currency,
+                    "status": "succeeded",
+                },
+                changes,
+                source=source,
+                reported_by_charge=True,
+            )
     mark_paid(order, changes, source=source)
+
+
+def _refunds_total(order: Order, *, excluding: set[str]) -> int:
+    found = Refund.objects.filter(order=order).exclude(status__in=excluding)
+    return found.aggregate(total=Sum("amount_cents"))["total"] or 0
 
 
 def record_refund(
@@ -279,6 +315,8 @@ def record_refund(
     requested_by=None,
     sequence: int | None = None,
     reason: str = "",
+    reported_by_charge: bool = False,
+    seats: list[int] | None = None,
 ) -> Refund:
     """A refund's status only climbs Refund.RANK; seen succeeded once, it counts for good."""
     status = refund["status"]
@@ -294,6 +332,9 @@ def record_refund(
         failure_reason=refund.get("failure_reason") or "",
         requested_by=requested_by,
         sequence=sequence,
+        stripe_reason=str(refund.get("reason") or "")[:50],
+        reported_by_charge=reported_by_charge,
+        seats=seats or [],
     )
     created = insert_unless_taken(row, "stripe_refund_id")
     if not created:
@@ -301,7 +342,11 @@ def record_refund(
     fields = []
     if sequence and row.sequence is None:
         row.sequence, row.requested_by, row.reason = sequence, requested_by, reason or row.reason
-        fields += ["sequence", "requested_by", "reason"]
+        row.seats = seats or row.seats
+        fields += ["sequence", "requested_by", "reason", "seats"]
+    if refund.get("reason") and not row.stripe_reason:
+        row.stripe_reason = str(refund["reason"])[:50]
+        fields.append("stripe_reason")
     moved = not created and Refund.RANK[status] > Refund.RANK[row.status]
     if moved:
         row.status = status
@@ -316,6 +361,8 @@ def record_refund(
     if newly_counted:
         order.refunds_succeeded_cents = statements.succeeded_refunds_total(order)
         changes.counted_refunds.append(row)
+    if created and status in PENDING_REFUNDS:
+        changes.pending_refunds.append(row)  # on its way: the customer and staff are told once
     if (created or moved) and status in UNDONE_REFUNDS:
         # The customer did not get this money back: staff must act (refund again or settle).
         order.refund_failed_at = order.refund_failed_at or timezone.now()
@@ -376,10 +423,11 @@ def record_dispute(
     if event_type.endswith("funds_reinstated") and not row.funds_reinstated:
         row.funds_reinstated = True
         fields.append("funds_reinstated")
+    fields += _record_dispute_fee(row, dispute)
     if fields:
         row.save(update_fields=[*fields, "updated_at"])
     told_changes = disputes.change_between(before, (row.stage, row.status))
-    if new or "status" in fields or "appealed_at" in fields:
+    if new or {"status", "appealed_at", "fee_cents"} & set(fields):
         _summarise_disputes(order)
     changes.disputes += [(row, change) for change in told_changes]
     changes.mark(new or bool(fields))
@@ -393,10 +441,29 @@ def _due_by(dispute: dict[str, Any]) -> datetime | None:
     return datetime.fromtimestamp(due, UTC) if due else None
 
 
+def _record_dispute_fee(row: Dispute, dispute: dict[str, Any]) -> list[str]:
+    """The dispute fee from its balance transactions: the list only grows (a withdrawal, then a
+    reinstatement whose fee may come back negative), so the longest one seen tells the total."""
+    transactions = dispute.get("balance_transactions") or []
+    if len(transactions) <= row.balance_transactions_seen:
+        return []
+    row.balance_transactions_seen = len(transactions)
+    row.fee_cents = sum(txn.get("fee") or 0 for txn in transactions)
+    row.fee_currency = str(transactions[0].get("currency") or "")[:3]
+    return ["balance_transactions_seen", "fee_cents", "fee_currency"]
+
+
 def _summarise_disputes(order: Order) -> None:
-    """The order's dispute summary from its disputes' statuses and reasons, oldest first."""
+    """The order's dispute summary from its disputes, oldest first: open or lost, what
+    chargebacks hold back, and the fees charged in the order's currency."""
     rows = statements.dispute_statuses(order)
-    open_reasons = [reason for status, reason in rows if disputes.is_open(status)]
-    lost = any(status == Dispute.Status.LOST for status, _ in rows)
+    open_reasons = [reason for status, reason, *_ in rows if disputes.is_open(status)]
+    lost = any(status == Dispute.Status.LOST for status, *_ in rows)
     order.disputes_summary = "lost" if lost else ("open" if open_reasons else "")
     order.open_dispute_reason = open_reasons[0] if open_reasons else ""
+    order.chargebacks_cents = sum(
+        amount for status, _, amount, *_ in rows if disputes.takes_money(status)
+    )
+    order.dispute_fees_cents = max(
+        sum(fee for *_, fee, currency in rows if currency.lower() == order.currency.lower()), 0
+    )

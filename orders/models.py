@@ -127,6 +127,13 @@ class Order(models.Model):
     charge_amount_refunded_cents = models.PositiveBigIntegerField(default=0)
     # Summaries of the Refund and Dispute rows, kept by `facts` so the status derives from this row.
     refunds_succeeded_cents = models.PositiveBigIntegerField(default=0)
+    # What chargebacks took back (disputes past the inquiry stage, not won nor prevented), and the
+    # dispute fees Stripe charged in the order's currency: the ledger (orders.amounts) reads both.
+    chargebacks_cents = models.PositiveBigIntegerField(default=0)
+    dispute_fees_cents = models.PositiveBigIntegerField(default=0)
+    # Refund requests Stripe refused: each refusal gives the next request a new Idempotency-Key
+    # (Stripe keeps a refused request's answer under its key for 24 hours).
+    refund_refusals = models.PositiveIntegerField(default=0)
     disputes_summary = models.CharField(
         max_length=10,
         blank=True,
@@ -312,6 +319,13 @@ class Refund(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     sequence = models.PositiveIntegerField(null=True, blank=True, help_text="Staff refund number.")
+    # Stripe's own reason (requested_by_customer, duplicate, fraudulent, …), beside staff's words.
+    stripe_reason = models.CharField(max_length=50, blank=True)
+    # Told only by a charge.refunded of an API version without refund events (2022-11-15 up to
+    # 2024-10-28): a refund of the difference, named after the charge and its refunded total.
+    reported_by_charge = models.BooleanField(default=False)
+    # The licenses staff chose to revoke with this refund (refund by seat).
+    seats = models.JSONField(default=list, blank=True)
     # Once seen succeeded, a refund counts for good: "refunded" is final, whatever arrives later.
     succeeded_once = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -345,6 +359,11 @@ class Dispute(models.Model):
     evidence_due_by = models.DateTimeField(null=True, blank=True)
     funds_withdrawn = models.BooleanField(default=False)
     funds_reinstated = models.BooleanField(default=False)
+    # Stripe's dispute fee, from the dispute's balance transactions (the longest list seen), in
+    # the currency of the account's balance, which may differ from the order's.
+    fee_cents = models.BigIntegerField(default=0)
+    fee_currency = models.CharField(max_length=3, blank=True)
+    balance_transactions_seen = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -370,6 +389,10 @@ class Dispute(models.Model):
     @property
     def stage(self) -> int:
         return disputes.stage_of(self.status, self.status_created, self.appealed_at)
+
+    @property
+    def chargeback_cents(self) -> int:
+        return self.amount_cents if disputes.takes_money(self.status) else 0
 
 
 class EventOutcome(models.TextChoices):

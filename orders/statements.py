@@ -104,18 +104,22 @@ def succeeded_refunds_total_orm(order: Order) -> int:
     return total["total"] or 0
 
 
-def dispute_statuses(order: Order) -> list[tuple[str, str]]:
-    """(status, reason) of the order's disputes, oldest first: `order.disputes.order_by(
-    "created_at", "id").values_list("status", "reason")`, which every dispute event reads to
-    summarise them on the order."""
+DISPUTE_SUMMARY = ("status", "reason", "amount_cents", "fee_cents", "fee_currency")
+
+
+def dispute_statuses(order: Order) -> list[tuple[str, str, int, int, str]]:
+    """(status, reason, amount, fee, fee currency) of the order's disputes, oldest first:
+    `order.disputes.order_by("created_at", "id").values_list(*DISPUTE_SUMMARY)`, which every
+    dispute event reads to summarise them on the order."""
     table = connection.ops.quote_name(Dispute._meta.db_table)
-    sql = f"SELECT status, reason FROM {table} WHERE order_id = %s ORDER BY created_at, id"
+    columns = ", ".join(DISPUTE_SUMMARY)
+    sql = f"SELECT {columns} FROM {table} WHERE order_id = %s ORDER BY created_at, id"
     return rows.fetch(sql, [order.pk])
 
 
-def dispute_statuses_orm(order: Order) -> list[tuple[str, str]]:
+def dispute_statuses_orm(order: Order) -> list[tuple[str, str, int, int, str]]:
     found = Dispute.objects.filter(order=order).order_by("created_at", "id")
-    return list(found.values_list("status", "reason"))
+    return list(found.values_list(*DISPUTE_SUMMARY))
 
 
 def lock_references(references: list[str]) -> None:

@@ -87,7 +87,8 @@ def _on_payment_failed(order, intent, event, changes) -> None:
 
 
 def _on_charge(order, charge, event, changes) -> None:
-    facts.record_charge(order, charge, changes, source=event["id"])
+    version = str(event.get("api_version") or "")
+    facts.record_charge(order, charge, changes, source=event["id"], api_version=version)
 
 
 def _on_refund(order, refund, event, changes) -> None:

@@ -212,6 +212,11 @@ def dispute_obj(
     )
 
 
+# An API version that sends no refund.* events for charge refunds and no `refunds` list on the
+# charge (2022-11-15 up to 2024-10-28): charge.refunded's `amount_refunded` is all it tells.
+API_WITHOUT_REFUND_EVENTS = "2024-09-30.acacia"
+
+
 def make_event(event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The event Stripe sends for `obj`, stamped now (`created=` to say when)."""
     return example(

@@ -215,14 +215,15 @@ def test_an_orders_disputes_statuses_oldest_first():
         [("lost", "fraudulent"), ("needs_response", ""), ("warning_closed", "general")]
     ):
         Dispute.objects.create(
-            order=order, stripe_dispute_id=f"dp_{n}", amount_cents=100, currency="usd",
-            status=status, reason=reason,
+            order=order, stripe_dispute_id=f"dp_{n}", amount_cents=100 + n, currency="usd",
+            status=status, reason=reason, fee_cents=1500 if n == 0 else 0,
+            fee_currency="usd" if n == 0 else "",
         )  # fmt: skip
 
     assert same(order_statements.dispute_statuses, order) == [
-        ("lost", "fraudulent"),
-        ("needs_response", ""),
-        ("warning_closed", "general"),
+        ("lost", "fraudulent", 100, 1500, "usd"),
+        ("needs_response", "", 101, 0, ""),
+        ("warning_closed", "general", 102, 0, ""),
     ]
     assert same(order_statements.dispute_statuses, untouched) == []
 

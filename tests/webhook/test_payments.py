@@ -45,7 +45,9 @@ EACH_TYPE: dict[str, tuple[list[tuple[str, Build]], Build, str]] = {
         "failed",
     ),
     "payment_intent.payment_failed": ([], intent_failed_obj, "failed"),
-    "charge.refunded": (PAID, lambda o: charge_obj(o, refunded=o.subtotal_cents), "refunded"),
+    # On the pinned API version refund.* events tell refunds: the charge's total counts pending
+    # ones (test_ledger has the versions where charge.refunded is all there is).
+    "charge.refunded": (PAID, lambda o: charge_obj(o, refunded=o.subtotal_cents), "completed"),
     "refund.created": (PAID, full_refund("succeeded"), "refunded"),
     "refund.updated": (REFUNDING, full_refund("succeeded"), "refunded"),
     "refund.failed": (REFUNDING, full_refund("failed"), "completed"),
