@@ -135,6 +135,22 @@ def revoke_all(order: Order, *, reason: str) -> int:
     return revoked
 
 
+def revoke_seats(order: Order, license_ids: list[int]) -> int:
+    """A partial refund by seat: revoke the order's own licenses staff chose (never another
+    order's, whatever ids were asked for), and end their devices' activations."""
+    now = timezone.now()
+    revoked = (
+        License.objects.filter(order=order, pk__in=license_ids)
+        .exclude(status=Status.REVOKED)
+        .update(
+            status=Status.REVOKED, reason=SuspensionReason.REFUND, revoked_at=now, changed_at=now
+        )
+    )
+    if revoked:
+        end_revoked_activations(order.pk, now)
+    return revoked
+
+
 def suspend_license(license: License, *, staff) -> License:
     """Staff suspend the locked `license` (licenses.commands decides whether they may)."""
     license.status, license.reason, license.dispute_id = (

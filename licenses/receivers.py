@@ -1,9 +1,15 @@
 from django.dispatch import receiver
 
 from orders.models import Status
-from orders.signals import order_transitioned
+from orders.signals import order_transitioned, refund_counted
 
-from .lifecycle import issue_licenses, reinstate_after_dispute, revoke_all, suspend_for_dispute
+from .lifecycle import (
+    issue_licenses,
+    reinstate_after_dispute,
+    revoke_all,
+    revoke_seats,
+    suspend_for_dispute,
+)
 from .models import SuspensionReason
 from .renewals import extend, take_back
 
@@ -33,6 +39,13 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         if first_time:  # money went back before it came
             issue_licenses(order, with_keys=False, reason=reason, first_time=True)
         revoke_all(order, reason=reason)
+
+
+@receiver(refund_counted, dispatch_uid="revoke_refunded_seats")
+def revoke_refunded_seats(sender, order, refund, **kwargs) -> None:
+    """The licenses staff chose with a partial refund go once it counts, in its transaction."""
+    if refund.seats:
+        revoke_seats(order, refund.seats)
 
 
 def _sync_renewal(order, to: str, first_time: bool) -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -185,20 +186,39 @@ def next_refund_sequence(order: Order) -> int:
     return order.refunds.exclude(sequence=None).count() + 1
 
 
-def request_refund(order: Order, *, amount: int, sequence: int, reason: str) -> dict:
-    """Ask the gateway for a refund; no lock may be held while it answers. The Idempotency-Key
-    comes from the order and the refund's sequence, so two clicks at once ask Stripe with one key
-    and get one refund, and a retry after a timeout gets Stripe's first answer."""
+def refund_idempotency_key(order: Order, sequence: int) -> str:
+    """The same key for a retry of a request whose outcome is unknown (a timeout, a 5xx), so two
+    clicks at once or a retry get one refund; a new one after Stripe refused (it keeps a refused
+    request's answer under its key for 24 hours, so the old key would refuse again)."""
+    key = f"refund-{order.public_id}-{sequence}"
+    return f"{key}-{order.refund_refusals}" if order.refund_refusals else key
+
+
+def request_refund(
+    order: Order,
+    *,
+    amount: int,
+    sequence: int,
+    reason: str,
+    stripe_reason: str = "requested_by_customer",
+) -> dict:
+    """Ask the gateway for a refund; no lock may be held while it answers."""
     return get_gateway().create_refund(
         payment_intent=order.stripe_payment_intent_id,
         amount=amount,
-        idempotency_key=f"refund-{order.public_id}-{sequence}",
+        idempotency_key=refund_idempotency_key(order, sequence),
         metadata={"order_id": str(order.public_id), "reason": reason[:500]},
+        reason=stripe_reason,
     )
 
 
+def count_refund_refusal(order: Order) -> None:
+    """Stripe answered a refund request with a refusal: the next request gets a new key."""
+    Order.objects.filter(pk=order.pk).update(refund_refusals=F("refund_refusals") + 1)
+
+
 def record_requested_refund(
-    order: Order, refund: dict, *, staff, sequence: int, reason: str
+    order: Order, refund: dict, *, staff, sequence: int, reason: str, seats: list[int] = ()
 ) -> Refund:
     """The gateway's answer to `request_refund`, merged into the locked `order` at once (the
     webhook's copy is then a duplicate fact). A refund that succeeds clears a failed one's flag."""
@@ -207,7 +227,7 @@ def record_requested_refund(
     def merge(changes: facts.Changes) -> None:
         row = facts.record_refund(
             order, refund, changes, source=source, requested_by=staff, sequence=sequence,
-            reason=reason,
+            reason=reason, seats=list(seats),
         )  # fmt: skip
         if order.refund_failed_at and row.status == Refund.State.SUCCEEDED:
             order.refund_failed_at = None

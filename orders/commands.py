@@ -11,10 +11,10 @@ from django.db import transaction
 
 from audit.commands import Command, Refused, finish, recording_refusals
 from audit.models import Outcome
-from shop.money import format_money
+from shop.money import format_money, smallest_refund
 
 from . import amounts, checkout
-from .gateways import GatewayError, get_gateway, is_offline
+from .gateways import UNKNOWN_OUTCOME, GatewayError, get_gateway, is_offline
 from .models import Order, Refund, Status
 
 P, C, F, R = Status.PENDING, Status.COMPLETED, Status.FAILED, Status.REFUNDED
@@ -79,6 +79,14 @@ def _close_or_refuse(command: Command, order: Order, *, by, words: str = "") -> 
         command.refused(order, by=by, words=error.message, code=error.code)
 
 
+CHARGEBACK_HOLDS = (
+    "A chargeback holds this payment: Stripe refuses refunds while it is open, and a lost one "
+    "already gave the money back. Answer the dispute in the Stripe Dashboard."
+)
+# Stripe's refund reasons a refund may be sent with (its API's `reason` enum).
+STRIPE_REASONS = ("requested_by_customer", "duplicate", "fraudulent")
+
+
 class RefundOrder(OrderCommand):
     """Refund all that is left, or an amount, through Stripe, and record it at once."""
 
@@ -90,7 +98,10 @@ class RefundOrder(OrderCommand):
 
     def why_not(self, order: Order, *, by) -> str | None:
         again = order.refund_failed_at is not None and order.status in (C, R)
-        if order.status != C and not again:
+        if amounts.refunds_blocked(order):
+            return CHARGEBACK_HOLDS
+        # During an inquiry (no money held back) Stripe allows a refund, and so does the shop.
+        if order.status not in (C, Status.DISPUTED) and not again:
             return f"Only a completed order can be refunded; this one is {order.status}."
         if not order.stripe_payment_intent_id:
             return "This order was paid outside Stripe; refund it there."
@@ -106,23 +117,35 @@ class RefundOrder(OrderCommand):
         amount_cents: int | None = None,
         reason: str = "",
         seen_returned: int | None = None,
+        stripe_reason: str = "requested_by_customer",
+        seats: list[int] = (),
     ) -> Refund:
         """`seen_returned` is what the confirmation page showed as refunded already: a second
-        click, or a second tab, finds it changed and is refused instead of refunding again."""
+        click, or a second tab, finds it changed and is refused instead of refunding again.
+        `seats` are license ids of this order to revoke once the refund counts."""
         with recording_refusals(self, order, by), transaction.atomic():
             order = self.lock(order)
             amount, sequence = self._intent(order, by, amount_cents, seen_returned)
+            if stripe_reason not in STRIPE_REASONS:
+                raise Refused(f"Stripe has no refund reason {stripe_reason!r}.")
+            _check_seats(order, seats)
             words = f"{format_money(amount, order.currency)}: {reason}"
+            if seats:
+                words += f" (revokes {len(seats)} license{'s' if len(seats) > 1 else ''})"
             intent = self.record(order, by=by, detail=words, outcome=Outcome.STARTED)
         try:
-            refund = checkout.request_refund(order, amount=amount, sequence=sequence, reason=reason)
+            refund = checkout.request_refund(
+                order, amount=amount, sequence=sequence, reason=reason, stripe_reason=stripe_reason
+            )
         except GatewayError as error:
+            if error.code not in UNKNOWN_OUTCOME:
+                checkout.count_refund_refusal(order)  # Stripe answered: a new key next time
             finish(intent, outcome=Outcome.REFUSED, detail=f"{words} ({error.message})")
             raise Refused(error.message, recorded=True, code=error.code) from None
         with transaction.atomic():
             order = self.lock(order)
             row = checkout.record_requested_refund(
-                order, refund, staff=by, sequence=sequence, reason=reason
+                order, refund, staff=by, sequence=sequence, reason=reason, seats=seats
             )
             finish(intent, outcome=Outcome.DONE, detail=f"{words} ({row.stripe_refund_id})")
         return row
@@ -134,12 +157,31 @@ class RefundOrder(OrderCommand):
             why = "This order was refunded meanwhile; reload it and check first."
         left = amounts.refundable(order, already=already)
         amount = left if amount_cents is None else amount_cents
-        if not why and not 0 < amount <= left:
-            smallest, most = format_money(1, order.currency), format_money(left, order.currency)
+        step = smallest_refund(order.currency)
+        if not why and not step <= amount <= left:
+            smallest, most = format_money(step, order.currency), format_money(left, order.currency)
             why = f"A refund must be between {smallest} and {most}."
+        if not why and amount % step:
+            why = (
+                f"Stripe refunds {order.currency.upper()} in steps of "
+                f"{format_money(step, order.currency)}; {format_money(amount, order.currency)} "
+                "is not one."
+            )
         if why:
             raise Refused(why)
         return amount, checkout.next_refund_sequence(order)
+
+
+def _check_seats(order: Order, seats: list[int]) -> None:
+    """Only the order's own licenses that are not revoked yet may go with its refund."""
+    # The licenses app's rows, through the order's reverse relation (orders imports no licenses).
+    open_seats = set(order.licenses.exclude(status="revoked").values_list("pk", flat=True))
+    strangers = sorted(set(seats) - open_seats)
+    if strangers:
+        raise Refused(
+            f"License {', '.join(f'#{pk}' for pk in strangers)} is not an unrevoked license of "
+            "this order."
+        )
 
 
 class Retry(OrderCommand):

@@ -45,6 +45,14 @@ def exponent(currency: str) -> int:
     return 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
 
 
+def smallest_refund(currency: str) -> int:
+    """The smallest step Stripe moves money in: three-decimal currencies end in 0 (KWD 1.230,
+    not 1.235), and ISK, two-decimal in the API, is paid in whole krónur
+    (docs.stripe.com/currencies#three-decimal and #special-cases)."""
+    code = (currency or "").upper()
+    return 10 if code in THREE_DECIMAL else 100 if code == "ISK" else 1
+
+
 def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 

@@ -371,6 +371,12 @@ class FakeStripe:
                 param="payment_intent",
             )
         charge = self.charges[intent["latest_charge"]]
+        if charge.get("disputed"):
+            # Stripe's refusal while a chargeback is open (error code charge_disputed).
+            raise _invalid(
+                f"Charge {charge['id']} has been charged back; cannot issue a refund.",
+                code="charge_disputed",
+            )
         left = charge["amount"] - charge["amount_refunded"]
         amount = int(params.get("amount", left))
         if left == 0:

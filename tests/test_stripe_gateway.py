@@ -42,8 +42,11 @@ def create_session(gateway, **fields):
     return gateway.create_session(**{**arguments, **fields})
 
 
-def paid_order(client, fake_stripe, *, price_cents=2500):
-    _, order = buy(client, make_product(price_cents=price_cents))
+def paid_order(
+    client, fake_stripe, *, price_cents=2500, currency="usd", quantity=1, email="ada@example.com"
+):
+    product = make_product(price_cents=price_cents, currency=currency)
+    _, order = buy(client, product, quantity=quantity, email=email)
     fake_stripe.pay(order.stripe_session_id)
     client.get(f"/checkout/success/?session_id={order.stripe_session_id}")
     order.refresh_from_db()
@@ -478,3 +481,52 @@ def test_no_lock_on_the_order_is_held_while_stripe_answers_a_refund(
         Order.objects.select_for_update(nowait=True).get(pk=order.pk)
     thread.join(30)
     assert outcome == ["refunded"]
+
+
+def test_a_refund_stripe_refused_gets_a_new_key_the_next_time(client, fake_stripe, staff):
+    """Stripe keeps a refused request's answer under its Idempotency-Key for 24 hours: reusing
+    the key would refuse every retry long after the cause (a Dashboard refund) went away."""
+    order = paid_order(client, fake_stripe)
+    charge = fake_stripe.charges[order.stripe_charge_id]
+    charge["amount_refunded"] = 2000  # a Dashboard refund the shop has not heard of yet
+
+    with pytest.raises(Refused) as refused:
+        order_commands.refund.run(order, by=staff, amount_cents=1000)
+    assert refused.value.code == "amount_too_large"
+    assert "more than is left" in refused.value.words
+    assert "Nothing was charged" not in refused.value.words
+
+    charge["amount_refunded"] = 0  # that refund failed: the money is refundable again
+    refund = order_commands.refund.run(order, by=staff, amount_cents=1000)
+
+    keys = [r.headers["Idempotency-Key"] for r in fake_stripe.requests_to("POST", "/v1/refunds")]
+    assert keys == [f"refund-{order.public_id}-1", f"refund-{order.public_id}-1-1"]
+    assert (refund.status, refund.sequence) == ("succeeded", 1)
+
+
+def test_stripe_refusing_a_refund_for_a_chargeback_says_so(client, fake_stripe, staff):
+    order = paid_order(client, fake_stripe)
+    fake_stripe.charges[order.stripe_charge_id]["disputed"] = True  # its webhook is on its way
+
+    with pytest.raises(Refused) as refused:
+        order_commands.refund.run(order, by=staff)
+
+    assert refused.value.code == "charge_disputed"
+    assert "chargeback" in refused.value.words
+    assert not Refund.objects.exists()
+
+
+def test_a_refund_carries_the_stripe_reason_staff_chose(client, fake_stripe, staff):
+    order = paid_order(client, fake_stripe)
+
+    refund = order_commands.refund.run(
+        order, by=staff, amount_cents=1000, stripe_reason="fraudulent"
+    )
+
+    [sent] = fake_stripe.requests_to("POST", "/v1/refunds")
+    assert sent.form["reason"] == "fraudulent"
+    assert refund.stripe_reason == "fraudulent"
+    with pytest.raises(Refused) as refused:
+        order_commands.refund.run(order, by=staff, stripe_reason="because")
+    assert "no refund reason" in refused.value.words
+    assert len(fake_stripe.requests_to("POST", "/v1/refunds")) == 1

@@ -22,6 +22,23 @@ class GatewayError(Exception):
         self.code = code
 
 
+# Stripe's refusals of a refund (its error codes), in words staff can act on. Stripe answered:
+# the request's outcome is known, so the next one gets a new Idempotency-Key.
+REFUSED_REFUNDS = {
+    "charge_disputed": (
+        "Stripe refuses: this payment has a chargeback open. Answer the dispute in the Stripe "
+        "Dashboard; a lost chargeback already gives the money back to the customer."
+    ),
+    "charge_already_refunded": "Stripe says this payment is already refunded in full.",
+    "amount_too_large": (
+        "Stripe refuses: the refund is more than is left of the payment (a refund made in the "
+        "Stripe Dashboard may not have reached the shop yet). Reload the order and check."
+    ),
+}
+# Stripe may or may not have made the refund: retry with the same Idempotency-Key.
+UNKNOWN_OUTCOME = {"stripe_unreachable", "stripe_unavailable"}
+
+
 class Gateway(Protocol):
     livemode: bool
 
@@ -43,7 +60,13 @@ class Gateway(Protocol):
     def expire_session(self, session_id: str) -> None: ...
 
     def create_refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        reason: str = "requested_by_customer",
     ) -> dict[str, Any]: ...
 
     def list_events(self, *, created_gte: int, delivery_success: bool | None = None) -> Any: ...

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ..models import OfflineEvent, OfflineObject
-from . import GatewayError, LineItem
+from . import REFUSED_REFUNDS, GatewayError, LineItem
 
 # Events were emitted for delivery now (after the emitting transaction commits).
 events_emitted = Signal()
@@ -184,7 +184,13 @@ class OfflineGateway:
 
     @transaction.atomic
     def create_refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        reason: str = "requested_by_customer",
     ) -> dict[str, Any]:
         # The charge's lock makes refunds of one charge (and one Idempotency-Key) take turns.
         charge = (
@@ -199,9 +205,7 @@ class OfflineGateway:
             raise GatewayError("This payment has no charge to refund.", code="charge_missing")
         charge = charge.data
         if amount > charge["amount"] - charge["amount_refunded"]:
-            raise GatewayError(
-                "The refund exceeds what is left of the charge.", code="amount_too_large"
-            )
+            raise GatewayError(REFUSED_REFUNDS["amount_too_large"], code="amount_too_large")
         refund = _save(
             {
                 "id": _id("re"),
@@ -211,7 +215,7 @@ class OfflineGateway:
                 "charge": charge["id"],
                 "payment_intent": payment_intent,
                 "status": "succeeded",
-                "reason": "requested_by_customer",
+                "reason": reason,
                 "metadata": metadata,
                 "created": int(time.time()),
             },

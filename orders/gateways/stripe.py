@@ -7,7 +7,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from . import GatewayError, LineItem, livemode_expected
+from . import REFUSED_REFUNDS, GatewayError, LineItem, livemode_expected
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def _translate(error: stripe.StripeError) -> GatewayError:
             "The payment provider is having trouble. Nothing was charged; please try again shortly.",
             code="stripe_unavailable",
         )
+    if error.code in REFUSED_REFUNDS:
+        return GatewayError(REFUSED_REFUNDS[error.code], code=error.code)
     if error.code == "resource_missing":
         # Callers tell "no such session" (a 404 page) from a refusal, as with the offline gateway.
         return GatewayError("The payment provider has no such object.", code="resource_missing")
@@ -108,12 +110,18 @@ class StripeGateway:
         self._call(self.client.v1.checkout.sessions.expire, session_id)
 
     def create_refund(
-        self, *, payment_intent: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        reason: str = "requested_by_customer",
     ) -> dict[str, Any]:
         params = {
             "payment_intent": payment_intent,
             "amount": amount,
-            "reason": "requested_by_customer",
+            "reason": reason,
             "metadata": metadata,
         }
         options = {"idempotency_key": idempotency_key}
