@@ -1,7 +1,7 @@
 from django.dispatch import receiver
 
 from orders.models import Status
-from orders.signals import order_transitioned, refund_counted
+from orders.signals import order_transitioned, refund_seats
 
 from .lifecycle import (
     issue_licenses,
@@ -41,11 +41,10 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         revoke_all(order, reason=reason)
 
 
-@receiver(refund_counted, dispatch_uid="revoke_refunded_seats")
+@receiver(refund_seats, dispatch_uid="revoke_refunded_seats")
 def revoke_refunded_seats(sender, order, refund, **kwargs) -> None:
     """The licenses staff chose with a partial refund go once it counts, in its transaction."""
-    if refund.seats:
-        revoke_seats(order, refund.seats)
+    revoke_seats(order, refund.seats)
 
 
 def _sync_renewal(order, to: str, first_time: bool) -> None:

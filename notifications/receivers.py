@@ -77,6 +77,14 @@ def notify_order_refunded(sender, order, refund, refunded_total, fully_refunded,
     _notify(Event.ORDER_REFUNDED, order, fields)
 
 
+@receiver(signals.refund_seats, dispatch_uid="notify_refund_seats")
+def notify_refund_seats(sender, order, refund, counted, **kwargs) -> None:
+    """The refund's own embed named the licenses when they were known as it counted; else
+    (Stripe's event counted it before the shop recorded the staff's choice) they are told now."""
+    if not counted:
+        _notify(Event.ORDER_REFUNDED, order, _refund_fields(refund), title="Licenses revoked")
+
+
 @receiver(signals.refund_pending, dispatch_uid="notify_refund_pending")
 def notify_refund_pending(sender, order, refund, **kwargs) -> None:
     waiting = "The money is on its way back; licenses stay as they are until it arrives."

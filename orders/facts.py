@@ -61,6 +61,8 @@ class Changes:
     counted_refunds: list[Refund] = field(default_factory=list)  # now count as money returned
     undone_refunds: list[Refund] = field(default_factory=list)  # failed or canceled
     pending_refunds: list[Refund] = field(default_factory=list)  # first seen pending
+    # (refund, counted now): its chosen licenses go (refund by seat)
+    seat_refunds: list[tuple[Refund, bool]] = field(default_factory=list)
     disputes: list[tuple[Dispute, str]] = field(default_factory=list)  # (dispute, what happened)
     refused: str = ""  # why the object may not change this order (a payment not for it)
     mismatch: PaymentMismatch | None = None  # newly recorded: staff are told
@@ -340,8 +342,10 @@ def record_refund(
     if not created:
         row = Refund.objects.get(stripe_refund_id=refund["id"])
     fields = []
+    seats_added = False
     if sequence and row.sequence is None:
         row.sequence, row.requested_by, row.reason = sequence, requested_by, reason or row.reason
+        seats_added = bool(seats) and not row.seats
         row.seats = seats or row.seats
         fields += ["sequence", "requested_by", "reason", "seats"]
     if refund.get("reason") and not row.stripe_reason:
@@ -361,6 +365,8 @@ def record_refund(
     if newly_counted:
         order.refunds_succeeded_cents = statements.succeeded_refunds_total(order)
         changes.counted_refunds.append(row)
+    if row.seats and (newly_counted or (seats_added and row.succeeded_once)):
+        changes.seat_refunds.append((row, newly_counted))
     if created and status in PENDING_REFUNDS:
         changes.pending_refunds.append(row)  # on its way: the customer and staff are told once
     if (created or moved) and status in UNDONE_REFUNDS:

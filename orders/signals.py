@@ -21,6 +21,10 @@ refund_counted = Signal()
 # order, refund (Refund): a refund was asked for (by staff or on the Stripe Dashboard) and Stripe
 # reports it pending: the money is on its way but not yet returned (sent once per refund)
 refund_pending = Signal()
+# order, refund (Refund), counted (bool): staff chose licenses (refund.seats) to go with a refund
+# that counts; sent once, when both are known (counted: in the change that counted it, so its
+# order.refunded embed names them already; else the seats came after the refund counted)
+refund_seats = Signal()
 # order, refund (Refund): a refund failed or was canceled after it was asked for; the order is
 # flagged (Order.refund_failed_at) until staff refund again or mark it settled
 refund_failed = Signal()

@@ -85,7 +85,13 @@ def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
     except (KeyError, TypeError, ValueError, DatabaseError) as error:
         for name, value in before.items():  # the savepoint undid the rows, this the order
             setattr(order, name, value)
-        for name in ("counted_refunds", "undone_refunds", "pending_refunds", "disputes"):
+        for name in (
+            "counted_refunds",
+            "undone_refunds",
+            "pending_refunds",
+            "seat_refunds",
+            "disputes",
+        ):
             setattr(changes, name, getattr(told, name))
         log.error("stored event %s could not be applied: %r", stored.id, error)
         stored.detail = f"could not be applied late: {type(error).__name__}"
@@ -113,6 +119,8 @@ def _announce(order: Order, changes: Changes, *, source: str) -> None:
             refunded_total=amounts.refunded(order),
             fully_refunded=amounts.is_fully_refunded(order),
         )
+    for refund, counted in changes.seat_refunds:
+        signals.refund_seats.send(sender=Order, order=order, refund=refund, counted=counted)
     for refund in changes.pending_refunds:
         signals.refund_pending.send(sender=Order, order=order, refund=refund)
     for refund in changes.undone_refunds:

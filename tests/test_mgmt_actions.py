@@ -299,3 +299,54 @@ def test_a_confirmation_for_another_amount_moves_nothing(client, staff):
     response = client.post(f"/mgmt/orders/{order.number}/refund/", data)
     assert response.status_code == 200 and "Refund $10.00 (USD)" in response.content.decode()
     assert order.refunds.count() == 0
+
+
+def test_a_partial_refund_by_seat_shows_what_it_revokes_and_revokes_only_that(client, staff):
+    order = paid(quantity=3)
+    stranger = paid().licenses.get()
+    _, second, third = order.licenses.order_by("id")
+    url = f"/mgmt/orders/{order.number}/refund/"
+    page = client.get(url).content.decode()
+    assert f'value="{second.pk}"' in page and f'value="{stranger.pk}"' not in page
+    assert second.key not in page  # a license is named by its product and number, never its key
+
+    data = {"amount": "25", "reason": "one seat", "seen_returned": 0, "stripe_reason": "duplicate"}
+    foreign = client.post(url, {**data, "seats": [stranger.pk]})
+    assert foreign.status_code == 400 and not order.refunds.exists()
+
+    review = client.post(url, {**data, "seats": [second.pk]})
+    text = review.context["review"]
+    assert text.startswith("Refund $25.00 (USD) to the customer? Revokes 1 license:")
+    assert f"license #{second.pk}" in text and "Stripe's reason: a duplicate payment." in text
+    confirmed = review.context["form"]["confirmed"].value()
+    # Ticking another license after the review asks again: what was shown is what happens.
+    again = client.post(url, {**data, "seats": [second.pk, third.pk], "confirmed": confirmed})
+    assert again.context["review"] and not order.refunds.exists()
+
+    client.post(url, {**data, "seats": [second.pk], "confirmed": confirmed})
+
+    refund = order.refunds.get()
+    assert (refund.amount_cents, refund.seats, refund.stripe_reason) == (
+        2500,
+        [second.pk],
+        "duplicate",
+    )
+    statuses = list(order.licenses.order_by("id").values_list("status", flat=True))
+    assert statuses == ["active", "revoked", "active"]
+    # Stripe's event may count the refund before the shop records the staff's choice: then the
+    # licenses are told in an embed of their own; either way, one embed names them.
+    named = [
+        n.embed for n in order.notifications.filter(event="order.refunded")
+        if any(f["name"] == "Licenses revoked" and f["value"] for f in n.embed["fields"])
+    ]  # fmt: skip
+    assert len(named) == 1
+
+
+def test_a_kuwaiti_dinar_refund_must_end_in_zero(client, staff):
+    order = paid(price_cents=25_000, currency="kwd")
+
+    response = refund(client, order, "1.235")
+
+    assert response.status_code == 400
+    assert "in steps of KWD" in response.content.decode()
+    assert not order.refunds.exists()
