@@ -245,3 +245,51 @@ def test_a_refund_by_seat_revokes_the_chosen_licenses_and_no_other_orders(
     with pytest.raises(Refused):  # revoked already
         order_commands.refund.run(order, by=staff, amount_cents=833, seats=[second.pk])
     assert len(fake_stripe.requests_to("POST", "/v1/refunds")) == 1
+
+
+# What /mgmt and /account say.
+
+
+def _page(client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode().replace("\xa0", " ")
+
+
+def test_mgmt_and_account_show_a_chargeback_after_a_partial_refund_as_the_ledger_has_it(order):
+    from tests.account_support import client_as, customer
+
+    customer(order.email)
+    pay(order)
+    deliver(order, "refund.created", so.refund_obj(order, "re_1", 1000))
+    deliver(order, "charge.dispute.closed", dispute_with_fee(order, "lost", (-2500, 1500)))
+    staff_client = client_as("staff")
+
+    mgmt = _page(staff_client, f"/mgmt/orders/{order.number}/")
+
+    ledger = mgmt[mgmt.index('id="ledger"') :]
+    ledger = ledger[: ledger.index("</dl>")]
+    for label, amount in [("Charged", "$25.00"), ("Refunded", "$10.00"), ("Chargebacks", "$25.00"),
+                          ("Dispute fees", "$15.00"), ("Net", "−$25.00")]:  # fmt: skip
+        assert f"<dt>{label}</dt><dd>{amount}</dd>" in ledger
+    assert "<dt>Left to refund</dt><dd>none: a chargeback holds the money</dd>" in ledger
+    assert "fee $15.00" in mgmt
+    assert "Stripe: requested_by_customer" in mgmt
+
+
+def test_account_tells_a_pending_refund_then_a_failed_one(client, order):
+    from tests.account_support import sign_in
+
+    sign_in(client, order.email)
+    pay(order)
+    deliver(order, "refund.created", so.refund_obj(order, "re_1", 2500, "pending"))
+    url = f"/account/orders/{order.number}/"
+
+    assert "A refund of $25.00 is on its way to you" in _page(client, url)
+
+    deliver(order, "refund.failed", so.refund_obj(order, "re_1", 2500, "failed"))
+    page = _page(client, url)
+
+    assert "A refund of $25.00 is on its way" not in page
+    assert "went back to you" not in page
+    assert "A refund to you failed; we are looking into it" in page

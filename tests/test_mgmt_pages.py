@@ -9,7 +9,7 @@ from licenses.models import PoolKey
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue
 from orders.models import Dispute, StripeEvent
-from testkit.stripe_objects import refund_obj
+from testkit.stripe_objects import dispute_obj, refund_obj
 from tests.account_support import order_in, tell
 from tests.factories import make_product
 from tests.mgmt_support import staff_member
@@ -40,6 +40,26 @@ def test_the_overview_counts_revenue_net_of_refunds_per_currency(staff_client):
     assert context["conversion"] == {"started": 4, "paid": 3, "rate": "75%"}
     today = context["chart"]["bars"][-1]
     assert today.orders == 4 and today.revenue == "$75.00"
+
+
+def test_the_overview_takes_chargebacks_and_their_fees_from_revenue(staff_client):
+    order_in("completed", email="a@example.com", quantity=2)  # $50.00
+    lost = order_in("completed", email="b@example.com")  # $25.00
+    tell(lost, "refund.created", refund_obj(lost, "re_1", 1000))  # -$10.00
+    withdrawal = {"id": "txn_1", "object": "balance_transaction", "amount": -2500, "fee": 1500,
+                  "currency": "usd"}  # fmt: skip
+    tell(
+        lost,
+        "charge.dispute.closed",
+        dispute_obj(lost, "dp_1", "lost", balance_transactions=[withdrawal]),
+    )
+    inquiry = order_in("completed", email="c@example.com")  # an inquiry takes no money
+    tell(inquiry, "charge.dispute.created", dispute_obj(inquiry, "dp_2", "warning_needs_response"))
+
+    revenue = {row["currency"]: row for row in staff_client.get("/mgmt/").context["revenue"]}
+
+    # 50 + 25 + 25 paid, 10 refunded, 25 charged back with a 15 fee.
+    assert revenue["USD"]["today"] == revenue["USD"]["month"] == "$50.00"
 
 
 def test_disputes_that_need_evidence_come_soonest_first(staff_client):

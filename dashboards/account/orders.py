@@ -67,7 +67,24 @@ def orders_page(*, user, page_number: str | None) -> tuple[Page, list[OrderRow]]
 
 
 def status_sentence(order: Order, checkout=None) -> str:
-    """What the order's status means for the buyer, in one or two sentences."""
+    """What the order's status means for the buyer, in one or two sentences (from its ledger:
+    a refund is told as on its way, back, or failed, as Stripe reports it)."""
+    main = _status_sentence(order, checkout)
+    if not order.is_paid:
+        return main
+    book = amounts.ledger(order)
+    extra = []
+    if book.refund_pending:
+        extra.append(
+            f"A refund of {format_money(book.refund_pending, order.currency)} is on its way to "
+            "you; banks take 5 to 10 days to show it."
+        )
+    if order.refund_failed_at:
+        extra.append("A refund to you failed; we are looking into it and will be in touch.")
+    return " ".join([main, *extra])
+
+
+def _status_sentence(order: Order, checkout) -> str:
     total = format_money(order.total_cents, order.currency)
     refunded = amounts.refunded(order)
     if order.status == Status.PENDING and order.async_payment_pending:
@@ -86,10 +103,15 @@ def status_sentence(order: Order, checkout=None) -> str:
     if order.status == Status.REFUNDED and order.disputes_summary == "lost":
         return "Your bank reversed this payment (chargeback)."
     if order.status == Status.REFUNDED:
-        back = format_money(refunded or order.total_cents, order.currency)
+        back = format_money(refunded, order.currency)
         return f"Refunded: {back} went back to you. Banks take 5 to 10 days to show it."
+    if order.status == Status.DISPUTED and order.chargebacks_cents:
+        return (
+            "Your bank took this payment back while it looks into a dispute (a chargeback). "
+            "Its licenses are suspended until the dispute ends."
+        )
     if order.status == Status.DISPUTED:
-        return "This payment is disputed with your bank. Its licenses are suspended until the dispute ends."
+        return "Your bank asked us about this payment. Its licenses are suspended until that ends."
     return ""
 
 

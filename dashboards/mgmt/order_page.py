@@ -14,7 +14,7 @@ from notifications import commands as notification_commands
 from notifications.models import Delivery, Notification
 from orders import amounts
 from orders import commands as order_commands
-from orders.models import Order, OrderItem
+from orders.models import Order, OrderItem, Status
 from shop.money import format_money
 
 
@@ -86,8 +86,7 @@ def order_context(order: Order, user) -> dict:
     notifications = list(
         Notification.objects.filter(order=order).prefetch_related(deliveries).order_by("id")
     )
-    returned = amounts.returned(order)
-    left = amounts.refundable(order)
+    book = amounts.ledger(order)
     return {
         "order": order,
         "email_warning": lookalike_warning(order.email),
@@ -102,8 +101,8 @@ def order_context(order: Order, user) -> dict:
         ],
         "subtotal": money(order.subtotal_cents),
         "total": money(order.total_cents),
-        "returned": money(returned),
-        "refundable": money(left),
+        "ledger": ledger_lines(order, book),
+        "refund_failed_words": refund_failed_words(order),
         "history": [
             Step(t.created_at, t.from_status, t.to_status, who(t.source), t.reason)
             for t in order.transitions.all()
@@ -123,7 +122,13 @@ def order_context(order: Order, user) -> dict:
             for refund in order.refunds.select_related("requested_by")
         ],
         "disputes": [
-            {"row": dispute, "amount": money(dispute.amount_cents)}
+            {
+                "row": dispute,
+                "amount": money(dispute.amount_cents),
+                "fee": format_money(dispute.fee_cents, dispute.fee_currency or order.currency)
+                if dispute.fee_cents
+                else "",
+            }
             for dispute in order.disputes.all()
         ],
         "mismatches": list(order.payment_mismatches.all()),
@@ -133,3 +138,39 @@ def order_context(order: Order, user) -> dict:
         "buttons": buttons(ORDER_COMMANDS, order, user, order.number),
         "can_resend": notification_commands.resend_delivery.permitted(user),
     }
+
+
+def ledger_lines(order: Order, book: amounts.Ledger) -> list[tuple[str, str]]:
+    """The order's money as (label, amount) pairs, each only once it happened."""
+
+    def money(cents: int) -> str:
+        return format_money(cents, order.currency)
+
+    lines = [("Catalog subtotal", money(order.subtotal_cents))]
+    if not order.is_paid:
+        return [*lines, ("To pay", money(order.total_cents))]
+    lines.append(("Charged", money(book.charged)))
+    lines.append(("Refunded", money(book.refunded)))
+    if book.refund_pending:
+        lines.append(("Refund pending", money(book.refund_pending)))
+    if book.chargebacks:
+        lines.append(("Chargebacks", money(book.chargebacks)))
+    if book.dispute_fees:
+        lines.append(("Dispute fees", money(book.dispute_fees)))
+    lines.append(("Net", money(book.net) if book.net >= 0 else f"−{money(-book.net)}"))
+    if amounts.refunds_blocked(order):
+        lines.append(("Left to refund", "none: a chargeback holds the money"))
+    else:
+        lines.append(("Left to refund", money(book.left_to_refund)))
+    return lines
+
+
+def refund_failed_words(order: Order) -> str:
+    """What the failed-refund flag asks staff to do, as things stand."""
+    if not order.refund_failed_at:
+        return ""
+    if amounts.refunds_blocked(order):
+        return "A chargeback holds the money now: answer the dispute in the Stripe Dashboard."
+    if order.status == Status.REFUNDED:
+        return "The customer has neither the money nor the licenses. Refund again or mark it settled."
+    return "The customer kept the licenses but not the money. Refund again or mark it settled."

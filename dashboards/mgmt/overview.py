@@ -8,8 +8,9 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from licenses.models import License, LicenseStatus, PoolKey
+from orders import disputes
 from orders.amounts import TOTAL
-from orders.models import LicenseKind, Order, Product, Refund, Status
+from orders.models import Dispute, LicenseKind, Order, Product, Refund, Status
 from shop.money import format_money
 from workers.health import worker_states
 
@@ -26,7 +27,8 @@ def _starts(now: datetime) -> dict[str, datetime]:
 
 
 def revenue(now: datetime) -> list[dict]:
-    """Per currency: paid minus refunded today, this week and this month (two queries)."""
+    """Per currency: paid, less refunds, chargebacks and dispute fees, today, this week and this
+    month (three queries), as the orders' ledgers (orders.amounts.ledger) count them."""
     starts = _starts(now)
     paid = Order.objects.filter(paid_at__gte=starts["month"]).values("currency").order_by()
     paid = paid.annotate(
@@ -38,12 +40,27 @@ def revenue(now: datetime) -> list[dict]:
     refunded = refunded.annotate(
         **{p: Sum("amount_cents", filter=Q(created_at__gte=s)) for p, s in starts.items()}
     )
+    taken = ~Q(status__in=[*disputes.INQUIRY, *disputes.FAVOURABLE])
+    disputed = Dispute.objects.filter(created_at__gte=starts["month"])
+    disputed = disputed.values("currency", "fee_currency").order_by()
+    disputed = disputed.annotate(
+        **{p: Sum("amount_cents", filter=taken & Q(created_at__gte=s)) for p, s in starts.items()},
+        **{f"fee_{p}": Sum("fee_cents", filter=Q(created_at__gte=s)) for p, s in starts.items()},
+    )
     net: dict[str, dict[str, int]] = {}
+
+    def add(currency: str, period: str, amount: int | None) -> None:
+        net.setdefault(currency.lower(), dict.fromkeys(starts, 0))[period] += amount or 0
+
     for sign, rows in ((1, paid), (-1, refunded)):
         for row in rows:
-            sums = net.setdefault(row["currency"].lower(), dict.fromkeys(starts, 0))
             for period in starts:
-                sums[period] += sign * (row[period] or 0)
+                add(row["currency"], period, sign * (row[period] or 0))
+    for row in disputed:
+        for period in starts:
+            add(row["currency"], period, -(row[period] or 0))
+            if row[f"fee_{period}"]:
+                add(row["fee_currency"] or row["currency"], period, -row[f"fee_{period}"])
     return [
         {"currency": c.upper(), **{p: format_money(v, c) for p, v in sums.items()}}
         for c, sums in sorted(net.items())
