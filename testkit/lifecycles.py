@@ -11,6 +11,7 @@ from typing import Any
 from orders import amounts, disputes
 from orders.models import Order, OrderTransition
 from testkit.stripe_objects import (
+    API_WITHOUT_REFUND_EVENTS,
     charge_obj,
     dispute_obj,
     intent_failed_obj,
@@ -19,7 +20,9 @@ from testkit.stripe_objects import (
     session_obj,
 )
 
-Step = tuple[str, dict[str, Any]]
+# (event type, object), or (event type, object, the event's own fields: an older api_version)
+Step = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]]
+OLD_API = {"api_version": API_WITHOUT_REFUND_EVENTS}
 
 
 def paid(order: Order, **session: Any) -> list[Step]:
@@ -70,6 +73,48 @@ def refund_events_then_failed(order: Order) -> list[Step]:
         *paid(order),
         ("refund.created", refund_obj(order, refund, total)),
         ("refund.failed", refund_obj(order, refund, total, status="failed")),
+    ]
+
+
+def refund_pending_then_failed(order: Order) -> list[Step]:
+    """A Dashboard refund that waits (pending), which the charge already counts, then fails: the
+    money never went back, so the order stays completed and its keys active."""
+    refund, total = f"re_{order.number}", order.subtotal_cents
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, refund, total, status="pending")),
+        ("charge.refunded", charge_obj(order, refunded=total)),
+        ("refund.failed", refund_obj(order, refund, total, status="failed")),
+    ]
+
+
+def refunded_by_charge_only(order: Order) -> list[Step]:
+    """An endpoint on an API version without refund events: two charge.refunded, nothing else."""
+    total = order.subtotal_cents
+    return [
+        *paid(order),
+        ("charge.refunded", charge_obj(order, refunded=1000), OLD_API),
+        ("charge.refunded", charge_obj(order, refunded=total), OLD_API),
+    ]
+
+
+def chargeback_after_a_partial_refund(order: Order) -> list[Step]:
+    """$10 refunded, then the whole charge disputed and lost, with Stripe's dispute fee."""
+    dispute, total = f"dp_{order.number}", order.subtotal_cents
+    withdrawal = {"id": f"txn_{order.number}", "object": "balance_transaction",
+                  "amount": -total, "fee": 1500, "currency": order.currency}  # fmt: skip
+    return [
+        *paid(order),
+        ("refund.created", refund_obj(order, f"re_{order.number}", 1000)),
+        ("charge.dispute.created", dispute_obj(order, dispute)),
+        (
+            "charge.dispute.funds_withdrawn",
+            dispute_obj(order, dispute, balance_transactions=[withdrawal]),
+        ),
+        (
+            "charge.dispute.closed",
+            dispute_obj(order, dispute, "lost", balance_transactions=[withdrawal]),
+        ),
     ]
 
 
@@ -204,6 +249,12 @@ LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
         "refunded",
     ),
     "declined, taxed, refunded the catalog price": (taxed_then_partly_refunded, "completed"),
+    "paid, a refund pending then failed": (refund_pending_then_failed, "completed"),
+    "paid, refunds told by charge.refunded only": (refunded_by_charge_only, "refunded"),
+    "paid, partly refunded, then a chargeback lost": (
+        chargeback_after_a_partial_refund,
+        "refunded",
+    ),
     # The debit started after the decline (a completed session takes no more cards).
     "declined, then a bank debit in flight": (after_a_decline(debit_in_flight), "pending"),
     "declined, then an async payment succeeded": (
@@ -217,7 +268,10 @@ def events_for(order: Order, lifecycle: str) -> list[dict[str, Any]]:
     """The lifecycle's events, one second apart, as Stripe would stamp them."""
     steps, _ = LIFECYCLES[lifecycle]
     start = int(time.time())
-    return [make_event(kind, obj, created=start + n) for n, (kind, obj) in enumerate(steps(order))]
+    return [
+        make_event(kind, obj, created=start + n, **(fields[0] if fields else {}))
+        for n, (kind, obj, *fields) in enumerate(steps(order))
+    ]
 
 
 def final_state(order: Order) -> dict[str, Any]:
@@ -236,11 +290,21 @@ def final_state(order: Order) -> dict[str, Any]:
         "failure": (order.failure_code, order.failure_message) if failed else None,
         "refunded_amount": amounts.refunded(order),
         "charge_amount_refunded": order.charge_amount_refunded_cents,
+        "ledger": amounts.ledger(order),
+        # A refund told only by charge.refunded is named after the charge's total when told: its
+        # rows depend on which totals arrived first, the amount they make (the ledger) does not.
         "refunds": sorted(
-            (plain(r.stripe_refund_id), r.amount_cents, r.status) for r in order.refunds.all()
+            (plain(r.stripe_refund_id), r.amount_cents, r.status)
+            for r in order.refunds.filter(reported_by_charge=False)
         ),
         "disputes": sorted(
-            (plain(d.stripe_dispute_id), d.status, d.funds_withdrawn, d.funds_reinstated)
+            (
+                plain(d.stripe_dispute_id),
+                d.status,
+                d.funds_withdrawn,
+                d.funds_reinstated,
+                d.fee_cents,
+            )
             for d in order.disputes.all()
         ),
         # Licenses listen to the order's moves: the same end, whatever the way there.

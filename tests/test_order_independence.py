@@ -40,6 +40,7 @@ SIGNALS = [
     "payment_failed",
     "refund_counted",
     "refund_failed",
+    "refund_pending",
     "dispute_changed",
 ]
 
