@@ -241,3 +241,9 @@ _seconds = itertools.count(int(time.time()))
 def one_second_later() -> int:
     """A `created` one second after the last one this gave (the first: now)."""
     return next(_seconds)
+
+
+def refunded_in_full(order: OrderLike) -> dict[str, Any]:
+    """The event that refunds the whole order on the pinned API version: its refund's own."""
+    refund = refund_obj(order, f"re_{order.number}_full", order.subtotal_cents)
+    return make_event("refund.created", refund)

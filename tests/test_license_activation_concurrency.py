@@ -13,7 +13,7 @@ from django.test import Client
 from licenses.activations import activate
 from licenses.models import Activation
 from orders.webhooks import handle_stripe_event
-from testkit.stripe_objects import charge_obj, make_event, session_obj
+from testkit.stripe_objects import make_event, refunded_in_full, session_obj
 from tests.factories import make_order, make_product
 
 pytestmark = [
@@ -88,7 +88,7 @@ def test_one_device_activating_16_times_at_once_is_one_activation(license):
 
 def test_activations_racing_a_refund_leave_no_device_on_the_revoked_license(license):
     order = license.order
-    refund = make_event("charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
+    refund = refunded_in_full(order)
     calls = [lambda n=n: activate(license, fingerprint=f"d{n}") for n in range(8)]
     run_together([*calls, lambda: handle_stripe_event(refund)])
     license.refresh_from_db()

@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from licenses.models import Activation
 from orders.webhooks import handle_stripe_event
-from testkit.stripe_objects import charge_obj, dispute_obj, make_event, session_obj
+from testkit.stripe_objects import (
+    dispute_obj,
+    make_event,
+    refunded_in_full,
+    session_obj,
+)
 from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
@@ -98,8 +103,7 @@ def post(client, path, body):
 
 def stripe(order, event: str) -> None:
     if event == "refund":
-        obj = charge_obj(order, refunded=order.subtotal_cents)
-        handle_stripe_event(make_event("charge.refunded", obj))
+        handle_stripe_event(refunded_in_full(order))
     elif event == "dispute":
         handle_stripe_event(
             make_event("charge.dispute.created", dispute_obj(order, f"dp_{order.number}"))

@@ -20,7 +20,12 @@ from licenses.keys import hash_fingerprint, hash_key
 from licenses.models import Activation, License
 from licenses.signals import activation_limit_reached
 from orders.webhooks import handle_stripe_event
-from testkit.stripe_objects import charge_obj, dispute_obj, make_event, session_obj
+from testkit.stripe_objects import (
+    dispute_obj,
+    make_event,
+    refunded_in_full,
+    session_obj,
+)
 from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
@@ -265,9 +270,7 @@ def test_reset_activations_frees_the_whole_limit(limited, staff):
 def test_a_refund_ends_the_licenses_activations_in_its_transaction(limited):
     activate(limited, fingerprint="a")
     order = limited.order
-    handle_stripe_event(
-        make_event("charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
-    )
+    handle_stripe_event(refunded_in_full(order))
     limited.refresh_from_db()
     assert limited.status == "revoked"
     row = Activation.objects.get()
@@ -302,7 +305,5 @@ def test_a_revocation_leaves_other_orders_devices_alone(limited):
     activate(other, fingerprint="a")
     activate(limited, fingerprint="a")
     order = limited.order
-    handle_stripe_event(
-        make_event("charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
-    )
+    handle_stripe_event(refunded_in_full(order))
     assert Activation.objects.get(license=other).deactivated_at is None

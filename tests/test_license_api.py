@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from licenses.models import Activation, License
 from orders.webhooks import handle_stripe_event
-from testkit.stripe_objects import charge_obj, make_event, session_obj
+from testkit.stripe_objects import make_event, refunded_in_full, session_obj
 from tests.factories import make_order, make_product
 
 pytestmark = pytest.mark.django_db
@@ -277,9 +277,7 @@ def test_a_suspended_license_keeps_its_devices_but_answers_suspended(client, lic
 def test_a_refund_ends_the_devices(client, license):
     activate(client, license, "fp-1")
     order = license.order
-    handle_stripe_event(
-        make_event("charge.refunded", charge_obj(order, refunded=order.subtotal_cents))
-    )
+    handle_stripe_event(refunded_in_full(order))
     answer = validate(client, license, "fp-1").json()
     assert answer["code"] == "REVOKED"
     assert answer["activations"] == {"used": 0, "limit": 2}

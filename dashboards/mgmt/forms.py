@@ -32,7 +32,7 @@ class RefundForm(forms.Form):
         max_length=200, help_text="The customer reads it in their order's history."
     )
     stripe_reason = forms.ChoiceField(
-        label="Stripe's reason",
+        label="What Stripe is told",
         choices=[(reason, STRIPE_REASON_WORDS[reason]) for reason in STRIPE_REASONS],
         initial="requested_by_customer",
         required=False,
