@@ -103,7 +103,7 @@ refund = command_view(
             "Stripe returns the amount you type (at most "
             f"{_money(order, amounts.refundable(order))}) to the customer's card.",
             "A refund of all that is left makes the order refunded and revokes its licenses; "
-            "a partial refund keeps them.",
+            "a partial refund keeps them, but for those you tick.",
             "Stripe takes one refund per click: a second click, or a second tab, is refused.",
         ],
         done=lambda order, refund: (
