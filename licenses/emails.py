@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.receipt import build_receipt
 from shop.rows import insert
 from workers.command import when_database_answers
 
@@ -144,12 +145,20 @@ def _message(email: KeyEmail) -> EmailMessage | None:
     if email.kind == KeyEmailKind.EXPIRY:
         return _reminder(email)
     order = email.order
+    if email.kind != KeyEmailKind.KEYS:  # a notice, written when its change happened
+        return EmailMessage(
+            subject=email.subject,
+            body=email.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[order.email],
+        )
     licenses = order.licenses.select_related("product").order_by("id")
     if order.is_renewal:  # the renewed license, with its key and its new expiry
         licenses = License.objects.filter(renewals__order=order).select_related("product")
     context = {
         "order": order,
         "licenses": licenses,
+        "receipt": build_receipt(order),
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
     }
     subject = "renewed" if order.is_renewal else "keys"
@@ -181,3 +190,22 @@ def _reminder(email: KeyEmail) -> EmailMessage | None:
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],
     )
+
+
+def email_log(order) -> list[KeyEmail]:
+    """The emails sent (or to be sent) to the order's buyer, oldest first, each with `state` in
+    words: what the order's pages list (one query)."""
+    emails = list(KeyEmail.objects.filter(order=order).order_by("created_at", "id"))
+    for email in emails:
+        email.state = _state(email)
+    return emails
+
+
+def _state(email: KeyEmail) -> str:
+    if email.status == KeyEmailStatus.SENT and email.last_error == SKIPPED:
+        return "not sent: no longer applied"
+    if email.status == KeyEmailStatus.SENT:
+        return "sent"
+    if email.status == KeyEmailStatus.DEAD:
+        return "failed: not delivered"
+    return "retrying" if email.attempts else "waiting to be sent"

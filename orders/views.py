@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,7 +24,9 @@ from .checkout import (
 )
 from .forms import BuyForm, TestCheckoutForm
 from .gateways import GatewayError, get_gateway, is_offline
+from .history import order_history
 from .models import LicenseKind, Product, Status
+from .receipt import build_receipt, remember_buyer, shows_keys
 from .webhooks import WebhookError, receive
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
         email=form.buyer_email(),
         user=user,
     )
+    remember_buyer(request, order)
     try:
         url = start_checkout(order)
     except GatewayError as error:
@@ -116,18 +120,24 @@ def cancel(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_not_required
+@never_cache
 @require_GET
 def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    """The buyer's receipt, reached through the order's unguessable public id."""
+    """The buyer's receipt, reached through the order's unguessable public id. Anyone holding the
+    link (a forwarded email, a shared screen, a browser history) sees the receipt; the keys only
+    the browser that bought or the signed-in buyer (receipts.shows_keys)."""
     order = find_order(public_id) or _not_found()
     items = order.line_items()
     checkout = open_checkout(order)
+    keys = shows_keys(request, order)
+    transitions, refunds = list(order.transitions.all()), list(order.refunds.all())
     context = {
         "order": order,
-        "items": items,
+        "receipt": build_receipt(order),
         "sends_keys": any(item.product.license_kind != LicenseKind.NONE for item in items),
-        "history": order.transitions.all(),
+        "history": order_history(order, transitions=transitions, refunds=refunds),
         # Read through the reverse relation: `orders` imports nothing from `licenses`.
+        "licenses": order.licenses.select_related("product").order_by("id") if keys else (),
         "waiting": order.licenses.filter(status="pending").select_related("product"),
         "checkout": checkout,
         "abandoned": order.status == Status.FAILED and order.failure_code == "expired",

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboards.account.history import failure_words, transition_words
+from orders.history import failure_words, transition_words
 from orders.models import OrderTransition
 
 

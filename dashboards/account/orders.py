@@ -9,14 +9,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from licenses import commands as license_commands
+from licenses.emails import email_log
 from licenses.models import License, Renewal
 from orders import amounts
 from orders import commands as order_commands
 from orders.checkout import open_checkout
+from orders.history import failure_words, order_history
 from orders.models import LicenseKind, Order, OrderItem, Status
+from orders.receipt import build_receipt
 from shop.money import format_money
-
-from .history import failure_words, order_history
 
 ORDERS_PER_PAGE = 20
 
@@ -143,6 +144,7 @@ def order_page(order: Order, user) -> dict:
             for item in items
         ],
         "total": format_money(order.total_cents, order.currency),
+        "receipt": build_receipt(order),
         "sentence": status_sentence(order, checkout),
         "history": history,
         "licenses": [license_entry(license, user) for license in licenses],
@@ -151,6 +153,7 @@ def order_page(order: Order, user) -> dict:
         "can_pay_again": order_commands.pay_again.refusal(order, by=user) is None,
         "can_resend_keys": license_commands.resend_my_keys.refusal(order, by=user) is None,
         "checkout": checkout,
+        "emails": email_log(order),
         # It may be paid in another tab meanwhile: the quiet htmx poll goes on.
         "live": order.status == Status.PENDING,
     }

@@ -9,6 +9,7 @@ from django.urls import reverse
 from accounts.addresses import lookalike_warning
 from audit.commands import Button
 from licenses import commands as license_commands
+from licenses.emails import email_log
 from licenses.models import License
 from notifications import commands as notification_commands
 from notifications.models import Delivery, Notification
@@ -134,6 +135,7 @@ def order_context(order: Order, user) -> dict:
         "mismatches": list(order.payment_mismatches.all()),
         "events": list(order.stripe_events.order_by("created", "id").defer("payload")),
         "notifications": notifications,
+        "emails": email_log(order),
         "actions": list(order.actions.select_related("user")[:50]),
         "buttons": buttons(ORDER_COMMANDS, order, user, order.number),
         "can_resend": notification_commands.resend_delivery.permitted(user),

@@ -1,4 +1,5 @@
-"""An order's story in a buyer's words, from its status changes, refunds and failures.
+"""An order's story in a buyer's words, from its status changes, refunds and failures: one helper
+for every page the buyer reads it on (the receipt page and /account).
 
 Words come from the move (to and from status) and its reason; a reason these rules do not know
 still reads as "<Status>: <reason>", so new reasons written by `orders` need no change here.
