@@ -11,7 +11,7 @@ from orders import disputes
 from orders.models import Dispute, LicenseKind, Order
 from shop import rows
 
-from . import statements
+from . import notices, statements
 from .activations import end_revoked_activations
 from .emails import queue_key_email
 from .keys import generate_key, hash_key
@@ -163,6 +163,7 @@ def suspend_license(license: License, *, staff) -> License:
     license.save(
         update_fields=["status", "reason", "dispute_id", "suspended_at", "changed_by", "changed_at"]
     )
+    notices.license_suspended(license)
     return license
 
 
@@ -172,4 +173,5 @@ def reinstate_license(license: License, *, staff) -> License:
     license.changed_by, license.changed_at = staff, timezone.now()
     license.save(update_fields=["changed_by", "changed_at"])
     _reinstate(license)
+    notices.license_reinstated(license)
     return license

@@ -200,6 +200,15 @@ class SigningKey(models.Model):
 class KeyEmailKind(models.TextChoices):
     KEYS = "keys", "License keys"
     EXPIRY = "expiry", "Expiry reminder"
+    # What the buyer is told as their order moves (licenses.notices writes them).
+    PAYMENT_FAILED = "payment_failed", "Bank payment failed"
+    REFUNDED = "refunded", "Refund made"
+    REFUND_PENDING = "refund_pending", "Refund on its way"
+    REFUND_FAILED = "refund_failed", "Refund failed"
+    DISPUTE_OPENED = "dispute_opened", "Dispute opened"
+    DISPUTE_CLOSED = "dispute_closed", "Dispute closed"
+    SUSPENDED = "suspended", "Key suspended"
+    REINSTATED = "reinstated", "Key reinstated"
 
 
 class KeyEmailStatus(models.TextChoices):
@@ -209,11 +218,18 @@ class KeyEmailStatus(models.TextChoices):
 
 
 class KeyEmail(models.Model):
-    """The email that carries an order's keys: written with the change, sent by the
-    `send_key_emails` worker, so a mail server outage delays it and loses nothing."""
+    """An email to the buyer (the order's keys, an expiry reminder, or a notice that the order
+    moved): written with the change, sent by the `send_key_emails` worker, so a mail server
+    outage delays it and loses nothing."""
 
     order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="key_emails")
-    kind = models.CharField(max_length=10, choices=KeyEmailKind, default=KeyEmailKind.KEYS)
+    kind = models.CharField(max_length=20, choices=KeyEmailKind, default=KeyEmailKind.KEYS)
+    # A notice's real change ("re_123", "dp_1:closed:won"): one email per (order, kind, reference),
+    # however often Stripe tells it.
+    reference = models.CharField(max_length=120, blank=True)
+    # A notice is written in the words of the moment it happened (never with a full key).
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
     # An expiry reminder's license and the expiry it is about: one reminder per expiry date.
     license = models.ForeignKey(
         License, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -243,13 +259,18 @@ class KeyEmail(models.Model):
                 condition=Q(kind="expiry"),
                 name="key_email_one_reminder_per_expiry",
             ),
+            models.UniqueConstraint(
+                fields=["order", "kind", "reference"],
+                condition=~Q(reference=""),
+                name="key_email_one_notice_per_change",
+            ),
         ]
         indexes = [
             models.Index(fields=["id"], condition=Q(status="pending"), name="key_email_backlog"),
         ]
 
     def __str__(self) -> str:
-        return f"keys email for {self.order}"
+        return f"{self.get_kind_display()} email for {self.order}"
 
 
 class Renewal(models.Model):

@@ -1,8 +1,11 @@
 from django.dispatch import receiver
 
+from orders import amounts, signals
+from orders.checkout import open_checkout
 from orders.models import Status
 from orders.signals import order_transitioned, refund_seats
 
+from . import notices
 from .lifecycle import (
     issue_licenses,
     reinstate_after_dispute,
@@ -54,3 +57,49 @@ def _sync_renewal(order, to: str, first_time: bool) -> None:
         take_back(order)
     elif to == Status.COMPLETED or (to == Status.DISPUTED and first_time):
         extend(order)
+
+
+# What the buyer is told by email (notices.py): each receiver runs in the change's transaction.
+
+
+@receiver(signals.payment_failed, dispatch_uid="tell_buyer_bank_payment_failed")
+def tell_buyer_bank_payment_failed(sender, order, code, message, **kwargs) -> None:
+    # A declined card or an abandoned checkout happen while the buyer is on the page; a bank
+    # debit fails days later, when nobody is looking.
+    if code == "async_payment_failed" and not order.is_paid:
+        notices.bank_payment_failed(order, message=message, checkout=open_checkout(order))
+
+
+@receiver(signals.refund_counted, dispatch_uid="tell_buyer_refund_made")
+def tell_buyer_refund_made(sender, order, refund, refunded_total, fully_refunded, **kwargs) -> None:
+    if refund.seats and not fully_refunded:
+        return  # told with its licenses, once they are revoked (tell_buyer_seats_revoked)
+    notices.refund_made(order, refund, refunded_total=refunded_total, fully=fully_refunded)
+
+
+@receiver(refund_seats, dispatch_uid="tell_buyer_seats_revoked")
+def tell_buyer_seats_revoked(sender, order, refund, counted, **kwargs) -> None:
+    # After revoke_refunded_seats (receivers run in the order they were connected). Seats chosen
+    # after the refund was told make an email of their own.
+    notices.refund_made(
+        order,
+        refund,
+        refunded_total=amounts.refunded(order),
+        fully=amounts.is_fully_refunded(order),
+        reference=refund.stripe_refund_id if counted else f"{refund.stripe_refund_id}:seats",
+    )
+
+
+@receiver(signals.refund_pending, dispatch_uid="tell_buyer_refund_pending")
+def tell_buyer_refund_pending(sender, order, refund, **kwargs) -> None:
+    notices.refund_pending(order, refund)
+
+
+@receiver(signals.refund_failed, dispatch_uid="tell_buyer_refund_failed")
+def tell_buyer_refund_failed(sender, order, refund, **kwargs) -> None:
+    notices.refund_failed(order, refund)
+
+
+@receiver(signals.dispute_changed, dispatch_uid="tell_buyer_dispute_changed")
+def tell_buyer_dispute_changed(sender, order, dispute, change, **kwargs) -> None:
+    notices.dispute_changed(order, dispute, change)

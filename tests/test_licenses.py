@@ -153,7 +153,7 @@ def test_a_dispute_before_the_payment_event_ends_as_in_order():
     order.refresh_from_db()
     assert order.status == "completed"
     assert statuses(order) == ["active"]
-    assert KeyEmail.objects.filter(order=order).count() == 1
+    assert KeyEmail.objects.filter(order=order, kind="keys").count() == 1
 
 
 def test_a_refund_before_the_payment_event_records_revoked_licenses_without_spending_keys():
@@ -167,7 +167,10 @@ def test_a_refund_before_the_payment_event_records_revoked_licenses_without_spen
     license = order.licenses.get()
     assert (license.status, license.key) == ("revoked", "")
     assert PoolKey.objects.filter(claimed_at=None).count() == 1
-    assert mail.outbox == []
+    # No keys email: only the refund is told.
+    assert [message.subject for message in mail.outbox] == [
+        f"Refund of $25.00 for order {order.number}"
+    ]
 
 
 def test_pool_keys_are_claimed_oldest_first_and_never_twice():
