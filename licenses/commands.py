@@ -111,7 +111,8 @@ class ResendKeys(Command):
         return order
 
     def applies(self, order: Order) -> bool:
-        return bool(_keyed(order))
+        # A refunded order's keys are revoked for good: no button, not even a disabled one.
+        return any(license.status != LicenseStatus.REVOKED for license in _keyed(order))
 
     def why_not(self, order: Order, *, by) -> str | None:
         return _keys_to_send(order)

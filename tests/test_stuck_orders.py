@@ -1,6 +1,7 @@
 """Orders that used to get stuck or say something false (issue 22): a failed bank debit can be
 paid again, completing by hand fails nothing first, an abandoned checkout expires within the hour
-and is told apart from a refused payment, and an unpaid order shows nothing as charged."""
+and is told apart from a refused payment, and an unpaid order shows nothing as charged, opens no test dispute, and a refunded one offers
+no "Resend keys"."""
 
 from datetime import timedelta
 
@@ -11,13 +12,15 @@ from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from audit.models import Action
+from licenses import commands as license_commands
+from licenses.models import KeyEmail
 from notifications.models import Notification
 from orders import commands as order_commands
 from orders.checkout import open_checkout, start_checkout
 from orders.gateways.offline import OfflineGateway
 from orders.models import Order
 from orders.offline_events import deliver_due_events
-from tests.account_support import OWNER, client_as
+from tests.account_support import OWNER, client_as, order_in
 from tests.factories import make_order, make_product
 from tests.mgmt_support import staff_member
 
@@ -122,3 +125,40 @@ def test_a_checkout_time_stripe_would_refuse_stops_the_shop_at_start(settings):
     settings.CHECKOUT_EXPIRES_MINUTES = 10
     with pytest.raises(SystemCheckError, match="CHECKOUT_EXPIRES_MINUTES is 10"):
         call_command("check")
+
+
+# Item 5: what an unpaid or refunded order must not offer.
+
+
+def test_a_test_dispute_cannot_be_opened_or_won_on_an_unpaid_order(client):
+    finance = staff_member(role="Finance")
+    client.force_login(finance)
+    for order in (pending(), debit_failed_order()):
+        page = client.get(f"/mgmt/orders/{order.number}/").content.decode()
+        assert "Open a test dispute" not in page and "Close the test dispute" not in page
+        assert order_commands.open_test_dispute.refusal(order, by=finance)
+        response = client.post(f"/mgmt/orders/{order.number}/test-dispute/open/")
+        assert response.status_code in (302, 303, 400, 403, 409)
+        assert not order.disputes.exists()
+        assert order_commands.close_test_dispute_won.refusal(order, by=finance)
+        assert Order.objects.get(pk=order.pk).status == order.status
+
+
+def debit_failed_order() -> Order:
+    order = pending(email="bob@example.com")
+    OfflineGateway().decline(order.stripe_session_id, code="card_declined")
+    return Order.objects.get(pk=order.pk)
+
+
+def test_resend_keys_is_not_offered_on_a_refunded_order_and_sends_no_revoked_key(client):
+    order = order_in("refunded", email=OWNER)
+    support = staff_member(role="Support")
+    client.force_login(support)
+    page = client.get(f"/mgmt/orders/{order.number}/").content.decode()
+    assert "Resend keys" not in page
+    before = KeyEmail.objects.filter(order=order, kind="keys").count()
+    client.post(f"/mgmt/orders/{order.number}/resend-keys/")
+    assert license_commands.resend_order_keys.refusal(order, by=support)
+    assert KeyEmail.objects.filter(order=order, kind="keys").count() == before
+    owner = client_as("owner").get(f"/account/orders/{order.number}/").content.decode()
+    assert "Email me my keys again" not in owner
