@@ -249,6 +249,9 @@ LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=15 * 60)
 # How long a buyer has to pay a Checkout Session (Stripe allows 30 to 1440 minutes); past it the
 # session expires and the order is failed as an abandoned checkout (payable again).
 CHECKOUT_EXPIRES_MINUTES = env.int("CHECKOUT_EXPIRES_MINUTES", default=60)
+# Stripe issues an invoice for each paid Checkout Session (its hosted page and PDF are linked from
+# the receipt instead of ours). Stripe charges for invoices: off by default.
+STRIPE_INVOICES = env.bool("STRIPE_INVOICES", default=False)
 CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
 CHECKOUT_SUCCESS_WINDOW = env.int("CHECKOUT_SUCCESS_WINDOW", default=60)
 # "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.

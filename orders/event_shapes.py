@@ -96,6 +96,7 @@ SHAPES: dict[str, dict[str, Check]] = {
         "amount_total": optional(amount),
         "currency": CURRENCY,
         "payment_intent": reference(INTENT),
+        "invoice": reference({"id": STRIPE_ID}),
     },
     "payment_intent": {
         "id": STRIPE_ID,
@@ -128,6 +129,12 @@ SHAPES: dict[str, dict[str, Check]] = {
         ),
     },
     "refund": REFUND,
+    "invoice": {
+        "id": STRIPE_ID,
+        "metadata": metadata,
+        "hosted_invoice_url": optional(text(2000)),
+        "invoice_pdf": optional(text(2000)),
+    },
     "dispute": {
         "id": STRIPE_ID,
         "amount": amount,
@@ -155,6 +162,7 @@ KINDS = {
     "charge.dispute.": "dispute",
     "charge.refunded": "charge",
     "refund.": "refund",
+    "invoice.": "invoice",
 }
 # What the handlers index directly; every other field may be absent (they read it with .get).
 REQUIRED = {"refund": {"id", "amount", "status"}, "dispute": {"id", "amount", "status"}}

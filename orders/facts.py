@@ -47,6 +47,10 @@ FACT_FIELDS = [
     "amount_total_cents",
     "stripe_payment_intent_id",
     "stripe_charge_id",
+    "stripe_invoice_id",
+    "invoice_links_for",
+    "invoice_url",
+    "invoice_pdf_url",
     "updated_at",
 ]
 
@@ -206,6 +210,10 @@ def record_session(order: Order, session: dict[str, Any], changes: Changes, *, s
         _payment_in_flight(order, changes)
     record_ids(order, changes, payment_intent=pi_id)
     if paid:
+        invoice = id_of(session.get("invoice"))
+        if invoice and not order.stripe_invoice_id:  # STRIPE_INVOICES: the paying session's
+            order.stripe_invoice_id = invoice
+            changes.mark()
         mark_paid(order, changes, source=source)
 
 
@@ -473,3 +481,16 @@ def _summarise_disputes(order: Order) -> None:
     order.dispute_fees_cents = max(
         sum(fee for *_, fee, currency in rows if currency.lower() == order.currency.lower()), 0
     )
+
+
+def record_invoice_links(order: Order, invoice: dict[str, Any], changes: Changes) -> None:
+    """STRIPE_INVOICES: the hosted page and PDF of an invoice issued for the order, from its
+    `invoice.finalized` or `invoice.paid` event (both carry the same links; a draft has none).
+    Kept with the invoice's id: the receipt links them only for the paying session's invoice."""
+    url, pdf = invoice.get("hosted_invoice_url") or "", invoice.get("invoice_pdf") or ""
+    if not url.startswith("https://") or (pdf and not pdf.startswith("https://")):
+        return  # a draft has none yet; anything but Stripe's https links is never drawn
+    links = (invoice["id"], url, pdf)
+    if (order.invoice_links_for, order.invoice_url, order.invoice_pdf_url) != links:
+        order.invoice_links_for, order.invoice_url, order.invoice_pdf_url = links
+        changes.mark()

@@ -117,6 +117,12 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     paid_source = models.CharField(max_length=255, blank=True)
     payment_method = models.CharField(max_length=100, blank=True)
+    # STRIPE_INVOICES: the invoice Stripe issued for the paying session, and the links an
+    # `invoice.*` event gave for the invoice `invoice_links_for` (shown when the two agree).
+    stripe_invoice_id = models.CharField(max_length=255, blank=True)
+    invoice_links_for = models.CharField(max_length=255, blank=True)
+    invoice_url = models.URLField(max_length=2000, blank=True)
+    invoice_pdf_url = models.URLField(max_length=2000, blank=True)
     async_payment_pending = models.BooleanField(default=False)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)

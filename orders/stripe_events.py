@@ -28,7 +28,7 @@ def locate_order(obj: dict[str, Any]) -> Order | None:
     """The order an event's object belongs to, locked for the merge."""
     kind = obj.get("object")
     order_id = (obj.get("metadata") or {}).get("order_id") or obj.get("client_reference_id")
-    if order_id and kind in ("checkout.session", "payment_intent"):
+    if order_id and kind in ("checkout.session", "payment_intent", "invoice"):
         try:
             return locked_order("public_id", uuid.UUID(str(order_id)))
         except ValueError:
@@ -124,6 +124,13 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.funds_withdrawn": _on_dispute,
     "charge.dispute.funds_reinstated": _on_dispute,
 }
+
+
+def _on_invoice(order, invoice, event, changes) -> None:
+    facts.record_invoice_links(order, invoice, changes)
+
+
+HANDLERS |= {"invoice.finalized": _on_invoice, "invoice.paid": _on_invoice}
 
 
 def _closed_by_shop(session: dict[str, Any]) -> bool:

@@ -114,6 +114,7 @@ class FakeStripe:
         self.intents: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.delivered: set[str] = set()
         self.idempotent: dict[str, tuple[str, Answer]] = {}
@@ -180,7 +181,11 @@ class FakeStripe:
             )
             self._emit("payment_intent.succeeded", intent)
             self._emit("charge.succeeded", charge)
+            invoice = self._invoice_for(session)
             self._emit("checkout.session.completed", session)
+            if invoice:
+                self._emit("invoice.finalized", invoice)
+                self._emit("invoice.paid", invoice)
             return dict(session)
 
     def payment_link_session(
@@ -242,6 +247,32 @@ class FakeStripe:
         intent = self.intents[intent_id]
         intent["status"] = status
         return intent
+
+    def _invoice_for(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        """With `invoice_creation` enabled, Stripe issues a paid invoice for the paid session,
+        carrying `invoice_data`'s metadata, and names it on the session."""
+        creation = session.get("_invoice_creation") or {}
+        if str(creation.get("enabled")).lower() != "true":
+            return None
+        invoice_id = _id("in")
+        invoice = example(
+            "invoice",
+            {
+                "id": invoice_id,
+                "status": "paid",
+                "currency": session["currency"],
+                "total": session["amount_total"],
+                "amount_paid": session["amount_total"],
+                "customer_email": session["customer_email"],
+                "metadata": (creation.get("invoice_data") or {}).get("metadata", {}),
+                "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{invoice_id}",
+                "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{invoice_id}/pdf",
+                "livemode": False,
+            },
+        )
+        self.invoices[invoice_id] = invoice
+        session["invoice"] = invoice_id
+        return invoice
 
     def _emit(self, event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
         event = make_event(event_type, _public(obj), id=_id("evt"), **fields)
@@ -336,6 +367,8 @@ class FakeStripe:
         session["_payment_intent_metadata"] = params.get("payment_intent_data", {}).get(
             "metadata", {}
         )
+        session["_invoice_creation"] = params.get("invoice_creation")
+        session["invoice"] = None
         self.sessions[session_id] = session
         return session
 

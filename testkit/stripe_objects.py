@@ -217,6 +217,26 @@ def dispute_obj(
 API_WITHOUT_REFUND_EVENTS = "2024-09-30.acacia"
 
 
+def invoice_obj(order: OrderLike, invoice_id: str = "", **fields: Any) -> dict[str, Any]:
+    """The paid invoice Stripe issues for a Checkout Session with `invoice_creation` (it carries
+    `invoice_data`'s metadata: the order), finalized, with its hosted page and PDF."""
+    invoice_id = invoice_id or f"in_{order.number}"
+    return example(
+        "invoice",
+        {
+            "id": invoice_id,
+            "status": "paid",
+            "currency": order.currency,
+            "total": order.subtotal_cents,
+            "amount_paid": order.subtotal_cents,
+            "metadata": _metadata(order),
+            "hosted_invoice_url": f"https://invoice.stripe.com/i/acct_test/{invoice_id}",
+            "invoice_pdf": f"https://pay.stripe.com/invoice/acct_test/{invoice_id}/pdf",
+        },
+        fields,
+    )
+
+
 def make_event(event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
     """The event Stripe sends for `obj`, stamped now (`created=` to say when)."""
     return example(

@@ -96,6 +96,9 @@ class StripeGateway:
             # within the hour, not after Stripe's 24 hours of "waiting for the payment".
             "expires_at": expires_at,
         }
+        if settings.STRIPE_INVOICES:
+            # The invoice names its order too, so its events find it (orders.invoices).
+            params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
         return self._call(
             self.client.v1.checkout.sessions.create,
             params,

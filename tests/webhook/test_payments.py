@@ -5,7 +5,13 @@ import time
 import pytest
 
 from orders.stripe_events import HANDLERS
-from testkit.stripe_objects import charge_obj, intent_failed_obj, make_event, session_obj
+from testkit.stripe_objects import (
+    charge_obj,
+    intent_failed_obj,
+    invoice_obj,
+    make_event,
+    session_obj,
+)
 from tests.factories import make_order
 from tests.webhook.support import (
     FAILURE_TYPES,
@@ -60,6 +66,8 @@ EACH_TYPE: dict[str, tuple[list[tuple[str, Build]], Build, str]] = {
         dispute("won"),
         "completed",
     ),
+    "invoice.finalized": ([("checkout.session.completed", session_obj)], invoice_obj, "completed"),
+    "invoice.paid": ([("checkout.session.completed", session_obj)], invoice_obj, "completed"),
 }
 
 
