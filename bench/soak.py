@@ -346,10 +346,11 @@ def check_orders(run: Run) -> list[str]:
 
 
 def check_keys(mail: Path) -> list[str]:
-    """No license key twice; every key email sent, and written exactly as often as recorded."""
+    """No license key twice; every key email sent, and written exactly as often as recorded (the
+    keys emails by order, the buyer's other emails, refunds and disputes, by their subject)."""
     from django.db.models import Count
 
-    from licenses.models import KeyEmail, KeyEmailStatus, License
+    from licenses.models import KeyEmail, KeyEmailKind, KeyEmailStatus, License
 
     problems = []
     twice = License.objects.exclude(key="").values("key").annotate(n=Count("id")).filter(n__gt=1)
@@ -358,17 +359,25 @@ def check_keys(mail: Path) -> list[str]:
     unsent = KeyEmail.objects.exclude(status=KeyEmailStatus.SENT).count()
     if unsent:
         problems.append(f"key emails: {unsent} not sent")
-    recorded = Counter(
-        KeyEmail.objects.filter(status=KeyEmailStatus.SENT).values_list("order__number", flat=True)
-    )
-    subject = re.compile(r"^Subject: Your license keys for order (\S+)$", re.MULTILINE)
-    written = Counter(n for f in mail.iterdir() for n in subject.findall(f.read_text()))
-    if written != recorded:
-        extra, missing = written - recorded, recorded - written
-        problems.append(
-            f"key emails: {sum(extra.values())} written more often than recorded,"
-            f" {sum(missing.values())} recorded but not written"
-        )
+    sent = KeyEmail.objects.filter(status=KeyEmailStatus.SENT)
+    recorded = Counter(sent.filter(kind=KeyEmailKind.KEYS).values_list("order__number", flat=True))
+    subjects = [
+        s for f in mail.iterdir() for s in re.findall(r"^Subject: (.+)$", f.read_text(), re.M)
+    ]
+    keys = re.compile(r"^Your license keys for order (\S+)$")
+    written = Counter(m.group(1) for s in subjects if (m := keys.match(s)))
+    notices = sent.exclude(kind__in=[KeyEmailKind.KEYS, KeyEmailKind.EXPIRY])
+    told = Counter(notices.values_list("subject", flat=True))
+    for name, wrote, kept in (
+        ("key emails", written, recorded),
+        ("other emails", Counter(s for s in subjects if not keys.match(s)), told),
+    ):
+        if wrote != kept:
+            extra, missing = wrote - kept, kept - wrote
+            problems.append(
+                f"{name}: {sum(extra.values())} written more often than recorded,"
+                f" {sum(missing.values())} recorded but not written"
+            )
     return problems
 
 
