@@ -12,12 +12,13 @@ from accounts.models import User
 from licenses import commands as license_commands
 from licenses.emails import send_key_emails
 from licenses.models import KeyEmail, License
-from orders import signals
-from orders.models import Order, Refund
+from orders import commands as order_commands
+from orders.models import Order
 from testkit.lifecycles import LIFECYCLES, events_for
 from testkit.stripe_objects import charge_obj, dispute_obj, intent_failed_obj, refund_obj
 from tests.factories import make_order
 from tests.test_order_independence import deliver_signed, shuffled_with_duplicates
+from tests.test_stripe_gateway import paid_order
 from tests.webhook.support import deliver, pay, send, unpaid_session
 
 pytestmark = pytest.mark.django_db
@@ -123,16 +124,18 @@ def test_a_refund_that_fails_after_it_was_made_is_told_once(client, order):
     assert "could not reach your account" in body and "we will contact you" in body
 
 
-def test_a_pending_refund_is_told_once_however_often_it_is_reported(order):
-    refund = Refund.objects.create(
-        order=order, stripe_refund_id="re_p", amount_cents=1200, currency="usd", status="pending"
-    )
-    for _ in range(2):
-        signals.refund_pending.send(sender=Order, order=order, refund=refund)
+def test_a_pending_refund_is_told_once_however_often_it_is_reported(client, order):
+    pay(client, order)
+    pending = refund_obj(order, "re_p", 1200, "pending")
+    for event_type in ("refund.created", "refund.updated", "refund.created"):
+        send(client, order, event_type, pending)
 
     assert notices(order) == [("refund_pending", "re_p")]
-    (message,) = sent_to(order)
-    assert message.subject == f"Your refund of $12.00 for order {order.number} is on its way"
+    assert [m.subject for m in sent_to(order) if "refund" in m.subject] == [
+        f"Your refund of $12.00 for order {order.number} is on its way"
+    ]
+    send(client, order, "refund.updated", refund_obj(order, "re_p", 1200))
+    assert notices(order) == [("refund_pending", "re_p"), ("refunded", "re_p")]
 
 
 def test_a_chargeback_opened_and_lost_is_told_with_the_licenses_state(client, order):
@@ -262,3 +265,16 @@ def test_signed_events_in_any_order_with_duplicates_tell_each_change_once(lifecy
         assert len(notices(order)) == len(told)
 
     delivered_in_any_order()
+
+
+def test_a_refund_by_seat_names_the_licenses_that_went_with_it(client, fake_stripe):
+    order = paid_order(client, fake_stripe, quantity=3)
+    first, second, third = order.licenses.order_by("id")
+    staff = User.objects.create_superuser("boss@example.com", "pw")
+    order_commands.refund.run(order, by=staff, amount_cents=833, seats=[second.pk, third.pk])
+
+    (body,) = KeyEmail.objects.filter(order=order, kind="refunded").values_list("body", flat=True)
+    assert "These licenses went with this refund and no longer work" in body
+    for gone in (second, third):
+        assert f"key ending {gone.masked_key}" in body and gone.key not in body
+    assert first.masked_key not in body
