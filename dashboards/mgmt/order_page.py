@@ -174,5 +174,7 @@ def refund_failed_words(order: Order) -> str:
     if amounts.refunds_blocked(order):
         return "A chargeback holds the money now: answer the dispute in the Stripe Dashboard."
     if order.status == Status.REFUNDED:
-        return "The customer has neither the money nor the licenses. Refund again or mark it settled."
+        return (
+            "The customer has neither the money nor the licenses. Refund again or mark it settled."
+        )
     return "The customer kept the licenses but not the money. Refund again or mark it settled."
