@@ -25,20 +25,10 @@ from .models import (
     OrderMessage,
 )
 
-# What moves an order. License events (stock, activations) and test messages stay messages of
-# their own, as in every-event mode.
-ORDER_EVENTS = [
-    Event.CHECKOUT_STARTED,
-    Event.ORDER_PENDING,
-    Event.PAYMENT_COMPLETED,
-    Event.ORDER_COMPLETED,
-    Event.PAYMENT_FAILED,
-    Event.ORDER_REFUNDED,
-    Event.ORDER_DISPUTED,
-    Event.ORDER_DISPUTE_CLOSED,
-    Event.ORDER_REFUND_FAILED,
-    Event.ORDER_PAYMENT_MISMATCH,
-]
+# What moves an order: every event about one. License events (stock, activations) and test
+# messages stay messages of their own, as in every-event mode.
+OWN_MESSAGE = {Event.LICENSE_STOCK_LOW, Event.LICENSE_ACTIVATION_LIMIT_REACHED, Event.TEST}
+ORDER_EVENTS = [event for event in Event if event not in OWN_MESSAGE]
 HISTORY = "History"
 MAX_EVENTS = 100  # pending events of one order carried by one request; more go in the next
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications.admin import DestinationForm
-from notifications.compact import HISTORY, compact_embed
+from notifications.compact import HISTORY, ORDER_EVENTS, compact_embed
 from notifications.discord import Answer
 from notifications.discord import _read as read_answer
 from notifications.embeds import LIMITS, MESSAGE_TOTAL, embed_size, order_embed
@@ -161,6 +161,28 @@ def test_events_without_an_order_and_test_messages_are_messages_of_their_own(fak
     assert titles[2:] == ["Test notification from License Shop"] * 2
     assert history(fake_discord.messages()[1].embeds[0]).count("\n") == 1  # both order events
     assert not Delivery.objects.filter(notification__event=Event.TEST, edited=True).exists()
+
+
+def test_every_event_about_an_order_folds_into_its_message_and_only_those():
+    """An event added later (a refund on its way, a fraud warning) moves its order's message
+    unless it is about a license or a test: nothing has to remember to list it."""
+    own = {e for e in Event if e not in ORDER_EVENTS}
+    assert own == {Event.LICENSE_STOCK_LOW, Event.LICENSE_ACTIVATION_LIMIT_REACHED, Event.TEST}
+
+
+def test_a_refund_on_its_way_then_made_edits_the_orders_message(fake_discord):
+    order = make_order()  # before the destination: its own events stay put
+    destination = compact(fake_discord)
+    for event in (Event.ORDER_COMPLETED, Event.ORDER_REFUND_PENDING, Event.ORDER_REFUNDED):
+        tell(order, event)
+        deliver_all()
+
+    [message] = fake_discord.messages()
+    assert len(fake_discord.edits(message.message_id)) == 2
+    [embed] = shown(fake_discord, destination)
+    assert embed["color"] == COLOURS[Event.ORDER_REFUNDED]
+    assert len(history(embed).splitlines()) == 3
+    assert sent_by_edit(destination) == [False, True, True]
 
 
 # Same limits, same guarantees.
