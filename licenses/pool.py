@@ -91,9 +91,12 @@ def fill_waiting(product) -> int:
     for license in waiting.order_by("created_at", "id").select_for_update():
         if not claim_pool_key(license):
             break
-        license.status = LicenseStatus.ACTIVE
-        license.activated_at = timezone.now()
-        license.save(update_fields=["pool_key", "key", "key_hash", "status", "activated_at"])
+        now = timezone.now()
+        license.status, license.activated_at = LicenseStatus.ACTIVE, now
+        if license.expires_at is not None:  # the days it waited for its key are not used up
+            license.expires_at += now - license.created_at
+        fields = ["pool_key", "key", "key_hash", "status", "activated_at", "expires_at"]
+        license.save(update_fields=fields)
         filled_orders.add(license.order_id)
         filled += 1
     for order_id in sorted(filled_orders):

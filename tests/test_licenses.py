@@ -1,6 +1,8 @@
+from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.management import call_command
 
@@ -306,3 +308,34 @@ def test_a_worker_that_dies_while_sending_costs_a_retry_not_the_email():
     KeyEmail.objects.update(next_attempt_at=None)  # its lease ran out
     assert send_key_emails() == 1
     assert mail.outbox[0].to == [order.email]
+
+
+def test_a_license_that_waited_for_stock_expires_its_days_after_it_got_its_key():
+    """A year's license sold while the pool was empty is a year of use: the days it waited for
+    a key are not taken from it (its terms are still those of the day it was sold)."""
+    product = make_product(license_kind=LicenseKind.POOL, license_days=365)
+    with time_machine.travel("2026-03-01 12:00Z", tick=False):
+        order = make_order(product=product)
+        pay(order)
+    license = order.licenses.get()
+    assert license.status == "pending"
+    assert license.expires_at == datetime(
+        2027, 3, 1, 12, tzinfo=UTC
+    )  # a year from the sale, so far
+
+    product.license_days = 30  # edited later: the sold license keeps its year
+    product.save()
+    with time_machine.travel("2026-03-11 12:00Z", tick=False):
+        import_keys(product, ["KEY-1"])
+    license.refresh_from_db()
+    assert license.status == "active"
+    assert license.expires_at == datetime(2027, 3, 11, 12, tzinfo=UTC)
+
+
+def test_a_license_keyed_at_once_expires_its_days_after_the_payment():
+    product = make_product(license_kind=LicenseKind.POOL, license_days=30)
+    import_keys(product, ["KEY-1"])
+    with time_machine.travel("2026-03-01 12:00Z", tick=False):
+        order = make_order(product=product)
+        pay(order)
+    assert order.licenses.get().expires_at == datetime(2026, 3, 31, 12, tzinfo=UTC)
