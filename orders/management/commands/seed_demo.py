@@ -2,6 +2,8 @@ from django.core.management.base import BaseCommand
 
 from orders.models import LicenseKind, Product
 
+# slug, name, description, price, kind, key prefix, devices at a time, days of validity (None:
+# unlimited, never expires): one product of each kind a vendor sells, terms included.
 DEMO = [
     (
         "pixel-studio-pro",
@@ -10,6 +12,8 @@ DEMO = [
         4900,
         LicenseKind.GENERATED,
         "PSP",
+        3,
+        365,
     ),
     (
         "tunewright",
@@ -18,6 +22,8 @@ DEMO = [
         2900,
         LicenseKind.GENERATED,
         "TW",
+        2,
+        None,
     ),
     (
         "starfall-steam-key",
@@ -26,6 +32,8 @@ DEMO = [
         1999,
         LicenseKind.POOL,
         "",
+        None,
+        None,
     ),
     (
         "support-hour",
@@ -34,6 +42,8 @@ DEMO = [
         9900,
         LicenseKind.NONE,
         "",
+        None,
+        None,
     ),
 ]
 
@@ -42,7 +52,7 @@ class Command(BaseCommand):
     help = "Create (or refresh) the demo products. Safe to run again."
 
     def handle(self, *args, **options) -> None:
-        for slug, name, description, price, kind, prefix in DEMO:
+        for slug, name, description, price, kind, prefix, devices, days in DEMO:
             Product.objects.update_or_create(
                 slug=slug,
                 defaults={
@@ -52,6 +62,8 @@ class Command(BaseCommand):
                     "currency": "usd",
                     "license_kind": kind,
                     "license_prefix": prefix,
+                    "max_activations": devices,
+                    "license_days": days,
                     "active": True,
                 },
             )
