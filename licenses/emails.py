@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -113,15 +113,6 @@ def _attempt(email: KeyEmail, lease: datetime) -> bool:
     )
     log.info("key email %s for order %s sent", email.pk, email.order_id)
     return True
-
-
-def retry_dead_key_emails(emails: QuerySet[KeyEmail]) -> int:
-    """Put the dead emails among `emails` back in the queue with fresh attempts (staff, once
-    the mail server works again). Returns how many. One UPDATE: workers never touch dead rows,
-    so there is nothing to race with."""
-    return emails.filter(status=KeyEmailStatus.DEAD).update(
-        status=KeyEmailStatus.PENDING, attempts=0, next_attempt_at=None
-    )
 
 
 def _claim() -> tuple[KeyEmail, datetime] | None:

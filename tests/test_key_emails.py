@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import Action
-from licenses.emails import MAX_ATTEMPTS, queue_key_email, retry_dead_key_emails, send_key_emails
+from licenses.emails import MAX_ATTEMPTS, queue_key_email, send_key_emails
 from licenses.management.commands.send_key_emails import Command
 from licenses.models import KeyEmail, KeyEmailStatus
 from tests.factories import make_order
+from tests.mgmt_support import staff_member
 
 pytestmark = pytest.mark.django_db
 
@@ -107,19 +108,6 @@ def test_healthz_counts_dead_key_emails_apart_from_the_backlog(client):
     assert body["workers"]["send_key_emails"]["backlog"] == 1
 
 
-def test_retrying_dead_key_emails_puts_only_dead_ones_back_with_fresh_attempts():
-    sent, dead, _pending = queued(3)
-    KeyEmail.objects.filter(pk=sent.pk).update(status=KeyEmailStatus.SENT)
-    KeyEmail.objects.filter(pk=dead.pk).update(
-        status=KeyEmailStatus.DEAD, attempts=MAX_ATTEMPTS, last_error="SMTPServerDisconnected"
-    )
-    assert retry_dead_key_emails(KeyEmail.objects.all()) == 1
-    dead.refresh_from_db()
-    assert (dead.status, dead.attempts, dead.next_attempt_at) == ("pending", 0, None)
-    assert statuses() == ["sent", "pending", "pending"]
-    assert send_key_emails() == 2
-
-
 def test_staff_send_dead_key_emails_again_from_the_admin(client):
     (email,) = queued()
     KeyEmail.objects.filter(pk=email.pk).update(status=KeyEmailStatus.DEAD, attempts=MAX_ATTEMPTS)
@@ -133,3 +121,61 @@ def test_staff_send_dead_key_emails_again_from_the_admin(client):
     assert email.status == "pending"
     assert "queued again" in page
     assert Action.objects.get().command == "licenses.send_key_email_again"
+
+
+def dead_email(order=None) -> KeyEmail:
+    email = queue_key_email((order or make_order()).pk)
+    KeyEmail.objects.filter(pk=email.pk).update(
+        status=KeyEmailStatus.DEAD, attempts=MAX_ATTEMPTS, last_error="SMTPServerDisconnected"
+    )
+    return email
+
+
+def send_again_url(email: KeyEmail) -> str:
+    return f"/mgmt/orders/{email.order.number}/emails/{email.pk}/send-again/"
+
+
+def test_staff_send_a_dead_email_again_from_the_orders_page_on_mgmt(client):
+    email = dead_email()
+    staff = staff_member(role="Support")
+    client.force_login(staff)
+
+    page = client.get(f"/mgmt/orders/{email.order.number}/").content.decode()
+    assert f'href="{send_again_url(email)}"' in page
+    confirm = client.get(send_again_url(email)).content.decode()
+    assert "License keys" in confirm and email.order.email in confirm
+    response = client.post(send_again_url(email))
+
+    assert response.status_code == 303
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.next_attempt_at) == ("pending", 0, None)
+    action = Action.objects.get()
+    assert (action.command, action.user, action.order_id) == (
+        "licenses.send_key_email_again",
+        staff,
+        email.order_id,
+    )
+    assert send_key_emails() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_an_email_not_dead_has_no_send_again_and_a_post_is_refused_in_words(client):
+    email = queue_key_email(make_order().pk)
+    client.force_login(staff_member(role="Support"))
+    page = client.get(f"/mgmt/orders/{email.order.number}/").content.decode()
+    assert "send-again" not in page
+
+    response = client.post(send_again_url(email), follow=True)
+    assert "Only a dead email is sent again." in response.content.decode()
+    email.refresh_from_db()
+    assert email.status == "pending"
+    assert not Action.objects.filter(outcome="done").exists()
+
+
+def test_another_orders_email_is_not_found_under_this_orders_number(client):
+    email, other = dead_email(), make_order()
+    client.force_login(staff_member(role="Support"))
+    url = f"/mgmt/orders/{other.number}/emails/{email.pk}/send-again/"
+    assert client.post(url).status_code == 404
+    email.refresh_from_db()
+    assert email.status == "dead"

@@ -32,7 +32,7 @@ MGMT = {
     "open_test_dispute": "simulate_dispute", "close_test_dispute_won": "simulate_dispute",
     "close_test_dispute_lost": "simulate_dispute", "suspend_license": "suspend",
     "reinstate_license": "suspend", "reveal_key": "reveal", "resend_delivery": "resend_notification",
-    "reset_activations": "reset_devices",
+    "reset_activations": "reset_devices", "send_email_again": "resend_keys",
     "test_destination": "destinations", "enable_destination": "destinations",
     "disable_destination": "destinations", "import_keys": "import_keys",
 }  # fmt: skip
@@ -51,6 +51,7 @@ def world():
         "license": order.licenses.get().pk,
         "destination": destination.pk,
         "delivery": delivery.pk,
+        "email": KeyEmail.objects.filter(order=order).first().pk,
     }
 
 
@@ -62,6 +63,8 @@ def mgmt_urls(world: dict) -> list[tuple[str, str]]:
             pk = world["destination"]
         elif "delivery" in pattern.name:
             pk = world["delivery"]
+        elif "email" in pattern.name:
+            pk = world["email"]
         found.append((pattern.name, fill(pattern, {"number": world["number"], "pk": pk})))
     return found
 

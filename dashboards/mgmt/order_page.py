@@ -54,6 +54,7 @@ ORDER_COMMANDS = [
     (order_commands.close_test_dispute_won, "mgmt:close_test_dispute_won"),
     (order_commands.close_test_dispute_lost, "mgmt:close_test_dispute_lost"),
 ]
+EMAIL_COMMANDS = [(license_commands.send_key_email_again, "mgmt:send_email_again")]
 LICENSE_COMMANDS = [
     (license_commands.suspend, "mgmt:suspend_license"),
     (license_commands.reinstate, "mgmt:reinstate_license"),
@@ -135,7 +136,10 @@ def order_context(order: Order, user) -> dict:
         "mismatches": list(order.payment_mismatches.all()),
         "events": list(order.stripe_events.order_by("created", "id").defer("payload")),
         "notifications": notifications,
-        "emails": email_log(order),
+        "emails": [
+            (email, buttons(EMAIL_COMMANDS, email, user, order.number, email.pk))
+            for email in email_log(order)
+        ],
         "actions": list(order.actions.select_related("user")[:50]),
         "buttons": buttons(ORDER_COMMANDS, order, user, order.number),
         "can_resend": notification_commands.resend_delivery.permitted(user),

@@ -26,6 +26,7 @@ urlpatterns = [
     path(license + "reinstate/", licenses.reinstate_license, name="reinstate_license"),
     path(license + "reveal/", licenses.reveal_key, name="reveal_key"),
     path(license + "reset-devices/", licenses.reset_activations, name="reset_activations"),
+    path(order + "emails/<int:pk>/send-again/", licenses.send_email_again, name="send_email_again"),
     path("deliveries/<int:pk>/resend/", notifications.resend_delivery, name="resend_delivery"),
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/<int:pk>/test/", notifications.test_destination, name="test_destination"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit.commands import Refused
 from licenses import commands
 from licenses.forms import ImportKeysForm
-from licenses.models import License, LicenseStatus
+from licenses.models import KeyEmail, License, LicenseStatus
 from shop.redirects import SeeOther
 
 from ..access import find_order, requires
@@ -152,5 +152,27 @@ reset_activations = command_view(
             f"{ended} device(s) of the {license.product} license deactivated."
         ),
         back=_order_page,
+    )
+)
+
+
+def _email(number: str, pk: int) -> KeyEmail:
+    return get_object_or_404(
+        KeyEmail.objects.select_related("order"), pk=pk, order=find_order(number)
+    )
+
+
+send_email_again = command_view(
+    Confirm(
+        command=commands.send_key_email_again,
+        find=_email,
+        title=lambda email: "Send this email again?",
+        lines=lambda email: [
+            f"“{email.get_kind_display()}”{f' ({email.subject})' if email.subject else ''} to"
+            f" {email.order.email} is queued again with fresh attempts; the email worker sends it.",
+            f"It was not delivered: {email.last_error or 'the mail server did not take it'}.",
+        ],
+        done=lambda email, result: f"The email is queued again for {email.order.email}.",
+        back=lambda request, email: reverse("mgmt:order", args=[email.order.number]),
     )
 )
