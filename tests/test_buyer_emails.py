@@ -106,7 +106,7 @@ def test_one_refund_told_by_its_events_and_the_charges_is_one_email(client, orde
     pay(client, order)
     refund = refund_obj(order, "re_1", order.total_cents)
     send(client, order, "charge.refunded", charge_obj(order, refunded=order.total_cents))
-    send(client, order, "refund.created", refund)
+    assert send(client, order, "refund.created", refund).outcome == "applied"
     send(client, order, "refund.updated", refund)
 
     assert [kind for kind, _ in notices(order)] == ["refunded"]
@@ -278,3 +278,36 @@ def test_a_refund_by_seat_names_the_licenses_that_went_with_it(client, fake_stri
     for gone in (second, third):
         assert f"key ending {gone.masked_key}" in body and gone.key not in body
     assert first.masked_key not in body
+
+
+def test_seats_recorded_after_stripes_event_counted_the_refund_are_an_email_of_their_own(
+    client, fake_stripe
+):
+    """Stripe's refund.created can beat the answer to the shop's own request: the refund is
+    told at once, without licenses; once the answer records the seats, they are revoked and a
+    second email names them. Neither is written twice, whatever comes again."""
+    from orders.checkout import record_requested_refund
+
+    order = paid_order(client, fake_stripe, quantity=3)
+    first, second, third = order.licenses.order_by("id")
+    ids = {"payment_intent": order.stripe_payment_intent_id, "charge": order.stripe_charge_id}
+    refund = refund_obj(order, "re_late", 833, **ids)
+    assert send(client, order, "refund.created", refund).outcome == "applied"
+    staff = User.objects.create_superuser("boss@example.com", "pw")
+    order = Order.objects.get(pk=order.pk)
+    record_requested_refund(
+        order, refund, staff=staff, sequence=1, reason="", seats=[second.pk, third.pk]
+    )
+    send(client, order, "refund.updated", refund)  # told again: nothing new
+
+    statuses = dict(License.objects.values_list("pk", "status"))
+    assert [statuses[x.pk] for x in (first, second, third)] == ["active", "revoked", "revoked"]
+    told = dict(
+        KeyEmail.objects.filter(order=order, kind="refunded").values_list("reference", "body")
+    )
+    assert set(told) == {"re_late", "re_late:seats"}
+    assert "no longer work" not in told["re_late"]
+    assert "These licenses went with this refund and no longer work" in told["re_late:seats"]
+    for gone in (second, third):
+        assert f"key ending {gone.masked_key}" in told["re_late:seats"]
+    assert first.masked_key not in told["re_late:seats"]
