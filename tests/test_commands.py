@@ -285,3 +285,32 @@ def test_a_customer_command_runs_only_on_the_customers_own_order():
     staff.force_login(stranger)
     response = staff.post(f"/account/orders/{order.number}/pay-again/")
     assert response.status_code == 404  # another customer's order is not found at all
+
+
+@pytest.mark.parametrize("won", [None, False, True], ids=["open", "lost", "won"])
+def test_the_test_gateway_refuses_a_refund_as_stripe_does_while_a_chargeback_holds_the_money(won):
+    """Stripe answers charge_disputed to a refund of a charged-back charge (open or lost); the
+    offline gateway, which plays Stripe in test mode, refuses it too, whoever calls it."""
+    from orders.gateways import REFUSED_REFUNDS, GatewayError
+
+    order = completed()
+    gateway = OfflineGateway()
+    dispute = gateway.open_dispute(order.stripe_payment_intent_id)
+    if won is not None:
+        gateway.close_dispute(dispute["id"], won=won)
+
+    def refund():
+        return gateway.create_refund(
+            payment_intent=order.stripe_payment_intent_id,
+            amount=500,
+            idempotency_key=f"test-{order.number}-{won}",
+            metadata={},
+        )
+
+    if won:
+        assert refund()["status"] == "succeeded"
+    else:
+        with pytest.raises(GatewayError) as refused:
+            refund()
+        assert refused.value.code == "charge_disputed"
+        assert str(refused.value) == REFUSED_REFUNDS["charge_disputed"]

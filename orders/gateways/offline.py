@@ -79,6 +79,15 @@ def record_delivered(event: OfflineEvent) -> None:
     event.save(update_fields=["delivered_at"])
 
 
+def _charged_back(payment_intent: str) -> bool:
+    """A chargeback open or lost holds the money (Stripe refuses a refund: charge_disputed);
+    an inquiry (warning_*) or a won one does not."""
+    disputes = OfflineObject.objects.filter(kind="dispute", data__payment_intent=payment_intent)
+    return any(
+        not d.data["status"].startswith("warning_") and d.data["status"] != "won" for d in disputes
+    )
+
+
 def _charge_for(session: dict[str, Any], method: str) -> dict[str, Any]:
     details = (
         {"type": "card", "card": {"brand": "visa", "last4": "4242"}}
@@ -204,6 +213,8 @@ class OfflineGateway:
         if charge is None:
             raise GatewayError("This payment has no charge to refund.", code="charge_missing")
         charge = charge.data
+        if _charged_back(payment_intent):
+            raise GatewayError(REFUSED_REFUNDS["charge_disputed"], code="charge_disputed")
         if amount > charge["amount"] - charge["amount_refunded"]:
             raise GatewayError(REFUSED_REFUNDS["amount_too_large"], code="amount_too_large")
         refund = _save(
