@@ -23,6 +23,10 @@ class ShopAdminSite(admin.AdminSite):
 
     def get_urls(self) -> list[URLPattern]:
         views = [
+            # Signing out needs no code: a staff member who gave the password and cannot give
+            # the code (a shared computer, a lost phone) must still end the session. The
+            # admin's own logout view asks for admin access first.
+            path("logout/", never_cache(self.logout), name="logout"),
             path("verify/", never_cache(second_factor.verify), name="verify"),
             path("verify/setup/", never_cache(second_factor.setup), name="verify_setup"),
         ]

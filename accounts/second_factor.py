@@ -2,7 +2,9 @@
 
 With STAFF_2FA_REQUIRED on, StaffAreaMiddleware sends a signed-in staff member from any /admin or
 /mgmt page to the code (`verify`), or, without a confirmed authenticator, to setting one up
-(`setup`): a new secret shown once, as a QR code and as text, then a code to confirm it. django-otp
+(`setup`): first a code emailed to the staff member's own address (the password alone must not let
+whoever learnt it make his phone the account's second factor), then a new secret shown once, as a
+QR code and as text, then a code to confirm it. django-otp
 keeps the devices, throttles wrong codes (1 s, 2 s, 4 s… between tries), refuses a code twice,
 and marks the session verified (OTPMiddleware's `user.is_verified()`).
 
@@ -10,7 +12,10 @@ Whatever the setting, a session that began with an emailed customer link never r
 page: it is ended, and the password login asked for.
 """
 
+import logging
 import math
+import secrets
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -20,20 +25,30 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from shop.ratelimit import hit
+
 from .models import is_staff_account
+
+log = logging.getLogger(__name__)
 
 SIGNED_IN_BY_LINK = "accounts.signed_in_by_link"
 SETUP_DEVICE = "accounts.setup_device"
+SETUP_CODE = "accounts.setup_code"  # the emailed code's keyed hash, its account, expiry, tries
+MAILBOX_PROVEN = "accounts.mailbox_proven"  # the account whose mailbox gave its code
+SETUP_CODE_MINUTES = 15
+SETUP_CODE_TRIES = 5
 
 
 class CodeForm(forms.Form):
@@ -169,17 +184,127 @@ def verify(request: HttpRequest) -> HttpResponse:
     return _page(request, "admin/verify.html", context, status)
 
 
+class MailboxCodeForm(forms.Form):
+    mailbox_code = forms.RegexField(
+        regex=r"^\s*\d{6}\s*$",
+        label="Code from the email",
+        error_messages={"invalid": "Type the 6 digits of the email we sent you."},
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+
+def _hashed(code: str, user) -> str:
+    return salted_hmac("accounts.setup_code", f"{user.pk}:{code}").hexdigest()
+
+
+def masked_address(email: str) -> str:
+    """o***@example.com: enough for its owner to know which mailbox to look in."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _email_setup_code(request: HttpRequest) -> tuple[str, int]:
+    """A new code emailed to the signed-in staff member; (what to say, status) when none was."""
+    user = request.user
+    wait = hit(
+        "staff-setup-email", str(user.pk), limit=settings.STAFF_SETUP_EMAILS_PER_HOUR, window=3600
+    )
+    if wait:
+        minutes = math.ceil(wait / 60)
+        return f"Too many codes asked for: try again in {minutes} minute(s).", 429
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    try:
+        send_mail(
+            subject="Your code to set up an authenticator",
+            message=(
+                f"Someone signed in to the shop's staff pages as {user.email} with your password"
+                f" and is setting up an authenticator app.\n\nIf it is you, type this code on the"
+                f" page: {code}\nIt works for {SETUP_CODE_MINUTES} minutes.\n\nIf it is not you,"
+                f" do not share it: change your password and tell an Owner.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[user.email],
+        )
+    except Exception as error:  # the mail server's problem: said in words, the code never shown
+        log.warning("authenticator setup code not sent: %s", type(error).__name__)
+        return (
+            "The code could not be emailed (the mail server did not take it). Try again later.",
+            503,
+        )
+    request.session[SETUP_CODE] = {
+        "hash": _hashed(code, user),
+        "user": user.pk,
+        "until": time.time() + SETUP_CODE_MINUTES * 60,
+        "tries": 0,
+    }
+    return "", 200
+
+
+def _check_mailbox_code(request: HttpRequest, typed: str) -> tuple[str, int]:
+    """("", 200) once the emailed code was typed right: the session's proof of the mailbox."""
+    pending = request.session.get(SETUP_CODE)
+    if not pending or pending.get("user") != request.user.pk:
+        return "Ask for a new code: none is waiting for this account.", 400
+    if time.time() > pending["until"]:
+        return "That code expired: ask for a new code.", 400
+    if pending["tries"] >= SETUP_CODE_TRIES:
+        return "Too many wrong codes. Ask for a new code.", 400
+    if constant_time_compare(pending["hash"], _hashed(typed.strip(), request.user)):
+        request.session.pop(SETUP_CODE)
+        request.session[MAILBOX_PROVEN] = request.user.pk
+        return "", 200
+    pending["tries"] += 1
+    request.session[SETUP_CODE] = pending
+    if pending["tries"] >= SETUP_CODE_TRIES:
+        return "That is not the code we emailed, five times now. Ask for a new code.", 400
+    return "That is not the code we emailed: check the newest email and type its 6 digits.", 400
+
+
+def _mailbox_step(request: HttpRequest) -> HttpResponse:
+    """The setup's first step: the code emailed to the staff member's own address."""
+    form = MailboxCodeForm(request.POST if "mailbox_code" in request.POST else None)
+    problem, status = "", 200
+    if request.method == "POST" and "mailbox_code" in request.POST:
+        if form.is_valid():
+            problem, status = _check_mailbox_code(request, form.cleaned_data["mailbox_code"])
+            if not problem:
+                return HttpResponseRedirect(
+                    _with_next(reverse("admin:verify_setup"), _next(request))
+                )
+        else:
+            status = 400
+    elif request.method == "POST" and "send_code" in request.POST:
+        problem, status = _email_setup_code(request)
+    elif request.method == "POST":  # an authenticator's code before the mailbox's: not yet
+        problem, status = "First type the code we emailed you.", 400
+    elif request.session.get(SETUP_CODE, {}).get("user") != request.user.pk:
+        problem, status = _email_setup_code(request)
+    context = {
+        "form": form,
+        "problem": problem,
+        "title": "Set up your authenticator",
+        "mailbox": masked_address(request.user.email),
+        "minutes": SETUP_CODE_MINUTES,
+    }
+    return _page(request, "admin/verify_mailbox.html", context, status)
+
+
 @sensitive_variables()
-@sensitive_post_parameters("code")
+@sensitive_post_parameters("code", "mailbox_code")
 def setup(request: HttpRequest) -> HttpResponse:
-    """A new authenticator: its secret is made and shown on this page only (a reload makes
-    another, and the last one shown is the one confirmed), then a code confirms it."""
+    """A new authenticator, once the staff member's mailbox gave the code emailed to it: its
+    secret is made and shown on this page only (a reload makes another, and the last one shown
+    is the one confirmed), then a code confirms it."""
     refused = _staff_only(request)
     if refused:
         return refused
     user, next_url = request.user, _next(request)
     if _confirmed_device(user) is not None:  # never shown again: a lost phone is reset by staff
         return HttpResponseRedirect(_with_next(reverse("admin:verify"), next_url))
+    if request.session.get(MAILBOX_PROVEN) != user.pk:
+        return _mailbox_step(request)
     device = TOTPDevice.objects.filter(
         user=user, confirmed=False, pk=request.session.get(SETUP_DEVICE)
     ).first()
@@ -195,6 +320,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             verified.confirmed = True
             verified.save(update_fields=["confirmed"])
             request.session.pop(SETUP_DEVICE, None)
+            request.session.pop(MAILBOX_PROVEN, None)
             django_otp.login(request, verified)
             return HttpResponseRedirect(next_url)
     elif request.method == "POST":

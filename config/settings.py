@@ -237,6 +237,9 @@ ACCOUNT_LINK_WINDOW = env.int("ACCOUNT_LINK_WINDOW", default=3600)
 # /admin and /mgmt wait for the code, and walk a staff member without one through setting it up.
 # Required by default except in the offline test mode dev.py runs (DEBUG on, no Stripe key).
 STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=bool(STRIPE_SECRET_KEY) or not DEBUG)
+# Setting up an authenticator first takes a code emailed to the staff member: at most this many
+# such emails per account and hour.
+STAFF_SETUP_EMAILS_PER_HOUR = env.int("STAFF_SETUP_EMAILS_PER_HOUR", default=5)
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="License Shop")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a device's secret
 # Staff's password sign-in (/admin/login/): failed sign-ins per account and per client address in

@@ -18,7 +18,7 @@ from django.views.debug import ExceptionReporter, get_exception_reporter_class
 
 from dashboards.account.links import make_link_token
 from licenses.activations import activate
-from licenses.models import License
+from licenses.models import KeyEmail, License
 from notifications.embeds import order_embed
 from notifications.models import Delivery, Destination, Notification
 from notifications.templatetags.discord import as_discord_shows
@@ -81,6 +81,7 @@ def owners_world():
             ).pk
         ),
         "notifications/<int:pk>": str(destination.pk),
+        "emails/<int:pk>": str(KeyEmail.objects.filter(order=order).first().pk),
         "slug": product.slug,
         "license": str(license.public_id),
         "device": str(

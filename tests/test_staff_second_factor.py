@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import Group
+from django.core import mail
 from django.test import Client
 from django.views.debug import ExceptionReporter
 from django_otp.oath import totp
@@ -54,6 +56,19 @@ def code_for(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
 
 
+def emailed_setup_code(email: str = "ops@example.com") -> str:
+    """The code the last setup email to `email` carries."""
+    sent = [m for m in mail.outbox if m.to == [email] and "authenticator" in m.subject]
+    return re.search(r"\b(\d{6})\b", sent[-1].body).group(1)
+
+
+def prove_mailbox(client: Client, email: str = "ops@example.com", next_url: str = "/mgmt/"):
+    """The setup page's first step: the code emailed to the staff member's own address."""
+    client.get(f"{SETUP}?next={next_url}")
+    done = client.post(SETUP, {"mailbox_code": emailed_setup_code(email), "next": next_url})
+    assert done.status_code == 302, done.content.decode()[:500]
+
+
 def enrolled(user: User) -> TOTPDevice:
     return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
 
@@ -65,6 +80,7 @@ def test_a_staff_member_without_an_authenticator_sets_one_up_before_reaching_mgm
     assert first.status_code == 302 and first["Location"] == f"{VERIFY}?next=/mgmt/"
     to_setup = client.get(first["Location"])
     assert to_setup["Location"] == f"{SETUP}?next=/mgmt/"
+    prove_mailbox(client)
 
     page = client.get(to_setup["Location"])
     html = page.content.decode()
@@ -86,6 +102,7 @@ def test_a_staff_member_without_an_authenticator_sets_one_up_before_reaching_mgm
 def test_the_secret_is_shown_once_and_never_after_the_authenticator_is_confirmed(client):
     user = staff_user()
     password_sign_in(client)
+    prove_mailbox(client)
     first = client.get(f"{SETUP}?next=/mgmt/").content.decode()
     again = client.get(f"{SETUP}?next=/mgmt/").content.decode()
     secrets = [
@@ -114,6 +131,7 @@ def test_an_error_report_from_the_setup_page_holds_no_secret(client, monkeypatch
     def broken(*args, **kwargs):
         raise RuntimeError("the template failed")
 
+    prove_mailbox(client)
     monkeypatch.setattr("accounts.second_factor.render", broken)
     code = "typed" + "-code-" + "sentinel"  # as typed: never whole in the source a report shows
     with pytest.raises(RuntimeError) as failure:
@@ -237,3 +255,105 @@ def test_the_code_is_required_by_default_except_in_the_offline_test_mode_dev_py_
     assert required_by_default(DEBUG="1", STRIPE_SECRET_KEY="sk_test_x") == "True"
     assert required_by_default() == "True"  # DEBUG off
     assert required_by_default(STAFF_2FA_REQUIRED="0") == "False"
+
+
+# Setting up an authenticator needs the password and the staff member's own mailbox: whoever
+# learnt a password before its owner set one up must not make his own phone the second factor.
+
+
+def test_the_password_alone_never_shows_a_secret_nor_confirms_a_device(client):
+    user = staff_user()
+    password_sign_in(client)
+    page = client.get(f"{SETUP}?next=/mgmt/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert (
+        "o***@example.com" in html and "Scan this QR" not in html and 'class="secret"' not in html
+    )
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    [sent] = mail.outbox
+    assert sent.to == ["ops@example.com"] and emailed_setup_code() not in html
+
+    refused = client.post(SETUP, {"code": "123456", "next": "/mgmt/"})
+    assert refused.status_code == 400
+    assert not TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    assert client.get("/mgmt/").status_code == 302
+
+
+def test_a_wrong_emailed_code_is_refused_and_five_wrong_void_it(client):
+    staff_user()
+    password_sign_in(client)
+    client.get(SETUP)
+    right = emailed_setup_code()
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        answer = client.post(SETUP, {"mailbox_code": wrong})
+        assert answer.status_code == 400
+        assert "not the code we emailed" in answer.content.decode()
+    answer = client.post(SETUP, {"mailbox_code": wrong})
+    assert "Ask for a new code" in answer.content.decode()
+    answer = client.post(SETUP, {"mailbox_code": right})  # void now
+    assert answer.status_code == 400
+    assert 'class="secret"' not in client.get(SETUP).content.decode()
+
+
+def test_the_emailed_code_expires_after_15_minutes_and_a_new_one_can_be_asked_for(client):
+    staff_user()
+    password_sign_in(client)
+    with time_machine.travel("2026-12-07 10:00Z", tick=False):
+        client.get(SETUP)
+    old = emailed_setup_code()
+    with time_machine.travel("2026-12-07 10:16Z", tick=False):
+        late = client.post(SETUP, {"mailbox_code": old})
+        assert late.status_code == 400 and "expired" in late.content.decode()
+        client.post(SETUP, {"send_code": "1"})
+        assert len(mail.outbox) == 2
+        assert client.post(SETUP, {"mailbox_code": emailed_setup_code()}).status_code == 302
+        assert 'class="secret"' in client.get(SETUP).content.decode()
+
+
+def test_setup_emails_are_limited(client, settings):
+    staff_user()
+    password_sign_in(client)
+    client.get(SETUP)
+    for _ in range(settings.STAFF_SETUP_EMAILS_PER_HOUR + 2):
+        answer = client.post(SETUP, {"send_code": "1"})
+    assert answer.status_code == 429
+    assert "Too many codes" in answer.content.decode()
+    assert len(mail.outbox) == settings.STAFF_SETUP_EMAILS_PER_HOUR
+
+
+def test_a_mail_server_outage_is_said_in_words_and_shows_no_secret(client, settings):
+    settings.EMAIL_BACKEND = "tests.test_key_emails.DownBackend"
+    staff_user()
+    password_sign_in(client)
+    page = client.get(SETUP)
+    html = page.content.decode()
+    assert page.status_code == 503
+    assert "could not be emailed" in html and 'class="secret"' not in html
+
+
+def test_the_proof_belongs_to_the_account_that_gave_it(client):
+    """A proof given in a session does not carry over to another staff account signed in later
+    in the same browser."""
+    staff_user()
+    staff_user("other@example.com")
+    password_sign_in(client)
+    prove_mailbox(client)
+    client.post("/admin/logout/")
+    password_sign_in(client, "other@example.com")
+    html = client.get(SETUP).content.decode()
+    assert 'class="secret"' not in html and "o***@example.com" in html
+
+
+def test_a_staff_member_who_has_not_given_the_code_can_sign_out(client):
+    staff_user()
+    enrolled(User.objects.get(email="ops@example.com"))
+    password_sign_in(client)
+    page = client.get(VERIFY).content.decode()
+    assert 'action="/admin/logout/"' in page and 'method="post"' in page
+
+    client.post("/admin/logout/")
+
+    assert SESSION_KEY not in client.session
+    assert client.get("/mgmt/")["Location"].startswith("/admin/login/")
