@@ -364,7 +364,7 @@ def check_keys(mail: Path) -> list[str]:
     subjects = [
         s for f in mail.iterdir() for s in re.findall(r"^Subject: (.+)$", f.read_text(), re.M)
     ]
-    keys = re.compile(r"^Your license keys for order (\S+)$")
+    keys = re.compile(r"^Your (?:license keys|license renewed|receipt) for order (\S+)$")
     written = Counter(m.group(1) for s in subjects if (m := keys.match(s)))
     notices = sent.exclude(kind__in=[KeyEmailKind.KEYS, KeyEmailKind.EXPIRY])
     told = Counter(notices.values_list("subject", flat=True))

@@ -146,15 +146,21 @@ def _message(email: KeyEmail) -> EmailMessage | None:
     licenses = order.licenses.select_related("product").order_by("id")
     if order.is_renewal:  # the renewed license, with its key and its new expiry
         licenses = License.objects.filter(renewals__order=order).select_related("product")
+    licenses = list(licenses)
     context = {
         "order": order,
         "licenses": licenses,
         "receipt": build_receipt(order),
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
     }
-    subject = "renewed" if order.is_renewal else "keys"
+    if order.is_renewal:
+        subject = "Your license renewed"
+    elif licenses:
+        subject = "Your license keys"
+    else:  # nothing to issue (a service): the receipt alone
+        subject = "Your receipt"
     return EmailMessage(
-        subject=f"Your license {subject} for order {order.number}",
+        subject=f"{subject} for order {order.number}",
         body=render_to_string("licenses/key_email.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[order.email],

@@ -57,7 +57,7 @@ def issue_licenses(
     for product in {lic.product for lic in issued if lic.product.license_kind == LicenseKind.POOL}:
         waiting = any(lic.status == Status.PENDING and lic.product == product for lic in issued)
         alert_if_low(product, claimed=pool_claims.get(product, 0), waiting=waiting)
-    if with_keys and issued:
+    if with_keys:  # the keys, or for an order with none to issue, its receipt
         queue_key_email(order.pk)
     return issued
 

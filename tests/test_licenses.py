@@ -74,11 +74,16 @@ def test_a_completed_order_gets_one_active_license_per_unit_and_an_email_with_th
     assert all(lic.key in mail.outbox[0].body for lic in licenses)
 
 
-def test_a_product_without_license_keys_issues_none():
-    order = make_order(product=make_product(license_kind=LicenseKind.NONE))
+def test_a_product_without_license_keys_issues_none_and_the_buyer_gets_a_receipt():
+    order = make_order(product=make_product(name="One hour of support", license_kind="none"))
     pay(order)
+    send_key_emails()
     assert order.licenses.count() == 0
-    assert mail.outbox == []
+    [email] = mail.outbox
+    assert email.to == [order.email]
+    assert email.subject == f"Your receipt for order {order.number}"
+    assert "One hour of support × 1: $25.00" in email.body
+    assert "key" not in email.body.lower()
 
 
 def test_duplicate_and_replayed_events_issue_nothing_twice():
