@@ -121,11 +121,13 @@ def start() -> None:
         f"  Django admin: {env['SITE_URL']}/admin/\n"
         f"  Staff login:  {STAFF_EMAIL} / {password}\n"
         + (
-            "  Staff also give a code from an authenticator app (STAFF_2FA_REQUIRED): after the\n"
-            "  password, /admin and /mgmt show a QR code to scan once, then ask for its code.\n"
+            "  Staff also give a code from an authenticator app (STAFF_2FA_REQUIRED): at the first\n"
+            "  sign-in, a code emailed to the staff address (printed below when EMAIL_URL is unset),\n"
+            "  then a QR code to scan once; every sign-in then asks for the app's code.\n"
             if decided["staff_2fa_required"]
             else "  Staff sign in with the password alone: the second factor is off in test mode\n"
-            "  (STAFF_2FA_REQUIRED=1 turns it on, with a QR code to scan at the first sign-in).\n"
+            "  (STAFF_2FA_REQUIRED=1 turns it on: an emailed code, then a QR code to scan, at the\n"
+            "  first sign-in).\n"
         )
         + (
             "  Payments are in TEST MODE (no Stripe key): Buy Now opens a local test checkout.\n"
