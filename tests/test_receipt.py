@@ -63,6 +63,17 @@ def test_the_browser_that_bought_sees_its_keys_and_the_receipt_once_paid(client)
     assert "no-store" in response["Cache-Control"] or "private" in response["Cache-Control"]
 
 
+def test_the_thank_you_page_says_each_keys_terms(client):
+    product = make_product(name="Nebula Pro", max_activations=3, license_days=365)
+    client.post(f"/checkout/{product.slug}/", {"email": OWNER, "quantity": 1})
+    order = Order.objects.get(email=OWNER)
+    client.post(f"/test-gateway/checkout/{order.stripe_session_id}/", {"action": "pay"})
+    license = order.licenses.get()
+    page = client.get(receipt_url(order)).content.decode()
+    assert "Use it on up to 3 devices at a time" in page
+    assert f"it expires on {license.expires_at:%-d %B %Y}" in page
+
+
 def test_anyone_else_holding_the_link_sees_the_receipt_but_no_key(client):
     order = buy_and_pay(client)
     for other in (Client(), client_as("other"), client_as("staff")):
