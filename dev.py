@@ -28,6 +28,8 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAFF_EMAIL = "staff@example.com"
 WORKERS = [["deliver_notifications"], ["send_key_emails"]]
 TEST_MODE_WORKERS = [["deliver_test_events"]]
+# Runs only with the setting on (a worker that exits at once would stop the others).
+FRAUD_REFUND_WORKERS = [["refund_fraud_warnings"]]
 
 
 def say(message: str) -> None:
@@ -92,6 +94,10 @@ def is_test_mode(env: dict) -> bool:
     return modes(env)["test_mode"] is True
 
 
+def refunds_fraud_warnings(env: dict[str, str]) -> bool:
+    return env.get("STRIPE_REFUND_ON_FRAUD_WARNING", "").lower() in ("1", "true", "yes", "on")
+
+
 def start() -> None:
     ensure_packages()
     env = dev_env()
@@ -105,7 +111,9 @@ def start() -> None:
     test_mode = decided["test_mode"] is True
     processes = [
         subprocess.Popen([str(PYTHON), "manage.py", *worker], cwd=ROOT, env=env)
-        for worker in WORKERS + (TEST_MODE_WORKERS if test_mode else [])
+        for worker in WORKERS
+        + (TEST_MODE_WORKERS if test_mode else [])
+        + (FRAUD_REFUND_WORKERS if refunds_fraud_warnings(env) else [])
     ]
     processes.append(
         subprocess.Popen(

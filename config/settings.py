@@ -255,6 +255,13 @@ CHECKOUT_EXPIRES_MINUTES = env.int("CHECKOUT_EXPIRES_MINUTES", default=60)
 # Stripe issues an invoice for each paid Checkout Session (its hosted page and PDF are linked from
 # the receipt instead of ours). Stripe charges for invoices: off by default.
 STRIPE_INVOICES = env.bool("STRIPE_INVOICES", default=False)
+# Checkout Sessions take promotion codes (made in the Stripe Dashboard) and Stripe Tax adds the
+# buyer's tax: what was charged changes, the discount and tax are recorded from the session.
+STRIPE_ALLOW_PROMOTION_CODES = env.bool("STRIPE_ALLOW_PROMOTION_CODES", default=False)
+STRIPE_AUTOMATIC_TAX = env.bool("STRIPE_AUTOMATIC_TAX", default=False)
+# Stripe advises refunding a payment its Radar early fraud warning calls actionable, before the
+# dispute (and its fee) comes: on, the refund_fraud_warnings worker refunds it in full.
+STRIPE_REFUND_ON_FRAUD_WARNING = env.bool("STRIPE_REFUND_ON_FRAUD_WARNING", default=False)
 CHECKOUT_SUCCESS_RATE = env.int("CHECKOUT_SUCCESS_RATE", default=30)
 CHECKOUT_SUCCESS_WINDOW = env.int("CHECKOUT_SUCCESS_WINDOW", default=60)
 # "Resend my keys" per order in each window, so the button cannot be used to flood a mailbox.

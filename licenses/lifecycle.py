@@ -175,3 +175,26 @@ def reinstate_license(license: License, *, staff) -> License:
     _reinstate(license)
     notices.license_reinstated(license)
     return license
+
+
+def hold_for_review(order: Order) -> int:
+    """A Radar review holds the payment: the order's active and pending licenses are suspended
+    (reason review) until it closes in a way that releases them (orders.models.Review)."""
+    now = timezone.now()
+    return License.objects.filter(order=order, status__in=[Status.ACTIVE, Status.PENDING]).update(
+        status=Status.SUSPENDED,
+        reason=SuspensionReason.REVIEW,
+        dispute_id="",
+        suspended_at=now,
+        changed_at=now,
+    )
+
+
+def release_after_review(order: Order) -> int:
+    """Lift the review's hold (never a staff or dispute suspension); an order disputed
+    meanwhile has its licenses suspended for the dispute instead."""
+    held = list(order.licenses.filter(status=Status.SUSPENDED, reason=SuspensionReason.REVIEW))
+    released = sum(_reinstate(license) for license in held)
+    if released and order.status == "disputed":
+        suspend_for_dispute(order)
+    return released

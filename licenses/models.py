@@ -18,6 +18,7 @@ class SuspensionReason(models.TextChoices):
     STAFF = "staff", "Suspended by staff"
     REFUND = "refund", "Order refunded"
     CHARGEBACK = "chargeback", "Chargeback lost"
+    REVIEW = "review", "Payment under review"
 
 
 class PoolKey(models.Model):

@@ -7,8 +7,10 @@ from orders.signals import order_transitioned, refund_seats
 
 from . import notices
 from .lifecycle import (
+    hold_for_review,
     issue_licenses,
     reinstate_after_dispute,
+    release_after_review,
     revoke_all,
     revoke_seats,
     suspend_for_dispute,
@@ -32,6 +34,8 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
             issue_licenses(order, first_time=True)
         else:
             reinstate_after_dispute(order)  # refunded → completed: a chargeback won on appeal
+        if order.review_hold:  # a Radar review holds the payment: so its keys wait
+            hold_for_review(order)
     elif to == Status.DISPUTED:
         if first_time:
             issue_licenses(order, first_time=True)  # a dispute that came before the payment event
@@ -42,6 +46,16 @@ def sync_licenses_with_order(sender, order, transition, **kwargs) -> None:
         if first_time:  # money went back before it came
             issue_licenses(order, with_keys=False, reason=reason, first_time=True)
         revoke_all(order, reason=reason)
+
+
+@receiver(signals.review_changed, dispatch_uid="hold_licenses_for_review")
+def hold_licenses_for_review(sender, order, review, change, **kwargs) -> None:
+    """A Radar review holds the keys while it is open (and after it closed as refunded, until
+    the refund's events revoke them); its close as approved lets them go."""
+    if order.review_hold:
+        hold_for_review(order)
+    else:
+        release_after_review(order)
 
 
 @receiver(refund_seats, dispatch_uid="revoke_refunded_seats")

@@ -168,6 +168,7 @@ TITLES = {
     Event.ORDER_REFUND_FAILED: "Refund failed",
     Event.ORDER_REFUND_PENDING: "Refund pending",
     Event.ORDER_PAYMENT_MISMATCH: "Payment not for this order",
+    Event.ORDER_FRAUD_WARNING: "Early fraud warning",
 }
 
 
@@ -183,6 +184,10 @@ def order_embed(
         ("Items", items),
         ("Total", money(order.total_cents, order.currency)),
     ]
+    if order.discount_cents:
+        fields.append(("Discount", "−" + money(order.discount_cents, order.currency)))
+    if order.tax_cents:
+        fields.append(("Tax", money(order.tax_cents, order.currency)))
     if order.payment_method:
         fields.append(("Payment method", order.payment_method))
     fields += [(name, value) for name, value in extra if value]

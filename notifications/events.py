@@ -17,6 +17,7 @@ class Event(models.TextChoices):
     LICENSE_STOCK_LOW = "license.stock_low"
     ORDER_PAYMENT_MISMATCH = "order.payment_mismatch"
     LICENSE_ACTIVATION_LIMIT_REACHED = "license.activation_limit_reached"
+    ORDER_FRAUD_WARNING = "order.fraud_warning"
     TEST = "test", "test (send_test_notification)"
 
 
@@ -34,6 +35,7 @@ COLOURS = {
     Event.LICENSE_STOCK_LOW: 0xE74C3C,
     Event.ORDER_PAYMENT_MISMATCH: 0xE74C3C,
     Event.LICENSE_ACTIVATION_LIMIT_REACHED: 0xE67E22,
+    Event.ORDER_FRAUD_WARNING: 0xE74C3C,
     Event.TEST: 0x3498DB,
 }
 

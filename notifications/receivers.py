@@ -1,6 +1,7 @@
 """Each orders/licenses signal becomes a notification. Receivers only write outbox rows, from
 the final facts the signal carries."""
 
+from django.conf import settings
 from django.dispatch import receiver
 
 from licenses.signals import activation_limit_reached, stock_low
@@ -168,6 +169,48 @@ def notify_payment_mismatch(sender, order, mismatch, **kwargs) -> None:
                 "Stripe Dashboard; complete the order by hand only if the payment is really for it.",
             ),
         ],
+    )
+
+
+def _radar_action(order) -> str:
+    if order.fraud_actionable and settings.STRIPE_REFUND_ON_FRAUD_WARNING:
+        return "The shop refunds it in full (STRIPE_REFUND_ON_FRAUD_WARNING); watch for the refund."
+    if order.fraud_actionable:
+        return (
+            "Stripe advises a full refund before a dispute (and its fee) comes: refund it on /mgmt "
+            "with Stripe's reason 'fraudulent'."
+        )
+    return "Stripe says there is nothing to act on (already disputed or refunded)."
+
+
+@receiver(signals.fraud_warning_raised, dispatch_uid="notify_fraud_warning")
+def notify_fraud_warning(sender, order, warning, **kwargs) -> None:
+    _notify(
+        Event.ORDER_FRAUD_WARNING,
+        order,
+        [
+            ("Fraud type", warning.fraud_type_words),
+            ("Actionable", "yes" if warning.actionable else "no"),
+            ("Action", _radar_action(order)),
+        ],
+    )
+
+
+@receiver(signals.review_changed, dispatch_uid="notify_review")
+def notify_review(sender, order, review, change, **kwargs) -> None:
+    """Told once per review, when the shop first hears of it (closed already, if its close came
+    first); its close is seen on /mgmt."""
+    if change == "closed":
+        return
+    if change == "opened":
+        state = "Open: the order's keys are held until Stripe's review approves the payment."
+    else:
+        state = f"Closed: {review.closed_reason.replace('_', ' ') or 'no reason given'}."
+    _notify(
+        Event.ORDER_FRAUD_WARNING,
+        order,
+        [("Opened by", review.opened_reason), ("Review", state)],
+        title="Payment in Radar review",
     )
 
 

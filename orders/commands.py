@@ -172,6 +172,17 @@ class RefundOrder(OrderCommand):
         return amount, checkout.next_refund_sequence(order)
 
 
+class RefundFraudWarning(RefundOrder):
+    """STRIPE_REFUND_ON_FRAUD_WARNING: the shop itself (the refund_fraud_warnings worker, by
+    None) refunds what is left of an order Stripe Radar warned of, by the same path and rules as
+    a staff refund. No person may run it: a screen passes its user, never None."""
+
+    name, label, permission = "orders.refund_fraud_warning", "Refund (early fraud warning)", None
+
+    def permitted(self, by) -> bool:
+        return by is None
+
+
 def _check_seats(order: Order, seats: list[int]) -> None:
     """Only the order's own licenses that are not revoked yet may go with its refund."""
     # The licenses app's rows, through the order's reverse relation (orders imports no licenses).
@@ -332,6 +343,7 @@ def _gateway_call(call):
 
 complete = Complete()
 refund = RefundOrder()
+refund_fraud_warning = RefundFraudWarning()
 retry = Retry()
 pay_again = PayAgain()
 settle = Settle()

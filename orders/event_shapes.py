@@ -154,6 +154,21 @@ SHAPES: dict[str, dict[str, Check]] = {
             )
         ),
     },
+    "radar.early_fraud_warning": {
+        "id": STRIPE_ID,
+        "actionable": optional(lambda value: isinstance(value, bool)),
+        "fraud_type": optional(text(40)),
+        "charge": reference(CHARGE),
+        "payment_intent": reference(INTENT),
+    },
+    "review": {
+        "id": STRIPE_ID,
+        "open": optional(lambda value: isinstance(value, bool)),
+        "opened_reason": optional(text(40)),
+        "closed_reason": optional(text(40)),
+        "charge": reference(CHARGE),
+        "payment_intent": reference(INTENT),
+    },
 }
 # The object each handled event type carries.
 KINDS = {
@@ -163,6 +178,8 @@ KINDS = {
     "charge.refunded": "charge",
     "refund.": "refund",
     "invoice.": "invoice",
+    "radar.early_fraud_warning.": "radar.early_fraud_warning",
+    "review.": "review",
 }
 # What the handlers index directly; every other field may be absent (they read it with .get).
 REQUIRED = {"refund": {"id", "amount", "status"}, "dispute": {"id", "amount", "status"}}

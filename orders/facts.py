@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from shop.rows import insert_unless_taken
 
 from . import disputes, statements
 from .amounts import PENDING_REFUNDS, UNDONE_REFUNDS
-from .models import CheckoutSession, Dispute, Order, PaymentMismatch, Refund
+from .models import CheckoutSession, Dispute, FraudWarning, Order, PaymentMismatch, Refund, Review
 from .payment_methods import describe_payment_method
 
 # A session that expired or whose delayed payment failed has ended: nothing but money overrides it.
@@ -45,6 +46,11 @@ FACT_FIELDS = [
     "open_dispute_reason",
     "refund_failed_at",
     "amount_total_cents",
+    "discount_cents",
+    "tax_cents",
+    "fraud_type",
+    "fraud_actionable",
+    "review_hold",
     "stripe_payment_intent_id",
     "stripe_charge_id",
     "stripe_invoice_id",
@@ -68,6 +74,9 @@ class Changes:
     # (refund, counted now): its chosen licenses go (refund by seat)
     seat_refunds: list[tuple[Refund, bool]] = field(default_factory=list)
     disputes: list[tuple[Dispute, str]] = field(default_factory=list)  # (dispute, what happened)
+    fraud_warnings: list[FraudWarning] = field(default_factory=list)  # first seen
+    # (review, what happened: "opened", "closed", or "seen_closed" when first seen closed)
+    reviews: list[tuple[Review, str]] = field(default_factory=list)
     refused: str = ""  # why the object may not change this order (a payment not for it)
     mismatch: PaymentMismatch | None = None  # newly recorded: staff are told
 
@@ -132,7 +141,7 @@ def session_problem(order: Order, session: dict[str, Any]) -> str:
         return (
             f"The session's items come to {money(subtotal, currency)}; the order asked for {want}."
         )
-    discount = ((session.get("total_details") or {}).get("amount_discount")) or 0
+    discount, _ = discount_and_tax(session)
     if total is not None and total + discount < asked.amount_cents:
         return f"Paid {money(total, currency)}, less than the {want} asked for."
     return ""
@@ -154,6 +163,21 @@ def charged_in_order_currency(session: dict[str, Any]) -> tuple[str, int | None,
     else:
         source, currency = session, session.get("currency")
     return str(currency or "").lower(), source.get("amount_total"), source.get("amount_subtotal")
+
+
+def discount_and_tax(session: dict[str, Any]) -> tuple[int, int]:
+    """(discount, tax) of `session`'s `total_details`, in the currency the shop priced in. An
+    Adaptive Pricing session before API 2025-03-31 tells them in the buyer's currency only: they
+    are brought back by the ratio of its two subtotals (each in its own minor units)."""
+    details = session.get("total_details") or {}
+    discount, tax = details.get("amount_discount") or 0, details.get("amount_tax") or 0
+    conversion = session.get("currency_conversion")
+    if isinstance(conversion, dict) and conversion.get("source_currency"):
+        theirs, ours = session.get("amount_subtotal"), conversion.get("amount_subtotal")
+        if not theirs or ours is None:
+            return 0, 0
+        return round(discount * ours / theirs), round(tax * ours / theirs)
+    return discount, tax
 
 
 def _refuse_session(
@@ -201,6 +225,9 @@ def record_session(order: Order, session: dict[str, Any], changes: Changes, *, s
     if total is not None and (order.amount_total_cents is None or (paid and not order.is_paid)):
         changes.mark(order.amount_total_cents != total)
         order.amount_total_cents = total
+        discount, tax = discount_and_tax(session)
+        changes.mark((order.discount_cents, order.tax_cents) != (discount, tax))
+        order.discount_cents, order.tax_cents = discount, tax
     charge = intent.get("latest_charge") if isinstance(intent, dict) else None
     if isinstance(charge, dict):
         _record_charge_details(order, charge, changes)
@@ -494,3 +521,63 @@ def record_invoice_links(order: Order, invoice: dict[str, Any], changes: Changes
     if (order.invoice_links_for, order.invoice_url, order.invoice_pdf_url) != links:
         order.invoice_links_for, order.invoice_url, order.invoice_pdf_url = links
         changes.mark()
+
+
+def record_fraud_warning(order: Order, warning: dict[str, Any], changes: Changes) -> None:
+    """radar.early_fraud_warning.created / .updated: the order is flagged with the warning's
+    fraud type; `actionable` only ever ends (FraudWarning). With STRIPE_REFUND_ON_FRAUD_WARNING
+    an actionable warning asks for a full refund (made by the refund_fraud_warnings worker,
+    never here)."""
+    actionable = warning.get("actionable") is True
+    row = FraudWarning(
+        order=order,
+        stripe_warning_id=warning["id"],
+        fraud_type=str(warning.get("fraud_type") or "")[:40],
+        actionable=actionable,
+        auto_refund=FraudWarning.AutoRefund.DUE
+        if actionable and settings.STRIPE_REFUND_ON_FRAUD_WARNING
+        else FraudWarning.AutoRefund.NONE,
+    )
+    new = insert_unless_taken(row, "stripe_warning_id")
+    if new:
+        changes.fraud_warnings.append(row)
+    elif not actionable:
+        FraudWarning.objects.filter(stripe_warning_id=warning["id"], actionable=True).update(
+            actionable=False, updated_at=timezone.now()
+        )
+    warnings = list(order.fraud_warnings.order_by("stripe_warning_id"))
+    flag = (warnings[0].fraud_type if warnings else "", any(w.actionable for w in warnings))
+    changes.mark(new or (order.fraud_type, order.fraud_actionable) != flag)
+    order.fraud_type, order.fraud_actionable = flag
+    record_ids(order, changes, payment_intent=id_of(warning.get("payment_intent")))
+    record_ids(order, changes, charge=id_of(warning.get("charge")))
+
+
+def record_review(order: Order, review: dict[str, Any], changes: Changes) -> None:
+    """review.opened / review.closed: a review moves forward only (open, then closed with its
+    reason), so a late `review.opened` never reopens it. While one holds the keys
+    (Review.holds_keys) the order says so (`review_hold`): the licenses follow."""
+    is_open = review.get("open") is True
+    closed_reason = "" if is_open else str(review.get("closed_reason") or "")[:40]
+    row = Review(
+        order=order,
+        stripe_review_id=review["id"],
+        opened_reason=str(review.get("opened_reason") or "")[:40],
+        open=is_open,
+        closed_reason=closed_reason,
+    )
+    if insert_unless_taken(row, "stripe_review_id"):
+        changes.reviews.append((row, "opened" if is_open else "seen_closed"))
+        changes.mark()
+    else:
+        row = Review.objects.get(stripe_review_id=review["id"])
+        if row.open and not is_open:
+            row.open, row.closed_reason = False, closed_reason
+            row.save(update_fields=["open", "closed_reason", "updated_at"])
+            changes.reviews.append((row, "closed"))
+            changes.mark()
+    hold = any(r.holds_keys for r in order.reviews.all())
+    changes.mark(order.review_hold != hold)
+    order.review_hold = hold
+    record_ids(order, changes, payment_intent=id_of(review.get("payment_intent")))
+    record_ids(order, changes, charge=id_of(review.get("charge")))

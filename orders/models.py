@@ -105,6 +105,10 @@ class Order(models.Model):
     amount_total_cents = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="What Stripe charged (promotions and taxes included)."
     )
+    # What the paying Checkout Session's `total_details` said: a promotion code's discount off
+    # the items' subtotal, and the tax Stripe added (STRIPE_ALLOW_PROMOTION_CODES, _AUTOMATIC_TAX).
+    discount_cents = models.PositiveBigIntegerField(default=0)
+    tax_cents = models.PositiveBigIntegerField(default=0)
     livemode = models.BooleanField(default=False)
     # Each Checkout Session is an attempt; staff "retry" starts the next one.
     attempt = models.PositiveSmallIntegerField(default=1)
@@ -149,6 +153,12 @@ class Order(models.Model):
     # A refund that failed (or was canceled) after it was asked for: the customer has neither
     # money nor license. Set by the facts, cleared by staff (refund again or mark settled).
     refund_failed_at = models.DateTimeField(null=True, blank=True)
+    # Stripe Radar, summarised from the order's FraudWarning and Review rows (facts): the fraud
+    # type of its early fraud warning ("" when none), whether Stripe still calls it actionable
+    # (not disputed nor refunded in full), and whether a review holds the keys (Review.holds_keys).
+    fraud_type = models.CharField(max_length=40, blank=True)
+    fraud_actionable = models.BooleanField(default=False)
+    review_hold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -399,6 +409,76 @@ class Dispute(models.Model):
     @property
     def chargeback_cents(self) -> int:
         return self.amount_cents if disputes.takes_money(self.status) else 0
+
+
+class FraudWarning(models.Model):
+    """A Stripe Radar early fraud warning on the order's charge (`radar.early_fraud_warning.*`).
+    Stripe calls it actionable until the charge is disputed or refunded in full, which is for
+    good: once any event says it is not, it is not, so a late `.created` never undoes an
+    `.updated` (Stripe stamps both with the same second often enough to make time no guide)."""
+
+    class AutoRefund(models.TextChoices):
+        NONE = "", "—"
+        DUE = "due", "Refund due (STRIPE_REFUND_ON_FRAUD_WARNING)"
+        DONE = "done", "Refunded"
+        SKIPPED = "skipped", "Not refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fraud_warnings")
+    stripe_warning_id = models.CharField(max_length=255, unique=True)
+    fraud_type = models.CharField(max_length=40, blank=True)
+    actionable = models.BooleanField(default=False)
+    # The refund STRIPE_REFUND_ON_FRAUD_WARNING asks for: written with the warning (an outbox
+    # row), made by the `refund_fraud_warnings` worker through orders.commands, never the webhook.
+    auto_refund = models.CharField(max_length=10, choices=AutoRefund, blank=True, db_index=True)
+    auto_refund_detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(auto_refund__in=["", "due", "done", "skipped"]),
+                name="fraud_warning_auto_refund_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.stripe_warning_id
+
+    @property
+    def fraud_type_words(self) -> str:
+        return self.fraud_type.replace("_", " ")
+
+
+class Review(models.Model):
+    """A Stripe Radar review of the order's payment (`review.opened` / `review.closed`). A review
+    only moves forward (open → closed), so a late `review.opened` never reopens it."""
+
+    # Stripe's `closed_reason`s that let the keys go: approved (or acknowledged), or disputed,
+    # where the dispute's own suspension takes over. Refunded (as fraud or not) keeps the hold
+    # until the refund's events revoke the keys; a payment canceled or never settled keeps it.
+    RELEASES = ("approved", "acknowledged", "disputed")
+    MONEY_BACK = ("refunded", "refunded_as_fraud")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reviews")
+    stripe_review_id = models.CharField(max_length=255, unique=True)
+    opened_reason = models.CharField(max_length=40, blank=True)  # "rule" or "manual"
+    open = models.BooleanField(default=True)
+    closed_reason = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.stripe_review_id
+
+    @property
+    def holds_keys(self) -> bool:
+        """Open, or closed in a way that does not release the keys (RELEASES)."""
+        return self.open or self.closed_reason not in self.RELEASES
 
 
 class EventOutcome(models.TextChoices):

@@ -34,3 +34,10 @@ dispute_changed = Signal()
 # order, mismatch (PaymentMismatch): a Checkout Session that may not pay the order said money
 # moved (a session the shop did not create for it, or another amount or currency); told once
 payment_mismatched = Signal()
+# order, warning (FraudWarning): Stripe Radar raised an early fraud warning on the order's charge
+# (sent once per warning, when first seen, whichever of its events came first)
+fraud_warning_raised = Signal()
+# order, review (Review), change: "opened", "closed" (review.closed_reason says how), or
+# "seen_closed" (its review.closed came first: the review is already over); the order's
+# `review_hold` says whether its keys are held
+review_changed = Signal()

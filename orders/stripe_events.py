@@ -18,7 +18,7 @@ Handler = Callable[[Order, dict[str, Any], dict[str, Any], Changes], None]
 def references(obj: dict[str, Any]) -> tuple[str, str]:
     """The (PaymentIntent, charge) ids a charge, refund or dispute names; ("", "") otherwise."""
     kind = obj.get("object")
-    if kind not in ("charge", "refund", "dispute"):
+    if kind not in ("charge", "refund", "dispute", "radar.early_fraud_warning", "review"):
         return "", ""
     charge = obj.get("id") if kind == "charge" else id_of(obj.get("charge"))
     return id_of(obj.get("payment_intent")), str(charge or "")
@@ -123,6 +123,22 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.closed": _on_dispute,
     "charge.dispute.funds_withdrawn": _on_dispute,
     "charge.dispute.funds_reinstated": _on_dispute,
+}
+
+
+def _on_fraud_warning(order, warning, event, changes) -> None:
+    facts.record_fraud_warning(order, warning, changes)
+
+
+def _on_review(order, review, event, changes) -> None:
+    facts.record_review(order, review, changes)
+
+
+HANDLERS |= {
+    "radar.early_fraud_warning.created": _on_fraud_warning,
+    "radar.early_fraud_warning.updated": _on_fraud_warning,
+    "review.opened": _on_review,
+    "review.closed": _on_review,
 }
 
 

@@ -85,14 +85,9 @@ def _apply_late(order: Order, stored: StripeEvent, changes: Changes) -> None:
     except (KeyError, TypeError, ValueError, DatabaseError) as error:
         for name, value in before.items():  # the savepoint undid the rows, this the order
             setattr(order, name, value)
-        for name in (
-            "counted_refunds",
-            "undone_refunds",
-            "pending_refunds",
-            "seat_refunds",
-            "disputes",
-        ):
-            setattr(changes, name, getattr(told, name))
+        for name, value in vars(told).items():
+            if isinstance(value, list):
+                setattr(changes, name, value)
         log.error("stored event %s could not be applied: %r", stored.id, error)
         stored.detail = f"could not be applied late: {type(error).__name__}"
     else:
@@ -127,3 +122,7 @@ def _announce(order: Order, changes: Changes, *, source: str) -> None:
         signals.refund_failed.send(sender=Order, order=order, refund=refund)
     for dispute, change in changes.disputes:
         signals.dispute_changed.send(sender=Order, order=order, dispute=dispute, change=change)
+    for warning in changes.fraud_warnings:
+        signals.fraud_warning_raised.send(sender=Order, order=order, warning=warning)
+    for review, change in changes.reviews:
+        signals.review_changed.send(sender=Order, order=order, review=review, change=change)

@@ -52,9 +52,11 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
         stripe.WebhookSignature.verify_header(
             payload, signature, settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_TOLERANCE
         )
-        event = json.loads(payload)
+        event = json.loads(payload, parse_constant=_refuse_constant)
     except stripe.SignatureVerificationError as error:
         raise WebhookError(f"bad signature: {error.user_message}") from None
+    except NotJSON as error:
+        raise WebhookError(f"malformed event: {error}") from None
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep JSON
         raise WebhookError("body is not JSON") from None
     if "\\u0000" in payload and _holds_nul(event):
@@ -77,6 +79,16 @@ def verify(body: bytes, signature: str | None) -> dict[str, Any]:
     except MalformedEvent as error:
         raise WebhookError(f"malformed event: {error}") from None
     return event
+
+
+class NotJSON(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity; JSON (and Stripe) has no such numbers,
+    and PostgreSQL's jsonb refuses them: a 400 rather than a 500 on every retry."""
+    raise NotJSON(f"{name} is not a JSON number")
 
 
 def _holds_nul(value: Any) -> bool:

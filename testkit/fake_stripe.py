@@ -115,6 +115,8 @@ class FakeStripe:
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.warnings: dict[str, dict[str, Any]] = {}
+        self.reviews: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.delivered: set[str] = set()
         self.idempotent: dict[str, tuple[str, Answer]] = {}
@@ -218,6 +220,58 @@ class FakeStripe:
                 "message": DECLINES.get(decline_code, DECLINES["card_declined"]),
             }
             return self._emit("payment_intent.payment_failed", intent)
+
+    def raise_fraud_warning(
+        self, payment_intent: str, *, fraud_type: str = "made_with_stolen_card"
+    ) -> dict[str, Any]:
+        """Radar's early fraud warning on the payment's charge: actionable while the charge is
+        neither disputed nor refunded in full (Stripe updates it when that changes)."""
+        with self.lock:
+            charge = self.charges[self.intents[payment_intent]["latest_charge"]]
+            warning = example(
+                "radar.early_fraud_warning",
+                {
+                    "id": _id("issfr"),
+                    "actionable": not (charge.get("disputed") or charge["refunded"]),
+                    "charge": charge["id"],
+                    "payment_intent": payment_intent,
+                    "fraud_type": fraud_type,
+                    "created": int(time.time()),
+                },
+            )
+            self.warnings[warning["id"]] = warning
+            return self._emit("radar.early_fraud_warning.created", warning)
+
+    def open_review(self, payment_intent: str, *, opened_reason: str = "rule") -> dict[str, Any]:
+        """Radar puts the payment in review (a rule, or a person on the Dashboard)."""
+        with self.lock:
+            review = example(
+                "review",
+                {
+                    "id": _id("prv"),
+                    "charge": self.intents[payment_intent]["latest_charge"],
+                    "payment_intent": payment_intent,
+                    "open": True,
+                    "opened_reason": opened_reason,
+                    "closed_reason": None,
+                    "reason": opened_reason,
+                    "created": int(time.time()),
+                },
+            )
+            self.reviews[review["id"]] = review
+            return self._emit("review.opened", review)
+
+    def close_review(self, review_id: str, closed_reason: str = "approved") -> dict[str, Any]:
+        """The review closes: approved, or refunded (as fraud), which refunds the charge first,
+        as the Dashboard's "Refund" in a review does."""
+        with self.lock:
+            review = self.reviews[review_id]
+            if closed_reason in ("refunded", "refunded_as_fraud"):
+                reason = "fraudulent" if closed_reason == "refunded_as_fraud" else None
+                params = {"payment_intent": review["payment_intent"]}
+                self._create_refund({**params, "reason": reason} if reason else params)
+            review.update(open=False, closed_reason=closed_reason, reason=closed_reason)
+            return self._emit("review.closed", review)
 
     def emit(self, event_type: str, obj: dict[str, Any], **fields: Any) -> dict[str, Any]:
         with self.lock:
@@ -439,6 +493,10 @@ class FakeStripe:
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
         self._emit("refund.created", refund)
         self._emit("charge.refunded", charge)
+        for warning in self.warnings.values():
+            if warning["charge"] == charge["id"] and charge["refunded"] and warning["actionable"]:
+                warning["actionable"] = False  # Stripe: nothing left to act on
+                self._emit("radar.early_fraud_warning.updated", warning)
         return refund
 
     def _list_events(self, params: dict[str, Any]) -> dict[str, Any]:

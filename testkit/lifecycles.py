@@ -9,14 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 from orders import amounts, disputes
-from orders.models import Order, OrderTransition
+from orders.models import FraudWarning, Order, OrderTransition, Review
 from testkit.stripe_objects import (
     API_WITHOUT_REFUND_EVENTS,
     charge_obj,
     dispute_obj,
+    fraud_warning_obj,
     intent_failed_obj,
     make_event,
     refund_obj,
+    review_obj,
     session_obj,
 )
 
@@ -219,6 +221,52 @@ def async_payment(outcome: str) -> Callable[[Order], list[Step]]:
     return steps
 
 
+def warned_then_refunded(order: Order) -> list[Step]:
+    """Radar's early fraud warning, the full refund Stripe advises (reason fraudulent), and the
+    warning's update: nothing left to act on."""
+    charged = order.subtotal_cents
+    return [
+        *paid(order),
+        ("radar.early_fraud_warning.created", fraud_warning_obj(order)),
+        ("refund.created", refund_obj(order, f"re_{order.number}", charged, reason="fraudulent")),
+        ("radar.early_fraud_warning.updated", fraud_warning_obj(order, actionable=False)),
+    ]
+
+
+def reviewed(closed_reason: str) -> Callable[[Order], list[Step]]:
+    """A Radar review opened on the payment, then closed; closed as refunded (as fraud), the
+    Dashboard's refund comes with it."""
+
+    def steps(order: Order) -> list[Step]:
+        money_back = closed_reason in Review.MONEY_BACK
+        return [
+            *paid(order),
+            ("review.opened", review_obj(order)),
+            ("review.closed", review_obj(order, closed_reason=closed_reason)),
+            *(
+                [("refund.created", refund_obj(order, f"re_{order.number}", order.subtotal_cents))]
+                if money_back
+                else []
+            ),
+        ]
+
+    return steps
+
+
+def warned_reviewed_disputed_and_won(order: Order) -> list[Step]:
+    """A warning, a review, the dispute that followed (the review closes as disputed), won."""
+    dispute = f"dp_{order.number}"
+    return [
+        *paid(order),
+        ("radar.early_fraud_warning.created", fraud_warning_obj(order)),
+        ("review.opened", review_obj(order)),
+        ("charge.dispute.created", dispute_obj(order, dispute, "needs_response")),
+        ("radar.early_fraud_warning.updated", fraud_warning_obj(order, actionable=False)),
+        ("review.closed", review_obj(order, closed_reason="disputed")),
+        ("charge.dispute.closed", dispute_obj(order, dispute, "won")),
+    ]
+
+
 def after_a_decline(lifecycle: Callable[[Order], list[Step]]) -> Callable[[Order], list[Step]]:
     return lambda order: [*declined(order), *lifecycle(order)]
 
@@ -261,6 +309,11 @@ LIFECYCLES: dict[str, tuple[Callable[[Order], list[Step]], str]] = {
         after_a_decline(async_payment("succeeded")),
         "completed",
     ),
+    # Stripe Radar (issue 21).
+    "paid, an early fraud warning, refunded in full": (warned_then_refunded, "refunded"),
+    "paid, in review, approved": (reviewed("approved"), "completed"),
+    "paid, in review, refunded as fraud": (reviewed("refunded_as_fraud"), "refunded"),
+    "paid, warned, in review, disputed and won": (warned_reviewed_disputed_and_won, "completed"),
 }
 
 
@@ -312,7 +365,19 @@ def final_state(order: Order) -> dict[str, Any]:
         "payment_intent": plain(order.stripe_payment_intent_id),
         "charge": plain(order.stripe_charge_id),
         "amount_total": order.amount_total_cents,
+        "discount": order.discount_cents,
+        "tax": order.tax_cents,
         "payment_method": order.payment_method,
+        # Stripe Radar: the order's flag, each warning and review, and whether keys are held.
+        "fraud": (order.fraud_type, order.fraud_actionable, order.review_hold),
+        "warnings": sorted(
+            (plain(w.stripe_warning_id), w.fraud_type, w.actionable)
+            for w in FraudWarning.objects.filter(order=order)
+        ),
+        "reviews": sorted(
+            (plain(r.stripe_review_id), r.open, r.closed_reason)
+            for r in Review.objects.filter(order=order)
+        ),
     }
 
 

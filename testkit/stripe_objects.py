@@ -212,6 +212,44 @@ def dispute_obj(
     )
 
 
+def fraud_warning_obj(
+    order: OrderLike, warning_id: str = "", *, actionable: bool = True, **fields: Any
+) -> dict[str, Any]:
+    """A Radar early fraud warning on the order's charge (Stripe's example names only the
+    charge; the SDK's type has the PaymentIntent too, which Checkout payments carry)."""
+    return example(
+        "radar.early_fraud_warning",
+        {
+            "id": warning_id or f"issfr_{order.number}",
+            "actionable": actionable,
+            "charge": ids(order)["charge"],
+            "payment_intent": ids(order)["payment_intent"],
+            "fraud_type": "made_with_stolen_card",
+            "created": int(time.time()),
+        },
+        fields,
+    )
+
+
+def review_obj(
+    order: OrderLike, review_id: str = "", *, closed_reason: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A Radar review of the order's payment: open, or closed with `closed_reason`."""
+    return example(
+        "review",
+        {
+            "id": review_id or f"prv_{order.number}",
+            "charge": ids(order)["charge"],
+            "payment_intent": ids(order)["payment_intent"],
+            "open": closed_reason is None,
+            "opened_reason": "rule",
+            "closed_reason": closed_reason,
+            "reason": closed_reason or "rule",
+        },
+        fields,
+    )
+
+
 # An API version that sends no refund.* events for charge refunds and no `refunds` list on the
 # charge (2022-11-15 up to 2024-10-28): charge.refunded's `amount_refunded` is all it tells.
 API_WITHOUT_REFUND_EVENTS = "2024-09-30.acacia"

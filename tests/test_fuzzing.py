@@ -75,6 +75,12 @@ def event_for(order: Order, event_type: str) -> dict:
         obj = so.charge_obj(order, refunded=order.subtotal_cents)
     elif event_type.startswith("refund."):
         obj = so.refund_obj(order, "re_fuzz", order.subtotal_cents)
+    elif event_type.startswith("radar.early_fraud_warning."):
+        obj = so.fraud_warning_obj(order, "issfr_fuzz")
+    elif event_type.startswith("review."):
+        obj = so.review_obj(order, "prv_fuzz")
+    elif event_type.startswith("invoice."):
+        obj = so.invoice_obj(order)
     else:
         obj = so.dispute_obj(
             order, "dp_fuzz", "needs_response", payment_intent=so.ids(order)["payment_intent"]
@@ -112,7 +118,14 @@ def test_a_truncated_event_is_refused_and_changes_nothing(event_type, cut):
 
 
 def fields_read(event_type: str) -> list[str]:
-    kind = {"checkout": "checkout.session", "payment": "payment_intent", "refund": "refund"}
+    kind = {
+        "checkout": "checkout.session",
+        "payment": "payment_intent",
+        "refund": "refund",
+        "radar": "radar.early_fraud_warning",
+        "review": "review",
+        "invoice": "invoice",
+    }
     kind = kind.get(event_type.split(".")[0]) or (
         "charge" if event_type == "charge.refunded" else "dispute"
     )

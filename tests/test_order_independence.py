@@ -42,6 +42,8 @@ SIGNALS = [
     "refund_failed",
     "refund_pending",
     "dispute_changed",
+    "fraud_warning_raised",
+    "review_changed",
 ]
 
 

@@ -27,7 +27,7 @@ ROLES = {"no role": set(), "Support": SUPPORT, "Finance": FINANCE, "Owner": OWNE
 # What each /mgmt URL needs. A new URL fails test_the_table_names_every_mgmt_url until it is here.
 MGMT = {
     "overview": "read", "orders": "read", "order": "read", "notifications": "read",
-    "events": "read", "licenses": "read", "export": "export", "complete": "complete",
+    "events": "read", "fraud_warnings": "read", "licenses": "read", "export": "export", "complete": "complete",
     "refund": "refund", "retry": "retry", "resend_keys": "resend_keys", "settle": "settle",
     "open_test_dispute": "simulate_dispute", "close_test_dispute_won": "simulate_dispute",
     "close_test_dispute_lost": "simulate_dispute", "suspend_license": "suspend",

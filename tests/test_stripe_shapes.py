@@ -74,7 +74,16 @@ def pending_refund(order: Order) -> None:
     deliver(order, "refund.created", so.refund_obj(order, "re_1", order.subtotal_cents, "pending"))
 
 
+def warned(order: Order) -> None:
+    deliver(order, "radar.early_fraud_warning.created", so.fraud_warning_obj(order))
+
+
+def in_review(order: Order) -> None:
+    deliver(order, "review.opened", so.review_obj(order))
+
+
 ACTIVE, SUSPENDED = [("active", "")], [("suspended", "dispute")]
+HELD = [("suspended", "review")]
 REVOKED, CHARGEBACK = [("revoked", "refund")], [("revoked", "chargeback")]
 
 
@@ -135,6 +144,18 @@ EACH_TYPE = {
     ),
     "invoice.finalized": ([pay], so.invoice_obj, "completed", ACTIVE, []),
     "invoice.paid": ([pay], so.invoice_obj, "completed", ACTIVE, []),
+    # Radar: a warning flags the order and keeps the keys; a review holds them till approved.
+    "radar.early_fraud_warning.created": (
+        [pay], so.fraud_warning_obj, "completed", ACTIVE, ["order.fraud_warning"]
+    ),
+    "radar.early_fraud_warning.updated": (
+        [pay, warned], lambda o: so.fraud_warning_obj(o, actionable=False), "completed", ACTIVE, []
+    ),
+    "review.opened": ([pay], so.review_obj, "completed", HELD, ["order.fraud_warning"]),
+    "review.closed": (
+        [pay, in_review], lambda o: so.review_obj(o, closed_reason="approved"), "completed",
+        ACTIVE, [],
+    ),
 }  # fmt: skip
 
 

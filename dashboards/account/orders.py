@@ -82,6 +82,12 @@ def status_sentence(order: Order, checkout=None) -> str:
         )
     if order.refund_failed_at:
         extra.append("A refund to you failed; we are looking into it and will be in touch.")
+    if order.review_hold and order.status in (Status.COMPLETED, Status.DISPUTED):
+        # Stripe Radar's review: the buyer is told of a hold, never of a suspicion of fraud.
+        extra.append(
+            "Your payment is going through a routine check with our payment provider; your keys "
+            "are on hold until it is done, usually within a day or two."
+        )
     return " ".join([main, *extra])
 
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Prefetch, prefetch_related_objects
 from django.urls import reverse
 
@@ -80,6 +81,8 @@ def order_context(order: Order, user) -> dict:
         ),
         "licenses__activations",
         "disputes",
+        "fraud_warnings",
+        "reviews",
     )
     licenses = list(order.licenses.all())
     deliveries = Prefetch(
@@ -133,6 +136,8 @@ def order_context(order: Order, user) -> dict:
             }
             for dispute in order.disputes.all()
         ],
+        "radar": radar_lines(order),
+        "radar_alert": radar_alert(order),
         "mismatches": list(order.payment_mismatches.all()),
         "events": list(order.stripe_events.order_by("created", "id").defer("payload")),
         "notifications": notifications,
@@ -153,6 +158,10 @@ def ledger_lines(order: Order, book: amounts.Ledger) -> list[tuple[str, str]]:
         return format_money(cents, order.currency)
 
     lines = [("Catalog subtotal", money(order.subtotal_cents))]
+    if order.discount_cents:
+        lines.append(("Discount (promotion code)", f"−{money(order.discount_cents)}"))
+    if order.tax_cents:
+        lines.append(("Tax", money(order.tax_cents)))
     if not order.is_paid:
         return [*lines, ("To pay", money(order.total_cents))]
     lines.append(("Charged", money(book.charged)))
@@ -169,6 +178,45 @@ def ledger_lines(order: Order, book: amounts.Ledger) -> list[tuple[str, str]]:
     else:
         lines.append(("Left to refund", money(book.left_to_refund)))
     return lines
+
+
+def radar_lines(order: Order) -> list[str]:
+    """What Stripe Radar said about the payment, in words, each warning and review once."""
+    lines = []
+    for warning in order.fraud_warnings.all():
+        state = "actionable" if warning.actionable else "not actionable (disputed or refunded)"
+        line = (
+            f"Early fraud warning {warning.stripe_warning_id}: {warning.fraud_type_words}, {state}."
+        )
+        if warning.auto_refund:
+            line += f" Automatic refund: {warning.get_auto_refund_display().lower()}"
+            line += f" ({warning.auto_refund_detail})." if warning.auto_refund_detail else "."
+        lines.append(line)
+    for review in order.reviews.all():
+        opened = f"Review {review.stripe_review_id} opened by {review.opened_reason or 'Radar'}"
+        if review.open:
+            lines.append(f"{opened}: open, the keys are held until Stripe approves the payment.")
+        else:
+            held = " The keys stay held until the refund revokes them." if review.holds_keys else ""
+            reason = review.closed_reason.replace("_", " ") or "no reason given"
+            lines.append(f"{opened}: closed, {reason}.{held}")
+    return lines
+
+
+def radar_alert(order: Order) -> str:
+    """What staff should do about an actionable warning, while it is (settings decide who)."""
+    if not order.fraud_actionable or order.status == Status.REFUNDED:
+        return ""
+    kind = order.fraud_type.replace("_", " ") or "fraud"
+    if settings.STRIPE_REFUND_ON_FRAUD_WARNING:
+        return (
+            f"Stripe Radar warned of {kind}: the shop refunds this order in full "
+            "(STRIPE_REFUND_ON_FRAUD_WARNING)."
+        )
+    return (
+        f"Stripe Radar warned of {kind} and calls it actionable: Stripe advises refunding it in "
+        "full (Stripe's reason: fraudulent) before a dispute, and its fee, comes."
+    )
 
 
 def refund_failed_words(order: Order) -> str:

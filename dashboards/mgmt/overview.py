@@ -10,7 +10,16 @@ from django.utils import timezone
 from licenses.models import License, LicenseStatus, PoolKey
 from orders import disputes
 from orders.amounts import TOTAL
-from orders.models import Dispute, LicenseKind, Order, Product, Refund, Status
+from orders.models import (
+    Dispute,
+    FraudWarning,
+    LicenseKind,
+    Order,
+    Product,
+    Refund,
+    Review,
+    Status,
+)
 from shop.money import format_money
 from workers.health import worker_states
 
@@ -164,6 +173,18 @@ def overview() -> dict:
             Order.objects.exclude(refund_failed_at=None).order_by("refund_failed_at")[:20]
         ),
         "disputes": disputes_due.needing_response(limit=20),
+        # Radar: warnings Stripe calls actionable on orders not refunded, and reviews holding keys.
+        "fraud_warnings": list(
+            FraudWarning.objects.filter(actionable=True)
+            .exclude(order__status=Status.REFUNDED)
+            .select_related("order")
+            .order_by("created_at", "id")[:20]
+        ),
+        "reviews": list(
+            Review.objects.filter(open=True)
+            .select_related("order")
+            .order_by("created_at", "id")[:20]
+        ),
         "stock": pool_stock(),
         "workers": worker_states(now),
         "chart": chart.draw(daily_figures(now)),

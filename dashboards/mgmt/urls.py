@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import events, licenses, notifications, orders, overview
+from .views import events, licenses, notifications, orders, overview, radar
 
 app_name = "mgmt"
 
@@ -41,6 +41,7 @@ urlpatterns = [
         name="disable_destination",
     ),
     path("events/", events.events, name="events"),
+    path("fraud-warnings/", radar.fraud_warnings, name="fraud_warnings"),
     path("licenses/", licenses.licenses, name="licenses"),
     path("licenses/import/", licenses.import_keys, name="import_keys"),
 ]

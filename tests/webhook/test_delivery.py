@@ -1,5 +1,6 @@
 """The webhook endpoint: what it refuses, what it stores without applying, duplicates, and what one delivery costs in queries."""
 
+import json
 import re
 import time
 import uuid
@@ -427,3 +428,22 @@ def test_it_refuses_a_nul_character_in_words_on_every_database(client, order):
     escaped = make_event("payment_intent.payment_failed", intent_failed_obj(order))
     escaped["data"]["object"]["description"] = "a backslash-u0000 written out: \\u0000"
     assert signed_post(client, escaped).status_code == 200  # text that only looks like one
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_or_infinity_anywhere_in_a_signed_event_is_malformed_and_stored_nowhere(
+    client, order, constant
+):
+    """Python's json reads them, JSON has no such numbers (PostgreSQL's jsonb refuses them): even
+    in a field no handler reads, the body is refused in words and nothing is kept."""
+    event = make_event("checkout.session.completed", session_obj(order))
+    event["data"]["object"]["description"] = "PLACEHOLDER"
+    body = json.dumps(event).replace('"PLACEHOLDER"', constant).encode()
+
+    response = signed_post(client, body)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": f"malformed event: {constant} is not a JSON number"}
+    assert not StripeEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == "pending"

@@ -7,9 +7,11 @@ import pytest
 from orders.stripe_events import HANDLERS
 from testkit.stripe_objects import (
     charge_obj,
+    fraud_warning_obj,
     intent_failed_obj,
     invoice_obj,
     make_event,
+    review_obj,
     session_obj,
 )
 from tests.factories import make_order
@@ -68,6 +70,18 @@ EACH_TYPE: dict[str, tuple[list[tuple[str, Build]], Build, str]] = {
     ),
     "invoice.finalized": ([("checkout.session.completed", session_obj)], invoice_obj, "completed"),
     "invoice.paid": ([("checkout.session.completed", session_obj)], invoice_obj, "completed"),
+    "radar.early_fraud_warning.created": (PAID, fraud_warning_obj, "completed"),
+    "radar.early_fraud_warning.updated": (
+        [*PAID, ("radar.early_fraud_warning.created", fraud_warning_obj)],
+        lambda o: fraud_warning_obj(o, actionable=False),
+        "completed",
+    ),
+    "review.opened": (PAID, review_obj, "completed"),
+    "review.closed": (
+        [*PAID, ("review.opened", review_obj)],
+        lambda o: review_obj(o, closed_reason="approved"),
+        "completed",
+    ),
 }
 
 
