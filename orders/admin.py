@@ -9,7 +9,17 @@ from shop.admin_mixins import ViewOnly, money_field, pretty_json
 from shop.money import format_money
 
 from . import amounts, commands
-from .models import Dispute, Order, OrderItem, OrderTransition, Product, Refund, StripeEvent
+from .models import (
+    Dispute,
+    FraudWarning,
+    Order,
+    OrderItem,
+    OrderTransition,
+    Product,
+    Refund,
+    Review,
+    StripeEvent,
+)
 
 
 @admin.register(Product)
@@ -70,6 +80,18 @@ class DisputeInline(ReadOnlyInline):
     amount = money_field("amount_cents", "amount")
 
 
+class FraudWarningInline(ReadOnlyInline):
+    model = FraudWarning
+    fields = ["stripe_warning_id", "fraud_type", "actionable", "auto_refund", "created_at"]
+    readonly_fields = fields
+
+
+class ReviewInline(ReadOnlyInline):
+    model = Review
+    fields = ["stripe_review_id", "opened_reason", "open", "closed_reason", "created_at"]
+    readonly_fields = fields
+
+
 @admin.register(Order)
 class OrderAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
     list_display = ["number", "email", "status", "total", "created_at"]
@@ -80,11 +102,18 @@ class OrderAdmin(CommandActions, ViewOnly, admin.ModelAdmin):
         "number", "public_id", "status", "email", "user", "currency", "subtotal", "total",
         "refunded", "payment_method", "paid_at", "paid_source", "async_payment_pending",
         "failure_code", "failure_message", "attempt", "livemode", "stripe_session_id",
-        "stripe_payment_intent_id", "stripe_charge_id", "disputes_summary", "created_at",
-        "updated_at",
+        "stripe_payment_intent_id", "stripe_charge_id", "disputes_summary", "discount_cents",
+        "tax_cents", "fraud_type", "fraud_actionable", "review_hold", "created_at", "updated_at",
     ]  # fmt: skip
     readonly_fields = fields
-    inlines = [ItemInline, TransitionInline, RefundInline, DisputeInline]
+    inlines = [
+        ItemInline,
+        TransitionInline,
+        RefundInline,
+        DisputeInline,
+        FraudWarningInline,
+        ReviewInline,
+    ]
     # The same commands as /mgmt (audited, with the same permissions); retry's payment link and
     # the refund form are on /mgmt.
     actions = [

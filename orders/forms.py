@@ -31,4 +31,6 @@ class TestCheckoutForm(forms.Form):
         ("delayed_failure", "Bank debit that fails later"),
         ("expire", "Let the session expire"),
     ]
-    action = forms.ChoiceField(choices=ACTIONS)
+    action = forms.ChoiceField(choices=[*ACTIONS, ("apply_code", "Apply")])
+    # STRIPE_ALLOW_PROMOTION_CODES: what the buyer types (TEST10 in TEST MODE).
+    promotion_code = forms.CharField(required=False, max_length=40, strip=True)

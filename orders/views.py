@@ -24,6 +24,7 @@ from .checkout import (
 )
 from .forms import BuyForm, TestCheckoutForm
 from .gateways import GatewayError, get_gateway, is_offline
+from .gateways.offline import TEST_TAX_PERCENT
 from .history import order_history
 from .models import LicenseKind, Product, Status
 from .receipt import build_receipt, remember_buyer, shows_keys
@@ -188,6 +189,9 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         action = form.cleaned_data["action"]
         try:
+            if action == "apply_code":
+                gateway.apply_promotion_code(session_id, form.cleaned_data["promotion_code"])
+                return SeeOther(request.path)
             next_url = _act(gateway, session, action)  # each action is its own transaction
         except GatewayError as exc:
             error = exc.message
@@ -197,7 +201,14 @@ def test_checkout(request: HttpRequest, session_id: str) -> HttpResponse:
             session = gateway.retrieve_session(session_id)
             order.refresh_from_db()
             error = f"{order.failure_message} Try again or use another method."
-    context = {"session": session, "order": order, "form": form, "error": error}
+    context = {
+        "session": session,
+        "order": order,
+        "form": form,
+        "error": error,
+        "actions": TestCheckoutForm.ACTIONS,
+        "tax_percent": TEST_TAX_PERCENT,
+    }
     status = 400 if request.method == "POST" and not form.is_valid() else 200
     return render(request, "orders/test_checkout.html", context, status=status)
 

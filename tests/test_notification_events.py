@@ -294,3 +294,28 @@ def test_destinations_that_took_every_event_get_the_activation_limit_one_on_upgr
     some.refresh_from_db()
     assert every.events == [*before, "license.activation_limit_reached"]
     assert some.events == ["order.refunded"]
+
+
+def test_destinations_told_of_disputes_get_fraud_warnings_after_the_upgrade():
+    """notifications 0012: order.fraud_warning is new; where disputes were told, so are Radar's
+    warnings (a dispute's early sign), and a destination without disputes is left alone."""
+    import importlib
+
+    from django.apps import apps
+
+    upgrade = importlib.import_module(
+        "notifications.migrations.0012_event_fraud_warning"
+    ).tell_fraud_warnings_where_disputes_are_told
+    disputes = Destination.objects.create(
+        name="disputes", webhook_id="1" * 18, token="x" * 68, events=["order.disputed"]
+    )
+    refunds = Destination.objects.create(
+        name="refunds", webhook_id="2" * 18, token="y" * 68, events=["order.refunded"]
+    )
+    upgrade(apps, None)
+    upgrade(apps, None)  # once only
+    disputes.refresh_from_db()
+    refunds.refresh_from_db()
+    assert disputes.events == ["order.disputed", "order.fraud_warning"]
+    assert refunds.events == ["order.refunded"]
+    assert "order.fraud_warning" in DEFAULT_EVENTS

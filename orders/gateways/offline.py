@@ -112,6 +112,24 @@ def _charge_for(session: dict[str, Any], method: str) -> dict[str, Any]:
     )
 
 
+# TEST MODE's promotion codes (STRIPE_ALLOW_PROMOTION_CODES), as percent off the items, and its
+# tax rate (STRIPE_AUTOMATIC_TAX), on what is left after the discount, as Stripe Tax applies it.
+TEST_PROMOTION_CODES = {"TEST10": 10}
+TEST_TAX_PERCENT = 20
+
+
+def _with_totals(session: dict[str, Any], discount: int) -> dict[str, Any]:
+    """The session's discount, tax and total from its items' subtotal, as Stripe reports them."""
+    subtotal = session["amount_subtotal"]
+    automatic = (session.get("automatic_tax") or {}).get("enabled")
+    tax = round((subtotal - discount) * TEST_TAX_PERCENT / 100) if automatic else 0
+    return {
+        **session,
+        "amount_total": subtotal - discount + tax,
+        "total_details": {"amount_discount": discount, "amount_shipping": 0, "amount_tax": tax},
+    }
+
+
 class OfflineGateway:
     livemode = False
 
@@ -130,7 +148,7 @@ class OfflineGateway:
         session_id = _id("cs")
         total = sum(item.unit_amount * item.quantity for item in items)
         now = int(time.time())
-        return _save(
+        session = _with_totals(
             {
                 "id": session_id,
                 "object": "checkout.session",
@@ -153,9 +171,27 @@ class OfflineGateway:
                 "success_url": success_url,
                 "cancel_url": cancel_url,
                 "url": settings.SITE_URL + reverse("orders:test_checkout", args=[session_id]),
+                "allow_promotion_codes": settings.STRIPE_ALLOW_PROMOTION_CODES,
+                "automatic_tax": {"enabled": settings.STRIPE_AUTOMATIC_TAX},
             },
-            "session",
+            discount=0,
         )
+        return _save(session, "session")
+
+    @transaction.atomic
+    def apply_promotion_code(self, session_id: str, code: str) -> dict[str, Any]:
+        """The buyer types a promotion code on the TEST MODE page (TEST10: 10% off), as on
+        Stripe's page when the session allows codes."""
+        session = _get(session_id, "session", lock=True)
+        if session["status"] != "open":
+            raise GatewayError("This checkout session is no longer open.", code="session_not_open")
+        if not session.get("allow_promotion_codes"):
+            raise GatewayError("This checkout takes no promotion codes.", code="no_codes")
+        percent = TEST_PROMOTION_CODES.get(code.strip().upper())
+        if percent is None:
+            raise GatewayError("This code is invalid.", code="promotion_code_invalid")
+        discount = round(session["amount_subtotal"] * percent / 100)
+        return _save(_with_totals(session, discount), "session")
 
     def retrieve_session(self, session_id: str) -> dict[str, Any]:
         session = _get(session_id, "session")

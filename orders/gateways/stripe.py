@@ -96,6 +96,12 @@ class StripeGateway:
             # within the hour, not after Stripe's 24 hours of "waiting for the payment".
             "expires_at": expires_at,
         }
+        if settings.STRIPE_ALLOW_PROMOTION_CODES:
+            # Codes made in the Stripe Dashboard: the session reports the discount it gave.
+            params["allow_promotion_codes"] = True
+        if settings.STRIPE_AUTOMATIC_TAX:
+            # Stripe Tax adds the buyer's tax on top (Checkout asks for the address it needs).
+            params["automatic_tax"] = {"enabled": True}
         if settings.STRIPE_INVOICES:
             # The invoice names its order too, so its events find it (orders.invoices).
             params["invoice_creation"] = {"enabled": True, "invoice_data": {"metadata": metadata}}
