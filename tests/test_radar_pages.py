@@ -125,3 +125,21 @@ def test_discount_and_tax_show_on_mgmt_and_account(staff_client):
     assert "Tax $2.10" in staff_page
     assert "Discount −$5.00" in buyer_page
     assert "Tax $2.10" in buyer_page
+
+
+def test_the_fraud_warning_embed_is_previewed_on_mgmt_notifications(staff_client):
+    from notifications.events import DEFAULT_EVENTS
+    from notifications.models import Destination
+
+    Destination.objects.create(
+        name="ops", webhook_id="1" * 18, token="x" * 68, events=list(DEFAULT_EVENTS)
+    )
+    order = order_in("completed", email=OWNER)
+    tell(order, "radar.early_fraud_warning.created", fraud_warning_obj(order))
+    tell(order, "review.opened", review_obj(order))
+
+    page = text_of(staff_client.get("/mgmt/notifications/"))
+
+    assert f"Early fraud warning: order {order.number}" in page
+    assert f"Payment in Radar review: order {order.number}" in page
+    assert "made with stolen card" in page
