@@ -7,6 +7,7 @@ Stripe through orders.commands, as a staff refund does, with no lock held while 
 import logging
 
 from django.conf import settings
+from django.db.models import Q
 
 from audit.commands import Refused
 
@@ -22,16 +23,18 @@ def refund_due_warnings(limit: int = 20) -> int:
     """Refund the orders of due warnings; how many warnings were settled (refunded or not)."""
     if not settings.STRIPE_REFUND_ON_FRAUD_WARNING:
         return 0
-    due = FraudWarning.objects.filter(auto_refund=Due.DUE).select_related("order")
-    return sum(_refund(warning) for warning in due.order_by("id")[:limit])
+    # A warning whose payment's event has not come yet waits (refunded once it has), without
+    # holding up the ones behind it.
+    due = FraudWarning.objects.filter(auto_refund=Due.DUE).filter(
+        Q(order__paid_at__isnull=False) | Q(actionable=False)
+    )
+    return sum(_refund(warning) for warning in due.select_related("order").order_by("id")[:limit])
 
 
 def _refund(warning: FraudWarning) -> int:
     order = warning.order
     if not warning.actionable:
         return _settle(warning, Due.SKIPPED, "Stripe no longer calls the warning actionable.")
-    if not order.is_paid:
-        return 0  # its payment's event has not come yet: refunded once it has
     words = f"Stripe Radar early fraud warning ({warning.fraud_type_words or 'no type given'})"
     try:
         refund = commands.refund_fraud_warning.run(

@@ -175,3 +175,26 @@ def test_a_review_refunded_as_fraud_on_the_fake_stripe_revokes_the_keys(client, 
     assert order.status == "refunded"
     assert Refund.objects.get(order=order).stripe_reason == "fraudulent"
     assert License.objects.get(order=order).status == "revoked"
+
+
+def test_a_warning_before_its_payment_waits_without_holding_up_the_others(
+    client, fake_stripe, settings
+):
+    """Stripe's warnings come days after the payment, yet an event may be late: a due refund
+    waits for the paid fact, and the warnings behind it are refunded meanwhile."""
+    from testkit.stripe_objects import fraud_warning_obj, make_event
+    from tests.factories import make_order
+
+    settings.STRIPE_REFUND_ON_FRAUD_WARNING = True
+    unpaid = make_order()
+    unpaid.stripe_charge_id = f"ch_{unpaid.number}"  # known, though its payment is not yet
+    unpaid.save()
+    handle_stripe_event(make_event("radar.early_fraud_warning.created", fraud_warning_obj(unpaid)))
+    order = paid(client, fake_stripe)
+    deliver(fake_stripe, fake_stripe.raise_fraud_warning(order.stripe_payment_intent_id))
+
+    assert refund_due_warnings() == 1
+
+    first, second = FraudWarning.objects.order_by("id")
+    assert (first.order_id, first.auto_refund) == (unpaid.pk, Due.DUE)
+    assert (second.order_id, second.auto_refund) == (order.pk, Due.DONE)
