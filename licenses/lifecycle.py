@@ -180,13 +180,11 @@ def reinstate_license(license: License, *, staff) -> License:
 def hold_for_review(order: Order) -> int:
     """A Radar review holds the payment: the order's active and pending licenses are suspended
     (reason review) until it closes in a way that releases them (orders.models.Review)."""
-    now = timezone.now()
     return License.objects.filter(order=order, status__in=[Status.ACTIVE, Status.PENDING]).update(
         status=Status.SUSPENDED,
         reason=SuspensionReason.REVIEW,
         dispute_id="",
-        suspended_at=now,
-        changed_at=now,
+        suspended_at=timezone.now(),
     )
 
 

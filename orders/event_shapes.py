@@ -94,9 +94,36 @@ SHAPES: dict[str, dict[str, Check]] = {
         "payment_status": optional(text(30)),
         "status": optional(text(30)),
         "amount_total": optional(amount),
+        "amount_subtotal": optional(amount),
         "currency": CURRENCY,
         "payment_intent": reference(INTENT),
         "invoice": reference({"id": STRIPE_ID}),
+        # The discount and tax recorded with the payment (facts.discount_and_tax).
+        "total_details": optional(
+            lambda details: (
+                _fits(
+                    details,
+                    {"amount_discount": optional(amount), "amount_tax": optional(amount)},
+                    set(),
+                )
+                is None
+            )
+        ),
+        # Adaptive Pricing before API 2025-03-31: the shop's currency and amounts.
+        "currency_conversion": optional(
+            lambda conversion: (
+                _fits(
+                    conversion,
+                    {
+                        "amount_subtotal": optional(amount),
+                        "amount_total": optional(amount),
+                        "source_currency": CURRENCY,
+                    },
+                    set(),
+                )
+                is None
+            )
+        ),
     },
     "payment_intent": {
         "id": STRIPE_ID,

@@ -176,7 +176,8 @@ def discount_and_tax(session: dict[str, Any]) -> tuple[int, int]:
         theirs, ours = session.get("amount_subtotal"), conversion.get("amount_subtotal")
         if not theirs or ours is None:
             return 0, 0
-        return round(discount * ours / theirs), round(tax * ours / theirs)
+        # Integers throughout (rounded half up): floats lose cents on twelve-digit amounts.
+        return (discount * ours + theirs // 2) // theirs, (tax * ours + theirs // 2) // theirs
     return discount, tax
 
 

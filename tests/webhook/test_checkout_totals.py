@@ -107,3 +107,31 @@ def test_an_adaptive_pricing_session_paid_short_is_refused(client, order):
     send(client, order, "checkout.session.completed", session)
     assert order.status == "pending"
     assert PaymentMismatch.objects.filter(order=order).exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"total_details": {"amount_discount": "500", "amount_shipping": 0, "amount_tax": 0}},
+        {"total_details": {"amount_discount": -1, "amount_shipping": 0, "amount_tax": 0}},
+        {"total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 2**64}},
+        {"total_details": "none"},
+        {"currency_conversion": {"amount_total": 1.5, "source_currency": "usd"}},
+        {"currency_conversion": {"amount_subtotal": "1", "source_currency": "usd"}},
+        {"currency_conversion": {"amount_total": 100, "source_currency": 7}},
+        {"amount_subtotal": -5},
+    ],
+)
+def test_a_discount_tax_or_conversion_stripe_never_sends_is_refused_and_nothing_stored(
+    client, order, fields
+):
+    from orders.models import StripeEvent
+    from testkit.signing import signed_post
+    from testkit.stripe_objects import make_event
+
+    event = make_event("checkout.session.completed", session_obj(order, **fields))
+    response = signed_post(client, event)
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == "pending"
