@@ -188,11 +188,24 @@ def hold_for_review(order: Order) -> int:
     )
 
 
-def release_after_review(order: Order) -> int:
+def release_after_review(order: Order, *, review_id: str) -> int:
     """Lift the review's hold (never a staff or dispute suspension); an order disputed
-    meanwhile has its licenses suspended for the dispute instead."""
-    held = list(order.licenses.filter(status=Status.SUSPENDED, reason=SuspensionReason.REVIEW))
+    meanwhile has its licenses suspended for the dispute instead. The buyer, who saw the keys
+    on hold, is told each one works (once per license and review)."""
+    held = list(
+        order.licenses.filter(status=Status.SUSPENDED, reason=SuspensionReason.REVIEW)
+        .select_related("product")
+        .order_by("id")
+    )
     released = sum(_reinstate(license) for license in held)
     if released and order.status == "disputed":
         suspend_for_dispute(order)
+        return released
+    for license in held:
+        notices.queue_notice(
+            order,
+            notices.Kind.REINSTATED,
+            reference=f"{review_id}:{license.pk}"[:120],
+            license=license,
+        )
     return released

@@ -55,7 +55,7 @@ def hold_licenses_for_review(sender, order, review, change, **kwargs) -> None:
     if order.review_hold:
         hold_for_review(order)
     else:
-        release_after_review(order)
+        release_after_review(order, review_id=review.stripe_review_id)
 
 
 @receiver(refund_seats, dispatch_uid="revoke_refunded_seats")

@@ -236,3 +236,21 @@ def test_a_paid_session_and_a_warning_in_one_late_batch_are_told_once(client, or
     assert order.review_hold is True
     assert licenses_of(order) == [("suspended", "review")]
     assert len(fraud_embeds(order)) == 2  # the warning and the review, once each
+
+
+def test_the_buyer_is_told_each_held_key_works_once_the_review_approves(client, order):
+    from licenses.models import KeyEmail
+
+    pay(client, order)
+    send(client, order, "review.opened", review_obj(order))
+    assert not KeyEmail.objects.filter(order=order, kind="reinstated").exists()
+
+    approved = make_event("review.closed", review_obj(order, closed_reason="approved"))
+    deliver(client, approved)
+    deliver(client, {**approved, "id": approved["id"] + "_again"})  # another delivery of it
+
+    [told] = KeyEmail.objects.filter(order=order, kind="reinstated")
+    assert "works again" in told.subject
+    assert "fraud" not in (told.subject + told.body).lower()
+    license = License.objects.get(order=order)
+    assert license.key not in told.body  # never the key itself, its ending only
