@@ -25,6 +25,13 @@ Kind = KeyEmailKind
 
 def queue_notice(order: Order, kind: str, *, reference: str = "", **context) -> None:
     """Write the notice `kind` about `order`, unless this change (`reference`) was told already."""
+    KeyEmail.objects.bulk_create(
+        [notice(order, kind, reference=reference, **context)], ignore_conflicts=True
+    )
+
+
+def notice(order: Order, kind: str, *, reference: str = "", **context) -> KeyEmail:
+    """The notice `kind` about `order`, unsaved: several are written in one statement."""
     context |= {
         "order": order,
         "order_url": settings.SITE_URL + reverse("orders:detail", args=[order.public_id]),
@@ -32,14 +39,13 @@ def queue_notice(order: Order, kind: str, *, reference: str = "", **context) -> 
     }
     text = render_to_string(f"licenses/notices/{kind}.txt", context).strip()
     subject, body = text.split("\n", 1)
-    email = KeyEmail(
+    return KeyEmail(
         order=order,
         kind=kind,
         reference=reference,
         subject=subject.strip()[:200],
         body=body.strip() + "\n",
     )
-    KeyEmail.objects.bulk_create([email], ignore_conflicts=True)
 
 
 def _licenses(order: Order) -> list[License]:

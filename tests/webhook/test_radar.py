@@ -254,3 +254,34 @@ def test_the_buyer_is_told_each_held_key_works_once_the_review_approves(client, 
     assert "fraud" not in (told.subject + told.body).lower()
     license = License.objects.get(order=order)
     assert license.key not in told.body  # never the key itself, its ending only
+
+
+# Measured (the same with 1 or 5 licenses): the event row, the PaymentIntent's lock (PostgreSQL),
+# the order's lock, the warning or review row (insert, or read and update), the summary read of
+# the order's rows, the facts' UPDATE, the outcome, and what the receivers add (the Discord
+# outbox row; a review's hold, one UPDATE, or its release: the held licenses read, two UPDATEs
+# and the buyer's notices in one INSERT), with the test's savepoint. review.closed is the most.
+RADAR_QUERIES = {"sqlite": 14, "postgresql": 15}
+
+
+def test_radar_events_take_a_bounded_number_of_queries(client, django_assert_max_num_queries):
+    from django.db import connection
+
+    from orders.models import CheckoutSession
+    from testkit.signing import signed_post
+    from tests.factories import add_item
+
+    order = make_order(quantity=3)
+    add_item(order, quantity=2)
+    CheckoutSession.objects.filter(order=order).update(amount_cents=order.subtotal_cents)
+    pay(client, order)
+    steps = [
+        ("radar.early_fraud_warning.created", fraud_warning_obj(order)),
+        ("radar.early_fraud_warning.updated", fraud_warning_obj(order, actionable=False)),
+        ("review.opened", review_obj(order)),
+        ("review.closed", review_obj(order, closed_reason="approved")),
+    ]
+    for kind, obj in steps:
+        with django_assert_max_num_queries(RADAR_QUERIES[connection.vendor]):
+            assert signed_post(client, make_event(kind, obj)).status_code == 200
+    assert licenses_of(order) == [("active", "")] * 5
