@@ -33,6 +33,7 @@ FACT_FIELDS = [
     "paid_at",
     "paid_source",
     "payment_method",
+    "customer_name",
     "async_payment_pending",
     "failure_code",
     "failure_message",
@@ -237,12 +238,22 @@ def record_session(order: Order, session: dict[str, Any], changes: Changes, *, s
     if not paid and session.get("status") == "complete":
         _payment_in_flight(order, changes)
     record_ids(order, changes, payment_intent=pi_id)
+    _record_customer_name(order, session, changes)
     if paid:
         invoice = id_of(session.get("invoice"))
         if invoice and not order.stripe_invoice_id:  # STRIPE_INVOICES: the paying session's
             order.stripe_invoice_id = invoice
             changes.mark()
         mark_paid(order, changes, source=source)
+
+
+def _record_customer_name(order: Order, session: dict[str, Any], changes: Changes) -> None:
+    """The name Checkout collected (the cardholder's, for a card), for staff's search."""
+    details = session.get("customer_details")
+    name = str((details.get("name") if isinstance(details, dict) else None) or "")[:200]
+    if name and order.customer_name != name:
+        order.customer_name = name
+        changes.mark()
 
 
 def _payment_in_flight(order: Order, changes: Changes) -> None:

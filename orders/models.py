@@ -4,7 +4,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from accounts.addresses import canonical_email
 from shop.money import format_money
@@ -93,6 +93,8 @@ class Order(models.Model):
     public_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
     email = models.EmailField()
+    # The buyer's name as Stripe's Checkout collected it (customer_details.name): staff search it.
+    customer_name = models.CharField(max_length=200, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -183,6 +185,8 @@ class Order(models.Model):
             models.Index(fields=["email", "-created_at"], name="order_email_recent"),
             # /mgmt's status tabs: a status's newest orders, and its bounded count.
             models.Index(fields=["status", "id"], name="order_status_recent"),
+            # /mgmt's search by amount and its "Largest total" sort (amounts.TOTAL, then the id).
+            models.Index(amounts.TOTAL, F("id"), name="order_total"),
         ]
 
     def __str__(self) -> str:

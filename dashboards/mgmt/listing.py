@@ -8,12 +8,13 @@ from django.utils import dateformat
 from django.utils.timezone import localtime
 
 from accounts.addresses import lookalike_warning
-from orders.models import OrderItem
+from orders.models import OrderItem, Product
 from shop.money import format_money
 
 from .search import (
     COUNT_LIMIT,
     FAILURES,
+    METHODS,
     PAGE_SIZE,
     SORTS,
     TABS,
@@ -32,6 +33,7 @@ class Row:
     placed: str  # shown
     placed_iso: str  # for <time datetime>
     email: str
+    name: str  # as Checkout collected it
     email_warning: str  # a lookalike address, in words (accounts.addresses)
     items: str
     total: str
@@ -58,7 +60,7 @@ def _count(n: int, limit: int) -> str:
     return f"{limit:,}+" if n > limit else f"{n:,}"
 
 
-LIST_FIELDS = ["number", "created_at", "email", "currency", "subtotal_cents",
+LIST_FIELDS = ["number", "created_at", "email", "customer_name", "currency", "subtotal_cents",
                "amount_total_cents", "status", "refund_failed_at", "failure_code"]  # fmt: skip
 
 
@@ -69,6 +71,16 @@ def _items(order_ids: list[int]) -> dict[int, str]:
     for order_id, name, quantity in rows.values_list("order_id", "product__name", "quantity"):
         items.setdefault(order_id, []).append(f"{name} × {quantity}")
     return {order_id: ", ".join(names) for order_id, names in items.items()}
+
+
+def filter_choices() -> dict:
+    """The product, currency and payment method selects (one query: the catalog is small)."""
+    products = list(Product.objects.order_by("name", "pk").values_list("slug", "name", "currency"))
+    return {
+        "products": [(slug, name) for slug, name, _ in products],
+        "currencies": sorted({currency for _, _, currency in products}),
+        "methods": [(key, label) for key, (label, _) in METHODS.items()],
+    }
 
 
 def orders_list(criteria: Criteria) -> dict:
@@ -86,6 +98,7 @@ def orders_list(criteria: Criteria) -> dict:
                 placed=dateformat.format(localtime(order.created_at), "j M Y, H:i"),
                 placed_iso=order.created_at.isoformat(),
                 email=order.email,
+                name=order.customer_name,
                 email_warning=lookalike_warning(order.email),
                 items=items.get(order.pk, ""),
                 total=format_money(order.total_cents, order.currency),

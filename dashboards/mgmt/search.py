@@ -5,21 +5,25 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import reduce
+from operator import or_
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
 from dashboards.statements import bounded_counts
 from orders.amounts import TOTAL
-from orders.models import Dispute, Order, Refund, Status
+from orders.models import Dispute, Order, OrderItem, Product, Refund, Status
+from orders.payment_methods import BRANDS, TYPES, WALLETS
+from shop.money import THREE_DECIMAL, ZERO_DECIMAL, parse_money
 
 PAGE_SIZE = 50
 COUNT_LIMIT = 1_000
 TABS = ["", *Status.values]  # "" is All
 SORTS = {"newest": "Newest first", "oldest": "Oldest first", "total": "Largest total"}
-ORDER_NUMBER = re.compile(r"[0-9A-HJKMNP-TV-Z]{8}")
 # Stripe id prefixes and where the order keeps (or its refunds and disputes keep) each id.
 STRIPE_IDS = {
     "cs_": "stripe_session_id",
@@ -27,6 +31,26 @@ STRIPE_IDS = {
     "ch_": "stripe_charge_id",
     "py_": "stripe_charge_id",
 }
+
+
+# An amount as staff type it ("49", "49.00", "49,00", "1 234,50"), read by shop.money for each
+# precision a currency can have; the largest amount a column holds (64-bit) bounds it.
+AMOUNT = re.compile(r"[0-9][0-9 .,]{0,30}")
+LARGEST = 2**63 - 1
+PRECISIONS = {  # a currency of each precision, and the currencies that share it
+    "jpy": Q(currency__in=[code.lower() for code in ZERO_DECIMAL]),
+    "kwd": Q(currency__in=[code.lower() for code in THREE_DECIMAL]),
+    "usd": ~Q(currency__in=[code.lower() for code in ZERO_DECIMAL | THREE_DECIMAL]),
+}
+# Payment methods to filter by, as orders.payment_methods words them ("Visa •••• 4242",
+# "Apple Pay (Visa •••• 4242)", "SEPA Direct Debit •••• 3000"): each is the words it starts with.
+METHODS = {
+    "card": ("Card", [*BRANDS.values(), "Card"]),
+    **{f"wallet:{key}": (name, [name]) for key, name in WALLETS.items() if key != "link"},
+    **{key: (name, [name]) for key, name in TYPES.items() if key not in ("card", "card_present")},
+    "outside": ("Paid outside Stripe", ["paid outside Stripe"]),
+}
+CURRENCY = r"^[A-Za-z]{3}$"
 
 
 # Every order the shop will ever hold is inside; the bounds keep a day's start and end (in any
@@ -49,6 +73,11 @@ class OrderFilter(forms.Form):
     q = forms.CharField(required=False, max_length=255, strip=True)
     since = forms.DateField(required=False)
     until = forms.DateField(required=False)
+    product = forms.SlugField(required=False, max_length=50)
+    currency = forms.RegexField(CURRENCY, required=False)
+    method = forms.ChoiceField(
+        choices=[(key, label) for key, (label, _) in METHODS.items()], required=False
+    )
     sort = forms.ChoiceField(choices=list(SORTS.items()), required=False)
     after = forms.CharField(required=False, max_length=40)
 
@@ -57,6 +86,9 @@ class OrderFilter(forms.Form):
 
     def clean_until(self) -> date | None:
         return _in_range(self.cleaned_data["until"])
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].lower()
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -78,6 +110,9 @@ class Criteria:
     status: str = ""
     failure: str = ""  # with status "failed": "abandoned" or "refused"
     q: str = ""
+    product: str = ""  # a product's slug
+    currency: str = ""  # lower case, as orders keep it
+    method: str = ""  # a key of METHODS
     since: date | None = None
     until: date | None = None
     sort: str = "newest"
@@ -119,9 +154,9 @@ def _cursor(text: str) -> tuple[int, int] | None:
 
 
 def search(q: str) -> Q:
-    """Order number, email, or a Stripe id (session, PaymentIntent, charge, refund, dispute)."""
-    if "@" in q:
-        return Q(email=_address(q))
+    """What staff type: a Stripe id (session, PaymentIntent, charge, refund, dispute) finds its
+    order; anything else is looked for as an order number, in part of an email, a name, a
+    product's name or a payment method ("4242", a card's last four digits), and as an amount."""
     for prefix, column in STRIPE_IDS.items():
         if q.startswith(prefix):
             return Q(**{column: q})
@@ -129,9 +164,38 @@ def search(q: str) -> Q:
         return Q(pk__in=Refund.objects.filter(stripe_refund_id=q).values("order_id"))
     if q.startswith(("dp_", "du_")):
         return Q(pk__in=Dispute.objects.filter(stripe_dispute_id=q).values("order_id"))
-    if ORDER_NUMBER.fullmatch(q.upper()):
-        return Q(number=q.upper())
-    return Q(email=_address(q)) | Q(number=q.upper())
+    found = (
+        Q(number=q.upper())
+        | Q(email__icontains=q)
+        | Q(customer_name__icontains=q)
+        | Q(payment_method__icontains=q)
+    )
+    if "@" in q:
+        found |= Q(email=_address(q))  # a spelling whose canonical form differs (IDNA, case)
+    products = list(Product.objects.filter(name__icontains=q).values_list("pk", flat=True))
+    if products:
+        found |= _with_products(products)
+    return found | _amount(q)
+
+
+def _with_products(products: list[int]) -> Q:
+    return Q(Exists(OrderItem.objects.filter(order=OuterRef("pk"), product__in=products)))
+
+
+def _amount(q: str) -> Q:
+    """Orders whose total is the amount typed, in each currency it can be read in ("49" is
+    $49.00, ¥49 and 49.000 KWD); nothing when it is not an amount."""
+    if not AMOUNT.fullmatch(q):
+        return Q(pk__in=[])
+    found = Q(pk__in=[])
+    for currency, currencies in PRECISIONS.items():
+        try:
+            minor = parse_money(q, currency)
+        except (ValueError, ArithmeticError):
+            continue
+        if 0 <= minor <= LARGEST:
+            found |= Q(Exact(TOTAL, minor)) & currencies
+    return found
 
 
 def _address(q: str) -> str:
@@ -158,6 +222,16 @@ def filtered(criteria: Criteria, *, with_status: bool = True) -> QuerySet[Order]
         )
     if criteria.q:
         orders = orders.filter(search(criteria.q))
+    if criteria.product:
+        products = Product.objects.filter(slug=criteria.product).values("pk")
+        orders = orders.filter(
+            Exists(OrderItem.objects.filter(order=OuterRef("pk"), product__in=products))
+        )
+    if criteria.currency:
+        orders = orders.filter(currency=criteria.currency)
+    if criteria.method:
+        starts = METHODS[criteria.method][1]
+        orders = orders.filter(reduce(or_, (Q(payment_method__istartswith=w) for w in starts)))
     if criteria.since:
         orders = orders.filter(created_at__gte=_day_start(criteria.since))
     if criteria.until:

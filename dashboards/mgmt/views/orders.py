@@ -15,7 +15,7 @@ from ..access import find_order, requires
 from ..confirm import Confirm, command_view
 from ..export import csv_lines
 from ..forms import CompleteForm, RefundForm
-from ..listing import orders_list
+from ..listing import filter_choices, orders_list
 from ..order_page import order_context
 from ..search import criteria_from
 
@@ -33,6 +33,8 @@ def _orders_page(request: HttpRequest, criteria) -> HttpResponse:
     template = "_orders_table.html" if request.htmx else "orders.html"
     status = 400 if criteria.problems else 200
     context = {**orders_list(criteria), "can_export": commands.export.permitted(request.user)}
+    if not request.htmx:  # the poll redraws the rows only
+        context["choices"] = filter_choices()
     return render(request, f"dashboards/mgmt/{template}", context, status=status)
 
 
