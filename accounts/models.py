@@ -4,6 +4,7 @@ from django.db import models
 from django.utils import timezone
 
 from .addresses import InvalidAddress, canonical_email
+from .time_zones import validate_time_zone
 
 
 class UserManager(BaseUserManager):
@@ -41,6 +42,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Staff: the zone /mgmt shows times in (accounts.time_zones); blank is the shop's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
 
     objects = UserManager()
 

@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.second_factor.StaffAreaMiddleware",
+    "accounts.time_zones.StaffTimeZoneMiddleware",
     "config.bad_requests.RefuseNulBytes",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

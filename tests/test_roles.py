@@ -17,7 +17,7 @@ from tests.mgmt_support import customer_member, fill, mgmt_patterns, staff_membe
 
 pytestmark = pytest.mark.django_db
 
-SUPPORT = {"read", "retry", "resend_keys", "resend_notification", "reset_devices"}
+SUPPORT = {"read", "retry", "resend_keys", "resend_notification", "reset_devices", "own_settings"}
 FINANCE = SUPPORT | {
     "refund", "complete", "settle", "export", "reveal", "suspend", "simulate_dispute",
 }  # fmt: skip
@@ -35,6 +35,7 @@ MGMT = {
     "reset_activations": "reset_devices", "send_email_again": "resend_keys",
     "test_destination": "destinations", "enable_destination": "destinations",
     "disable_destination": "destinations", "import_keys": "import_keys",
+    "settings": "own_settings",
 }  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import events, licenses, notifications, orders, overview, radar
+from .views import events, licenses, notifications, orders, overview, radar, staff_settings
 
 app_name = "mgmt"
 
@@ -44,4 +44,5 @@ urlpatterns = [
     path("fraud-warnings/", radar.fraud_warnings, name="fraud_warnings"),
     path("licenses/", licenses.licenses, name="licenses"),
     path("licenses/import/", licenses.import_keys, name="import_keys"),
+    path("settings/", staff_settings.staff_settings, name="settings"),
 ]
