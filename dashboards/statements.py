@@ -4,7 +4,10 @@ Each `name` has its twin `name_orm`, the queries as the ORM writes them: tests/t
 runs both on the same rows, on SQLite and PostgreSQL, and compares their answers.
 """
 
-from django.db import connections
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connections, transaction
 from django.db.models import QuerySet
 
 
@@ -25,3 +28,20 @@ def bounded_counts(querysets: dict[str, QuerySet], limit: int) -> dict[str, int]
 
 def bounded_counts_orm(querysets: dict[str, QuerySet], limit: int) -> dict[str, int]:
     return {name: queryset.order_by()[:limit].count() for name, queryset in querysets.items()}
+
+
+@contextmanager
+def planned_for_each_value(needed: bool = True, using: str = "default") -> Iterator[None]:
+    """The statements inside are planned for the values they are given. PostgreSQL may run a
+    prepared statement (settings: server-side binding, prepared after 5 runs) with a generic
+    plan, made without the values: for a search's `LIKE '%…%'` that plan cannot know that the
+    trigram indexes find a handful of rows, and reads every order (seconds at 200,000 orders,
+    docs/benchmarks.md). `SET LOCAL` holds for this transaction only. Other databases: nothing."""
+    connection = connections[using]
+    if not needed or connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield

@@ -42,6 +42,7 @@ def place_order(
         is_renewal=is_renewal,
         currency=product.currency,
         subtotal_cents=product.price_cents * quantity,
+        product_names=product.name[:500],
     )
     OrderItem.objects.create(
         order=order, product=product, quantity=quantity, unit_price_cents=product.price_cents

@@ -52,6 +52,7 @@ def add_item(order: Order, *, product: Product | None = None, quantity: int = 1)
         product=product, quantity=quantity, unit_price_cents=product.price_cents
     )
     order.subtotal_cents += item.line_total_cents
+    order.product_names = f"{order.product_names}, {product.name}"[:500]
     order.save()
     # The session the shop made for it asked for every line (test setup adds lines after it).
     order.checkout_sessions.update(amount_cents=order.subtotal_cents)

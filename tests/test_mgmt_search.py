@@ -178,8 +178,8 @@ def test_a_search_with_every_filter_costs_a_bounded_number_of_queries(
 ):
     for n in range(5):
         make_order(product=make_product(name=f"Tool {n}"))
-    # The list, its bounded tab counts, the catalog for the selects, and the product names the
-    # search matches (read once for the list and once for the counts).
+    # The session and user, the list, its counts (one scan under a search), its items, the
+    # catalog for the selects, the SET LOCAL that plans for the values on PostgreSQL.
     with django_assert_max_num_queries(20):
         response = staff_client.get(
             "/mgmt/orders/",

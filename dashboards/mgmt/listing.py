@@ -8,11 +8,11 @@ from django.utils import dateformat
 from django.utils.timezone import localtime
 
 from accounts.addresses import lookalike_warning
+from dashboards.statements import planned_for_each_value
 from orders.models import OrderItem, Product
 from shop.money import format_money
 
 from .search import (
-    COUNT_LIMIT,
     FAILURES,
     METHODS,
     PAGE_SIZE,
@@ -56,15 +56,11 @@ def query(params: dict[str, str], **changes: str) -> str:
     return "?" + merged.urlencode() if merged else "?"
 
 
-def _count(n: int, limit: int) -> str:
-    return f"{limit:,}+" if n > limit else f"{n:,}"
-
-
 LIST_FIELDS = ["number", "created_at", "email", "customer_name", "currency", "subtotal_cents",
                "amount_total_cents", "status", "refund_failed_at", "failure_code"]  # fmt: skip
 
 
-def _items(order_ids: list[int]) -> dict[int, str]:
+def items_in_words(order_ids: list[int]) -> dict[int, str]:
     """Each order's items in words, in one query of plain tuples (no model per item)."""
     items: dict[int, list[str]] = {}
     rows = OrderItem.objects.filter(order_id__in=order_ids).order_by("id")
@@ -85,11 +81,12 @@ def filter_choices() -> dict:
 
 def orders_list(criteria: Criteria) -> dict:
     orders = sorted_page(filtered(criteria), criteria).only(*LIST_FIELDS)
-    page = list(orders[: PAGE_SIZE + 1])
+    with planned_for_each_value(criteria.searching):
+        page = list(orders[: PAGE_SIZE + 1])
+        counts = tab_counts(criteria)
     more, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
     base = reverse("mgmt:orders")
-    counts = tab_counts(criteria)
-    items = _items([order.pk for order in page])
+    items = items_in_words([order.pk for order in page])
     return {
         "rows": [
             Row(
@@ -112,7 +109,7 @@ def orders_list(criteria: Criteria) -> dict:
             Tab(
                 label=tab.capitalize() if tab else "All",
                 url=base + query(criteria.params, status=tab),
-                count=_count(counts[tab], COUNT_LIMIT),
+                count=counts[tab],
                 current=tab == criteria.status,
             )
             for tab in TABS

@@ -2,6 +2,7 @@
 page 1 and page 5,000 (no OFFSET, and tab counts stop at COUNT_LIMIT)."""
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -14,7 +15,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from accounts.addresses import InvalidAddress, canonical_email
-from dashboards.statements import bounded_counts
+from dashboards.statements import bounded_counts, planned_for_each_value
 from orders.amounts import TOTAL
 from orders.models import Dispute, Order, OrderItem, Product, Refund, Status
 from orders.payment_methods import BRANDS, TYPES, WALLETS
@@ -22,6 +23,7 @@ from shop.money import THREE_DECIMAL, ZERO_DECIMAL, parse_money
 
 PAGE_SIZE = 50
 COUNT_LIMIT = 1_000
+SAMPLE_LIMIT = COUNT_LIMIT  # under a search, the matches whose statuses are counted in one scan
 TABS = ["", *Status.values]  # "" is All
 SORTS = {"newest": "Newest first", "oldest": "Oldest first", "total": "Largest total"}
 # Stripe id prefixes and where the order keeps (or its refunds and disputes keep) each id.
@@ -120,6 +122,11 @@ class Criteria:
     params: dict[str, str] = field(default_factory=dict)  # the query string, without `after`
     problems: tuple[str, ...] = ()  # dates out of range or reversed: shown, and not applied
 
+    @property
+    def searching(self) -> bool:
+        """A search or a filter whose statements need plans made for their values."""
+        return bool(self.q or self.product or self.currency or self.method)
+
 
 def criteria_from(data) -> Criteria:
     """Read the query string. Dates out of range or reversed are left out and told (`problems`);
@@ -165,21 +172,14 @@ def search(q: str) -> Q:
     if q.startswith(("dp_", "du_")):
         return Q(pk__in=Dispute.objects.filter(stripe_dispute_id=q).values("order_id"))
     found = (
-        Q(number=q.upper())
+        Q(number=q.upper().removeprefix("#"))  # the CSV writes #5GES9024
         | Q(email__icontains=q)
         | Q(customer_name__icontains=q)
         | Q(payment_method__icontains=q)
     )
     if "@" in q:
         found |= Q(email=_address(q))  # a spelling whose canonical form differs (IDNA, case)
-    products = list(Product.objects.filter(name__icontains=q).values_list("pk", flat=True))
-    if products:
-        found |= _with_products(products)
-    return found | _amount(q)
-
-
-def _with_products(products: list[int]) -> Q:
-    return Q(Exists(OrderItem.objects.filter(order=OuterRef("pk"), product__in=products)))
+    return found | Q(product_names__icontains=q) | _amount(q)
 
 
 def _amount(q: str) -> Q:
@@ -258,23 +258,45 @@ def cursor_of(order: Order, criteria: Criteria) -> str:
     return f"{key}_{order.pk}"
 
 
-def tab_counts(criteria: Criteria) -> dict[str, int]:
-    """How many orders each tab holds under the search and dates, counted up to COUNT_LIMIT + 1
-    (shown as "1,000+"): one statement of one short index scan per tab, however many orders
-    there are."""
+def tab_counts(criteria: Criteria) -> dict[str, str]:
+    """How many orders each tab holds under the search and dates, in words: counted up to
+    COUNT_LIMIT + 1 (shown as "1,000+"), one statement of one short index scan per tab, however
+    many orders there are. Under a search or a filter, one scan instead (`_sampled_counts`)."""
+    if criteria.searching:
+        return _sampled_counts(criteria)
     base = filtered(criteria, with_status=False)
     tabs = {tab: base.filter(status=tab) if tab else base for tab in TABS}
-    return bounded_counts(tabs, COUNT_LIMIT + 1)
+    counts = bounded_counts(tabs, COUNT_LIMIT + 1)
+    return {tab: f"{COUNT_LIMIT:,}+" if n > COUNT_LIMIT else f"{n:,}" for tab, n in counts.items()}
 
 
-def chunks(rows: QuerySet, size: int = 2000) -> Iterator[list[tuple]]:
-    """Every row of `rows` (a values_list whose first value is the order's id), newest first,
-    a chunk at a time (keyset: constant memory however many there are)."""
+def _sampled_counts(criteria: Criteria) -> dict[str, str]:
+    """The statuses of up to SAMPLE_LIMIT matching orders, read once: exact counts when there
+    are fewer, else each count is what was seen, "at least" (1,200+). A count per tab would
+    walk a search's matches once per tab, and a rare status under a common match all of them."""
+    seen = list(
+        filtered(criteria, with_status=False)
+        .order_by()
+        .values_list("status", flat=True)[: SAMPLE_LIMIT + 1]
+    )
+    counts = Counter(seen[:SAMPLE_LIMIT])
+    counts[""] = min(len(seen), SAMPLE_LIMIT)
+    if len(seen) > SAMPLE_LIMIT:
+        return {tab: f"{counts[tab]:,}+" for tab in TABS}
+    return {tab: f"{counts[tab]:,}" for tab in TABS}
+
+
+def chunks(
+    orders: QuerySet[Order], size: int = 2000, *, searching: bool = False
+) -> Iterator[list[Order]]:
+    """Every order of `orders`, newest first, a chunk at a time (keyset: constant memory
+    however many there are); `searching`: Criteria.searching."""
     last = None
     while True:
-        page = rows.filter(pk__lt=last) if last else rows
-        found = list(page.order_by("-pk")[:size])
+        page = orders.filter(pk__lt=last) if last else orders
+        with planned_for_each_value(searching):
+            found = list(page.order_by("-pk")[:size])
         if not found:
             return
         yield found
-        last = found[-1][0]
+        last = found[-1].pk
