@@ -3,6 +3,8 @@
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -13,7 +15,7 @@ from shop.money import format_money
 
 from ..access import find_order, requires
 from ..confirm import Confirm, command_view
-from ..export import csv_lines
+from ..export import csv_lines, file_name
 from ..forms import CompleteForm, RefundForm
 from ..listing import filter_choices, orders_list
 from ..order_page import order_context
@@ -45,11 +47,13 @@ def export(request: HttpRequest) -> HttpResponse:
     if criteria.problems:  # said on a page before anything streams, not as a broken download
         return _orders_page(request, criteria)
     described = "filters: " + (request.GET.urlencode() or "none")
+    zone = timezone.get_current_timezone()  # the member's (accounts.time_zones)
     lines = commands.export.run_export(
-        by=request.user, lines=csv_lines(criteria), described=described
+        by=request.user, lines=csv_lines(criteria, zone=zone), described=described
     )
-    response = StreamingHttpResponse(lines, content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="orders.csv"'
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    name = file_name(criteria, timezone.localdate())
+    response["Content-Disposition"] = content_disposition_header(True, name)
     return response
 
 
