@@ -59,9 +59,7 @@ def test_a_member_sets_their_zone_and_only_theirs(client, order):
     assert User.objects.get(email="staff@example.com").time_zone == ""
 
 
-@pytest.mark.parametrize(
-    "typed", ["Mars/Olympus", "Paris", "../../etc/passwd", "x" * 64]
-)
+@pytest.mark.parametrize("typed", ["Mars/Olympus", "Paris", "../../etc/passwd", "x" * 64])
 def test_an_unknown_zone_is_refused_in_words(client, typed):
     signed_in(client)
     response = client.post("/mgmt/settings/", {"time_zone": typed})

@@ -42,33 +42,36 @@ def worker_states(now: datetime) -> dict[str, dict]:
     }
 
 
-@login_not_required
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """200 while the database answers, with every expected worker's last heartbeat and backlog
-    ("ok", "stale" or "never seen"; "status" is "degraded" unless all are ok), the dead items
-    that wait for staff (Discord deliveries, key emails), and each report the apps declared
-    (Discord's standing: a ban or a switched-off destination is "degraded"); 503 when the
-    database does not answer."""
-    now = timezone.now()
-    try:
-        workers = worker_states(now)
-        dead = {queue.dead_as: queue.dead() for queue in queues.declared() if queue.dead}
-        reports = {report.name: (report, report.read(now)) for report in queues.reports()}
-    except DatabaseError:
-        return JsonResponse({"database": "down"}, status=503)
-    for worker in workers.values():
-        worker["seen_at"] = worker["seen_at"].isoformat() if worker["seen_at"] else None
+def health_report(now: datetime) -> dict:
+    """What /healthz answers (and the /mgmt overview's workers card shows): every expected
+    worker's last heartbeat and backlog ("ok", "stale" or "never seen"; "status" is "degraded"
+    unless all are ok), the dead items that wait for staff (Discord deliveries, key emails), and
+    each report the apps declared (Discord's standing: a ban or a switched-off destination is
+    "degraded"). Raises DatabaseError when the database does not answer."""
+    workers = worker_states(now)
+    dead = {queue.dead_as: queue.dead() for queue in queues.declared() if queue.dead}
+    reports = {report.name: (report, report.read(now)) for report in queues.reports()}
     # A report's trouble (a ban, a switched-off destination) holds work back until someone acts.
     healthy = all(worker["state"] == "ok" for worker in workers.values()) and all(
         report.healthy(body) for report, body in reports.values()
     )
-    return JsonResponse(
-        {
-            "status": "ok" if healthy else "degraded",
-            "database": "ok",
-            "workers": workers,
-            **dead,
-            **{name: body for name, (_, body) in reports.items()},
-        }
-    )
+    return {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok",
+        "workers": workers,
+        **dead,
+        **{name: body for name, (_, body) in reports.items()},
+    }
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 while the database answers, with `health_report`; 503 when it does not."""
+    try:
+        report = health_report(timezone.now())
+    except DatabaseError:
+        return JsonResponse({"database": "down"}, status=503)
+    for worker in report["workers"].values():
+        worker["seen_at"] = worker["seen_at"].isoformat() if worker["seen_at"] else None
+    return JsonResponse(report)

@@ -5,9 +5,11 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
+from django.urls import reverse
 from django.utils import timezone
 
 from licenses.models import License, LicenseStatus, PoolKey
+from notifications.models import Delivery
 from orders import disputes
 from orders.amounts import TOTAL
 from orders.models import (
@@ -21,7 +23,7 @@ from orders.models import (
     Status,
 )
 from shop.money import format_money
-from workers.health import worker_states
+from workers.health import health_report
 
 from . import chart, disputes_due
 
@@ -162,8 +164,43 @@ def expiring_licenses(now: datetime):
     )
 
 
+def _counted(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def needs_action(health: dict) -> list[tuple[str, str]]:
+    """(what waits for staff, where to act) besides the disputes and failed refunds listed
+    below: licenses waiting for pool keys, Discord held back (a ban, a destination switched
+    off, with the messages it holds) and messages or key emails given up. `health`: /healthz's
+    report, so the card and /healthz agree."""
+    waiting = License.objects.filter(status=LicenseStatus.PENDING).count()
+    discord = health.get("discord", {})
+    notifications = reverse("mgmt:notifications")
+    lines = [
+        (_counted(waiting, "license waits", "licenses wait") + " for pool keys: import keys",
+         reverse("mgmt:licenses")) if waiting else None,
+        ("Discord has banned the shop's address: every message waits", notifications)
+        if discord.get("state") == "banned" else None,
+    ]  # fmt: skip
+    if discord.get("destinations_disabled"):
+        held = Delivery.objects.filter(status="pending", destination__enabled=False).count()
+        off = _counted(
+            discord["destinations_disabled"], "Discord destination is", "destinations are"
+        )
+        lines.append((f"{off} switched off, holding {_counted(held, 'message', 'messages')}",
+                      notifications))  # fmt: skip
+    if health.get("outbox_dead"):
+        dead = _counted(health["outbox_dead"], "Discord message", "Discord messages")
+        lines.append((f"{dead} given up: send again", notifications))
+    if health.get("key_emails_dead"):
+        dead = _counted(health["key_emails_dead"], "key email", "key emails")
+        lines.append((f"{dead} refused by the mail server", reverse("mgmt:licenses")))
+    return [line for line in lines if line]
+
+
 def overview() -> dict:
     now = timezone.now()
+    health = health_report(now)
     return {
         "expiring": expiring_licenses(now).count(),
         "revenue": revenue(now),
@@ -186,6 +223,8 @@ def overview() -> dict:
             .order_by("created_at", "id")[:20]
         ),
         "stock": pool_stock(),
-        "workers": worker_states(now),
+        "health": health,
+        "workers": health["workers"],
+        "needs": needs_action(health),
         "chart": chart.draw(daily_figures(now)),
     }

@@ -23,3 +23,23 @@ def as_discord_shows(text: str) -> str:
     """Markdown escapes (`\\[`, `\\_`…) undone and timestamps as dates, as Discord draws them;
     HTML escaping still applies."""
     return TIMESTAMP.sub(_when, ESCAPE.sub(r"\1", str(text)))
+
+
+@register.filter
+def embed_time(value: str) -> str:
+    """The embed's ISO 8601 `timestamp` in the reader's zone, as Discord shows it to each
+    reader in theirs ("" when it is not a time)."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return ""
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    return format_date(timezone.localtime(moment), "j M Y, H:i T")
+
+
+@register.filter
+def embed_link(url: str) -> str:
+    """The title's link, as Discord makes it: http(s) only ("" otherwise)."""
+    text = str(url or "")
+    return text if text.startswith(("https://", "http://")) else ""

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from notifications import commands, compact
-from notifications.models import Delivery, DeliveryStatus, Destination
+from notifications.models import Delivery, DeliveryStatus, Destination, Notification
 
 from ..access import requires
 from ..confirm import Confirm, command_view
@@ -36,12 +36,21 @@ def notifications(request: HttpRequest) -> HttpResponse:
     if before:
         log = log.filter(pk__lt=before)
     rows = list(log[: LOG_SIZE + 1])
+    # Recorded for no destination (none yet, or none subscribed): previewed all the same.
+    unsent = (
+        Notification.objects.filter(deliveries__isnull=True)
+        .select_related("order")
+        .order_by("-id")[:LOG_SIZE]
+        if not status and not before
+        else []
+    )
     params = {"status": status} if status in DeliveryStatus.values else {}
     base = reverse("mgmt:notifications")
     user = request.user
     context = {
         "destinations": [(d, _buttons(d, user)) for d in destinations],
         "deliveries": rows[:LOG_SIZE],
+        "unsent": unsent,
         "can_resend": commands.resend_delivery.permitted(user),
         "status": status,
         "statuses": [("", "All"), *DeliveryStatus.choices],
