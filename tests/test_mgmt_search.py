@@ -186,3 +186,25 @@ def test_a_search_with_every_filter_costs_a_bounded_number_of_queries(
             {"q": "tool", "product": "product-1", "currency": "usd", "method": "card"},
         )
     assert response.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)  # SET LOCAL lasts to the end of the outer transaction
+def test_a_search_is_planned_for_its_values_on_postgresql():
+    from django.db import connection
+
+    from dashboards.statements import planned_for_each_value
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL planner setting")
+
+    def mode() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW plan_cache_mode")
+            return cursor.fetchone()[0]
+
+    before = mode()
+    with planned_for_each_value():
+        assert mode() == "force_custom_plan"
+    with planned_for_each_value(False):
+        assert mode() == before
+    assert mode() == before != "force_custom_plan"

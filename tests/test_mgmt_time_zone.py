@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from accounts.models import User
+from audit.models import Action
 from orders.models import Order
 from tests.factories import make_order
 from tests.mgmt_support import staff_member
@@ -48,13 +49,15 @@ def test_a_member_sets_their_zone_and_only_theirs(client, order):
     other = staff_member("other@example.com", role="Support")
     signed_in(client)
     response = client.post("/mgmt/settings/", {"time_zone": " europe/PARIS "})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert User.objects.get(email="staff@example.com").time_zone == "Europe/Paris"
+    action = Action.objects.get(command="accounts.set_time_zone")
+    assert action.user.email == "staff@example.com" and action.detail == "time zone: Europe/Paris"
     assert User.objects.get(pk=other.pk).time_zone == ""
     assert "9 Dec" not in client.get("/mgmt/orders/").content.decode()
     assert "8 Dec 2026, 00:30" in client.get("/mgmt/orders/").content.decode()
     assert (
-        client.post("/mgmt/settings/", {"time_zone": ""}).status_code == 302
+        client.post("/mgmt/settings/", {"time_zone": ""}).status_code == 303
     )  # back to the shop's
     assert User.objects.get(email="staff@example.com").time_zone == ""
 

@@ -43,6 +43,8 @@ WITHOUT_TWIN = {
     "orders.statements.lock_references",
     # One rule, written once: checked against DESIGN's words below, not against a second copy.
     "notifications.statements.insert_notification",
+    # A planner setting, not a query: the ORM has none. tests/test_mgmt_search.py checks it.
+    "dashboards.statements.planned_for_each_value",
 }
 # Not statements: what turns the values a written-out SELECT reads into the ORM's.
 CONVERTERS = {"licenses.statements.aware", "licenses.statements.uuid_text"}
