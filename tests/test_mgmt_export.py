@@ -114,3 +114,12 @@ def test_the_csv_reads_every_chunk_with_a_bounded_number_of_queries(
     with django_assert_max_num_queries(3 * 4 + 1 + 8):
         rows, _ = exported(finance)
     assert len(rows) == 5
+
+
+def test_discount_and_tax_are_columns_when_orders_record_them(finance):
+    order = make_order(product=make_product(price_cents=4900))
+    totals = {"amount_discount": 1000, "amount_shipping": 0, "amount_tax": 390}
+    tell(order, "checkout.session.completed",
+         so.session_obj(order, amount_total=4290, total_details=totals))  # fmt: skip
+    row = exported(finance)[0][0]
+    assert (row["discount"], row["tax"], row["total"]) == ("10.00", "3.90", "42.90")

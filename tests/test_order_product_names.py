@@ -21,7 +21,7 @@ def test_a_placed_order_names_its_product_as_bought():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_names_the_products_of_orders_placed_before():
-    before = [("orders", "0017_search")]
+    before = [("orders", "0017_radar_checkout_totals")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     apps = executor.loader.project_state(before).apps
