@@ -8,7 +8,9 @@ every status with items, licenses, a Stripe event and a status change each, refu
 disputes), then times each case in-process with Django's test client as a signed-in superuser
 (server time: URL routing, middleware, queries and template, no network), `--repeat` times after
 a warm-up, and prints p50 and p90 in ms side by side with the admin's changelist for the same
-filter and rows. The CSV export is timed over every order, and its peak Python memory
+filter and rows; then the searches and filters as staff type them (part of an email, a name, a
+product, an amount, a card's last four digits; product, currency and payment method) beside the
+admin's `icontains` search for the same words. The CSV export is timed over every order, and its peak Python memory
 (tracemalloc) is measured on exports of a tenth and of all the orders: constant memory means the
 same peak for both. See docs/benchmarks.md.
 """
