@@ -53,7 +53,8 @@ SEED = [
          async_payment_pending, failure_code, failure_message, charge_amount_refunded_cents,
          created_at, updated_at, disputes_summary, open_dispute_reason, refunds_succeeded_cents,
          failure_source, is_renewal, chargebacks_cents, dispute_fees_cents, refund_refusals,
-         stripe_invoice_id, invoice_links_for, invoice_url, invoice_pdf_url, product_names)
+         stripe_invoice_id, invoice_links_for, invoice_url, invoice_pdf_url, product_names,
+         discount_cents, tax_cents, fraud_actionable, fraud_type, review_hold)
        SELECT 'B' || lpad(upper(to_hex(g)), 7, '0'), md5(g::text)::uuid, {STATUSES},
          'buyer' || (g % 50000) || '@' || {DOMAINS}, {NAMES},
          CASE WHEN g % 10 = 9 THEN 'eur' ELSE 'usd' END, 1000 * (1 + g % 3), {CHARGED},
@@ -67,7 +68,7 @@ SEED = [
          now() - (%(n)s - g) * interval '40 seconds',
          CASE WHEN {STATUSES} = 'disputed' THEN 'open' ELSE '' END, '',
          CASE WHEN {STATUSES} = 'refunded' THEN 1000 * (1 + g % 3) ELSE 0 END, '',
-         false, 0, 0, 0, '', '', '', '', 'Product ' || (1 + g % 3)
+         false, 0, 0, 0, '', '', '', '', 'Product ' || (1 + g % 3), 0, 0, false, '', false
        FROM generate_series(1, %(n)s) g""",
     """INSERT INTO orders_orderitem (order_id, product_id, quantity, unit_price_cents)
        SELECT o.id, p.id, 1, o.subtotal_cents FROM orders_order o
