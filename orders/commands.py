@@ -341,6 +341,70 @@ def _gateway_call(call):
         raise Refused(error.message, code=error.code) from None
 
 
+class _TestRadar(OrderCommand):
+    """TEST MODE only: the offline gateway plays Stripe Radar on the order's payment."""
+
+    permission = "orders.simulate_dispute"
+
+    def applies(self, order: Order) -> bool:
+        return is_offline() and order.status == C
+
+    def why_not(self, order: Order, *, by) -> str | None:
+        if not is_offline():
+            return "Radar is simulated in test mode only."
+        if order.status != C:
+            return f"{self.what} on a completed order; this one is {order.status}."
+        if not order.stripe_payment_intent_id:
+            return "This order was paid outside Stripe: there is no payment to check."
+        return None
+
+    def _open_review(self, order: Order):
+        return next((review for review in order.reviews.all() if review.open), None)
+
+
+class RaiseTestFraudWarning(_TestRadar):
+    name, label = "orders.raise_test_fraud_warning", "Raise a test fraud warning"
+    what = "A test fraud warning is raised"
+
+    def act(self, order: Order, *, by) -> dict:
+        pi = order.stripe_payment_intent_id
+        return _gateway_call(lambda: get_gateway().raise_fraud_warning(pi))
+
+
+class OpenTestReview(_TestRadar):
+    name, label = "orders.open_test_review", "Open a test review"
+    what = "A test review is opened"
+
+    def applies(self, order: Order) -> bool:
+        return super().applies(order) and self._open_review(order) is None
+
+    def why_not(self, order: Order, *, by) -> str | None:
+        if self._open_review(order) is not None:
+            return "A review of this payment is open already."
+        return super().why_not(order, by=by)
+
+    def act(self, order: Order, *, by) -> dict:
+        return _gateway_call(lambda: get_gateway().open_review(order.stripe_payment_intent_id))
+
+
+class ApproveTestReview(_TestRadar):
+    name, label = "orders.approve_test_review", "Approve the test review"
+
+    def applies(self, order: Order) -> bool:
+        return is_offline() and self._open_review(order) is not None
+
+    def why_not(self, order: Order, *, by) -> str | None:
+        if not is_offline():
+            return "Radar is simulated in test mode only."
+        if self._open_review(order) is None:
+            return "No review of this payment is open."
+        return None
+
+    def act(self, order: Order, *, by) -> dict:
+        review = self._open_review(order)
+        return _gateway_call(lambda: get_gateway().close_review(review.stripe_review_id))
+
+
 complete = Complete()
 refund = RefundOrder()
 refund_fraud_warning = RefundFraudWarning()
@@ -349,5 +413,8 @@ pay_again = PayAgain()
 settle = Settle()
 export = Export()
 open_test_dispute = OpenTestDispute()
+raise_test_fraud_warning = RaiseTestFraudWarning()
+open_test_review = OpenTestReview()
+approve_test_review = ApproveTestReview()
 close_test_dispute_won = CloseTestDispute(won=True)
 close_test_dispute_lost = CloseTestDispute(won=False)

@@ -5,7 +5,7 @@ redelivery (Stripe retries for 3 days, a replay reaches 30 days back) into a har
 and the order's event list stays; the payload is the bulk. Events still waiting for their order
 keep the payload they will be applied from. Test-gateway events go once delivered, with the
 objects nothing can use any more; charges stay (a test order may still be refunded or disputed),
-as do open sessions and open disputes.
+as do open sessions, disputes and reviews.
 """
 
 from datetime import datetime
@@ -36,6 +36,7 @@ def unneeded_test_objects(cutoff: datetime) -> QuerySet:
         Q(kind="session", data__status="open")
         | Q(kind="charge")
         | (Q(kind="dispute") & ~Q(data__status__in=CLOSED_DISPUTE))
+        | Q(kind="review", data__open=True)
     )
     return OfflineObject.objects.filter(created_at__lt=cutoff).exclude(still_needed)
 

@@ -148,6 +148,9 @@ ORDER_COMMANDS = {
     "test-dispute/open": (order_commands.open_test_dispute, {}),
     "test-dispute/won": (order_commands.close_test_dispute_won, {}),
     "test-dispute/lost": (order_commands.close_test_dispute_lost, {}),
+    "test-radar/warning": (order_commands.raise_test_fraud_warning, {}),
+    "test-radar/review/open": (order_commands.open_test_review, {}),
+    "test-radar/review/approve": (order_commands.approve_test_review, {}),
 }
 
 

@@ -54,6 +54,9 @@ ORDER_COMMANDS = [
     (order_commands.open_test_dispute, "mgmt:open_test_dispute"),
     (order_commands.close_test_dispute_won, "mgmt:close_test_dispute_won"),
     (order_commands.close_test_dispute_lost, "mgmt:close_test_dispute_lost"),
+    (order_commands.raise_test_fraud_warning, "mgmt:raise_test_fraud_warning"),
+    (order_commands.open_test_review, "mgmt:open_test_review"),
+    (order_commands.approve_test_review, "mgmt:approve_test_review"),
 ]
 EMAIL_COMMANDS = [(license_commands.send_key_email_again, "mgmt:send_email_again")]
 LICENSE_COMMANDS = [

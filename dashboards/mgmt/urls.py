@@ -22,6 +22,15 @@ urlpatterns = [
     path(
         order + "test-dispute/lost/", orders.close_test_dispute_lost, name="close_test_dispute_lost"
     ),
+    path(
+        order + "test-radar/warning/",
+        orders.raise_test_fraud_warning,
+        name="raise_test_fraud_warning",
+    ),
+    path(order + "test-radar/review/open/", orders.open_test_review, name="open_test_review"),
+    path(
+        order + "test-radar/review/approve/", orders.approve_test_review, name="approve_test_review"
+    ),
     path(license + "suspend/", licenses.suspend_license, name="suspend_license"),
     path(license + "reinstate/", licenses.reinstate_license, name="reinstate_license"),
     path(license + "reveal/", licenses.reveal_key, name="reveal_key"),

@@ -331,6 +331,70 @@ class OfflineGateway:
 
     # What staff may do in test mode only.
 
+    def _charge(self, payment_intent: str) -> dict[str, Any]:
+        row = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)
+        charge = row.first()
+        if charge is None:
+            raise GatewayError("This payment has no charge.", code="charge_missing")
+        return charge.data
+
+    @transaction.atomic
+    def raise_fraud_warning(
+        self, payment_intent: str, *, fraud_type: str = "made_with_stolen_card"
+    ) -> dict[str, Any]:
+        """Radar's early fraud warning on the payment's charge, actionable (Stripe's word) while
+        the charge is neither charged back nor refunded in full."""
+        charge = self._charge(payment_intent)
+        warning = _save(
+            {
+                "id": _id("issfr"),
+                "object": "radar.early_fraud_warning",
+                "actionable": not (charge["refunded"] or _charged_back(payment_intent)),
+                "charge": charge["id"],
+                "payment_intent": payment_intent,
+                "fraud_type": fraud_type,
+                "created": int(time.time()),
+                "livemode": False,
+            },
+            "early_fraud_warning",
+        )
+        emit("radar.early_fraud_warning.created", warning)
+        return warning
+
+    @transaction.atomic
+    def open_review(self, payment_intent: str) -> dict[str, Any]:
+        """Radar puts the payment in review, as a person does from the Dashboard."""
+        charge = self._charge(payment_intent)
+        review = _save(
+            {
+                "id": _id("prv"),
+                "object": "review",
+                "charge": charge["id"],
+                "payment_intent": payment_intent,
+                "open": True,
+                "opened_reason": "manual",
+                "reason": "manual",
+                "closed_reason": None,
+                "created": int(time.time()),
+                "livemode": False,
+            },
+            "review",
+        )
+        emit("review.opened", review)
+        return review
+
+    @transaction.atomic
+    def close_review(self, review_id: str, *, closed_reason: str = "approved") -> dict[str, Any]:
+        review = _get(review_id, "review", lock=True)
+        if not review["open"]:
+            raise GatewayError("This review is already closed.", code="review_closed")
+        review = _save(
+            {**review, "open": False, "reason": closed_reason, "closed_reason": closed_reason},
+            "review",
+        )
+        emit("review.closed", review)
+        return review
+
     @transaction.atomic
     def open_dispute(self, payment_intent: str, *, reason: str = "fraudulent") -> dict[str, Any]:
         charge = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)

@@ -205,3 +205,24 @@ close_test_dispute_lost = _test_dispute(
     ["The open dispute closes as lost: the order is refunded (chargeback), its licenses revoked."],
     "The test dispute is closed as lost.",
 )
+raise_test_fraud_warning = _test_dispute(
+    commands.raise_test_fraud_warning,
+    [
+        "The test gateway raises a Stripe Radar early fraud warning (made with a stolen card) on"
+        " this payment: the order is flagged, staff are told on Discord, and with"
+        " STRIPE_REFUND_ON_FRAUD_WARNING on, the refund worker refunds it in full."
+    ],
+    "A test fraud warning was raised.",
+)
+open_test_review = _test_dispute(
+    commands.open_test_review,
+    [
+        "The test gateway opens a Radar review of this payment: its licenses are held until it closes."
+    ],
+    "A test review is open.",
+)
+approve_test_review = _test_dispute(
+    commands.approve_test_review,
+    ["The open review closes as approved: the licenses it held work again."],
+    "The test review is approved.",
+)
