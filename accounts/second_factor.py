@@ -51,15 +51,20 @@ SETUP_CODE_MINUTES = 15
 SETUP_CODE_TRIES = 5
 
 
-class CodeForm(forms.Form):
-    code = forms.RegexField(
+def six_digits(label: str, invalid: str) -> forms.RegexField:
+    """A one-time code's field: six digits (spaces around them forgiven)."""
+    return forms.RegexField(
         regex=r"^\s*\d{6}\s*$",
-        label="Code",
-        error_messages={"invalid": "Type the 6 digits your authenticator app shows."},
+        label=label,
+        error_messages={"invalid": invalid},
         widget=forms.TextInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
         ),
     )
+
+
+class CodeForm(forms.Form):
+    code = six_digits("Code", "Type the 6 digits your authenticator app shows.")
 
 
 def in_staff_area(path: str) -> bool:
@@ -185,14 +190,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 
 class MailboxCodeForm(forms.Form):
-    mailbox_code = forms.RegexField(
-        regex=r"^\s*\d{6}\s*$",
-        label="Code from the email",
-        error_messages={"invalid": "Type the 6 digits of the email we sent you."},
-        widget=forms.TextInput(
-            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
-        ),
-    )
+    mailbox_code = six_digits("Code from the email", "Type the 6 digits of the email we sent you.")
 
 
 def _hashed(code: str, user) -> str:
