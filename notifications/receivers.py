@@ -5,11 +5,11 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from licenses.signals import activation_limit_reached, stock_low
-from orders import signals
+from orders import amounts, signals
 from orders.disputes import APPEAL, CLOSED_AFTER_APPEAL, INQUIRY
 from orders.models import Status
 from orders.transitions import outcome
-from shop.money import format_money
+from shop.money import format_money, format_signed
 
 from .embeds import activation_limit_embed, order_embed, stock_embed, when
 from .events import Event
@@ -75,7 +75,13 @@ def notify_order_refunded(sender, order, refund, refunded_total, fully_refunded,
     fields.insert(
         1, ("Refunded", f"{so_far}: {'refunded in full' if fully_refunded else 'partial'}")
     )
+    fields.insert(2, _net(order))
     _notify(Event.ORDER_REFUNDED, order, fields)
+
+
+def _net(order) -> tuple[str, str]:
+    """The ledger's net: what the shop keeps (below zero after a chargeback and its fee)."""
+    return ("Net", format_signed(amounts.net(order), order.currency) if order.is_paid else "")
 
 
 @receiver(signals.refund_seats, dispatch_uid="notify_refund_seats")
@@ -140,7 +146,8 @@ def notify_dispute(sender, order, dispute, change, **kwargs) -> None:
         ),
     ]
     if change == "closed":
-        _notify(Event.ORDER_DISPUTE_CLOSED, order, [*details, ("Outcome", outcome(dispute))])
+        closed = [*details, ("Outcome", outcome(dispute)), _net(order)]
+        _notify(Event.ORDER_DISPUTE_CLOSED, order, closed)
         return
     headline = {"escalated": "Escalated from an inquiry", "appealed": "Reopened by an appeal"}
     _notify(

@@ -98,6 +98,12 @@ class Ledger:
         return self.charged - self.refunded - self.chargebacks - self.dispute_fees
 
 
+def net(order: "Order") -> int:
+    """What the shop keeps of the order, `ledger(order).net` (read from the order alone)."""
+    charged = total(order) if order.paid_at is not None else 0
+    return charged - refunded(order) - order.chargebacks_cents - order.dispute_fees_cents
+
+
 def ledger(order: "Order", *, by_status: dict[str, int] | None = None) -> Ledger:
     """The order's ledger (one query: its refunds' totals by status, unless `by_status` gives
     them, as the CSV does for a chunk of orders at once)."""

@@ -64,6 +64,12 @@ def format_money(minor: int | None, currency: str) -> str:
     return _formatted(minor, currency)
 
 
+def format_signed(minor: int, currency: str) -> str:
+    """A sum that may fall below zero (a net after a chargeback): written with a true minus
+    sign (U+2212), as the pages and embeds write it."""
+    return format_money(minor, currency) if minor >= 0 else "−" + format_money(-minor, currency)
+
+
 @functools.lru_cache(maxsize=4096)
 def _formatted(minor: int, currency: str) -> str:
     """Remembered: a shop shows the same few prices again and again (every embed has three or

@@ -293,3 +293,14 @@ def test_account_tells_a_pending_refund_then_a_failed_one(client, order):
     assert "A refund of $25.00 is on its way" not in page
     assert "went back to you" not in page
     assert "A refund to you failed; we are looking into it" in page
+
+
+def test_refund_and_dispute_embeds_say_what_the_shop_keeps(order):
+    """The ledger's net in Discord: after a partial refund, and after a chargeback lost on top of
+    it with Stripe's fee (below zero: the shop paid for the sale)."""
+    pay(order)
+    deliver(order, "refund.created", so.refund_obj(order, "re_1", 1000))
+    assert fields_of(order, "order.refunded")["Net"] == "$15.00"
+
+    deliver(order, "charge.dispute.closed", dispute_with_fee(order, "lost", (-2500, 1500)))
+    assert fields_of(order, "order.dispute_closed")["Net"] == "−$25.00"

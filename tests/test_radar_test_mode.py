@@ -30,9 +30,7 @@ def press(client, order: Order, path: str):
 def test_a_test_fraud_warning_is_handled_as_stripes_would_be(client):
     client.force_login(staff_member(role="Finance"))
     order = paid()
-    assert f'href="/mgmt/orders/{order.number}/test-radar/warning/"' in page_of(
-        client, order
-    )
+    assert f'href="/mgmt/orders/{order.number}/test-radar/warning/"' in page_of(client, order)
 
     assert press(client, order, "test-radar/warning").status_code == 303
 

@@ -17,7 +17,7 @@ from notifications.models import Delivery, Notification
 from orders import amounts
 from orders import commands as order_commands
 from orders.models import Order, OrderItem, Status
-from shop.money import format_money
+from shop.money import format_money, format_signed
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def ledger_lines(order: Order, book: amounts.Ledger) -> list[tuple[str, str]]:
         lines.append(("Chargebacks", money(book.chargebacks)))
     if book.dispute_fees:
         lines.append(("Dispute fees", money(book.dispute_fees)))
-    lines.append(("Net", money(book.net) if book.net >= 0 else f"−{money(-book.net)}"))
+    lines.append(("Net", format_signed(book.net, order.currency)))
     if amounts.refunds_blocked(order):
         lines.append(("Left to refund", "none: a chargeback holds the money"))
     else:
