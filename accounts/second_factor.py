@@ -247,7 +247,15 @@ def _check_mailbox_code(request: HttpRequest, typed: str) -> tuple[str, int]:
         return "Ask for a new code: none is waiting for this account.", 400
     if time.time() > pending["until"]:
         return "That code expired: ask for a new code.", 400
-    if pending["tries"] >= SETUP_CODE_TRIES:
+    # Counted in the shared cache too: parallel requests of one session each read the tries
+    # the session had, and would get a guess each.
+    counted = hit(
+        "staff-setup-code",
+        f"{request.user.pk}:{pending['until']}",
+        limit=SETUP_CODE_TRIES,
+        window=SETUP_CODE_MINUTES * 60,
+    )
+    if pending["tries"] >= SETUP_CODE_TRIES or counted:
         return "Too many wrong codes. Ask for a new code.", 400
     if constant_time_compare(pending["hash"], _hashed(typed.strip(), request.user)):
         request.session.pop(SETUP_CODE)
@@ -277,9 +285,10 @@ def _mailbox_step(request: HttpRequest) -> HttpResponse:
         problem, status = _email_setup_code(request)
     elif request.method == "POST":  # an authenticator's code before the mailbox's: not yet
         problem, status = "First type the code we emailed you.", 400
-    elif request.session.get(SETUP_CODE, {}).get("user") != request.user.pk:
-        problem, status = _email_setup_code(request)
+    # A code goes out on the staff member's POST only: a page another site loads sends nothing.
+    sent = request.session.get(SETUP_CODE, {}).get("user") == request.user.pk
     context = {
+        "sent": sent,
         "form": form,
         "problem": problem,
         "title": "Set up your authenticator",

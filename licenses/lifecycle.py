@@ -17,7 +17,7 @@ from .activations import end_revoked_activations
 from .emails import queue_key_email
 from .keys import generate_key, hash_key
 from .models import KeyEmail, License, LicenseStatus, SuspensionReason
-from .pool import alert_if_low, claim_pool_key
+from .pool import alert_if_low, claim_pool_key, fill_waiting
 
 Status = LicenseStatus
 
@@ -207,6 +207,10 @@ def release_after_review(order: Order, *, review_id: str) -> int:
     if order.status == "disputed":
         suspend_for_dispute(order)
         return len(released)
+    # Pool licenses that waited for a key under the hold: keys imported meanwhile skipped them.
+    for product in {lic.product for lic in released if not lic.key}:
+        if product.license_kind == "pool":
+            fill_waiting(product)
     for license in released:  # as they are now, for the notice's words
         license.status = Status.ACTIVE if license.key else Status.PENDING
         license.reason = ""

@@ -142,8 +142,10 @@ class FakeStripe:
         """Fail the next `times` requests. "card_error" (402) and "api_error" (500) answer before
         the request is processed, and are not remembered under its Idempotency-Key. A "timeout"
         processes the request, then holds its answer back for `seconds`: the money moved but the
-        client never heard, which is what idempotency keys are for."""
-        assert kind in ("card_error", "api_error", "timeout"), kind
+        client never heard, which is what idempotency keys are for. "in_use" answers 409
+        idempotency_key_in_use, as Stripe does while an earlier request with the same key is
+        still being processed (not remembered either)."""
+        assert kind in ("card_error", "api_error", "timeout", "in_use"), kind
         self.failures.extend(Failure(kind, decline_code, seconds) for _ in range(times))
 
     def requests_to(self, method: str, path: str) -> list[Recorded]:
@@ -595,6 +597,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "doc_url": "https://stripe.com/docs/error-codes/card-declined",
             }
             return Answer(402, {"error": error})
+        if failure and failure.kind == "in_use":
+            error = {
+                "type": "idempotency_error",
+                "code": "idempotency_key_in_use",
+                "message": "There is currently another in-progress request using this "
+                "Idempotent Key (that probably means you submitted twice, and the other request "
+                "is still going through). Please try again later.",
+            }
+            return Answer(409, {"error": error})
         if failure and failure.kind == "api_error":
             error = {"type": "api_error", "message": "An unknown error occurred"}
             return Answer(500, {"error": error})

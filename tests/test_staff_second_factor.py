@@ -64,7 +64,7 @@ def emailed_setup_code(email: str = "ops@example.com") -> str:
 
 def prove_mailbox(client: Client, email: str = "ops@example.com", next_url: str = "/mgmt/"):
     """The setup page's first step: the code emailed to the staff member's own address."""
-    client.get(f"{SETUP}?next={next_url}")
+    client.post(f"{SETUP}?next={next_url}", {"send_code": "1", "next": next_url})
     done = client.post(SETUP, {"mailbox_code": emailed_setup_code(email), "next": next_url})
     assert done.status_code == 302, done.content.decode()[:500]
 
@@ -270,6 +270,8 @@ def test_the_password_alone_never_shows_a_secret_nor_confirms_a_device(client):
     assert (
         "o***@example.com" in html and "Scan this QR" not in html and 'class="secret"' not in html
     )
+    assert mail.outbox == []  # a GET (a page another site loads) sends nothing
+    html = client.post(SETUP, {"send_code": "1"}).content.decode()
     assert not TOTPDevice.objects.filter(user=user).exists()
     [sent] = mail.outbox
     assert sent.to == ["ops@example.com"] and emailed_setup_code() not in html
@@ -283,7 +285,7 @@ def test_the_password_alone_never_shows_a_secret_nor_confirms_a_device(client):
 def test_a_wrong_emailed_code_is_refused_and_five_wrong_void_it(client):
     staff_user()
     password_sign_in(client)
-    client.get(SETUP)
+    client.post(SETUP, {"send_code": "1"})
     right = emailed_setup_code()
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
     for _ in range(4):
@@ -301,7 +303,7 @@ def test_the_emailed_code_expires_after_15_minutes_and_a_new_one_can_be_asked_fo
     staff_user()
     password_sign_in(client)
     with time_machine.travel("2026-12-07 10:00Z", tick=False):
-        client.get(SETUP)
+        client.post(SETUP, {"send_code": "1"})
     old = emailed_setup_code()
     with time_machine.travel("2026-12-07 10:16Z", tick=False):
         late = client.post(SETUP, {"mailbox_code": old})
@@ -315,7 +317,6 @@ def test_the_emailed_code_expires_after_15_minutes_and_a_new_one_can_be_asked_fo
 def test_setup_emails_are_limited(client, settings):
     staff_user()
     password_sign_in(client)
-    client.get(SETUP)
     for _ in range(settings.STAFF_SETUP_EMAILS_PER_HOUR + 2):
         answer = client.post(SETUP, {"send_code": "1"})
     assert answer.status_code == 429
@@ -327,7 +328,7 @@ def test_a_mail_server_outage_is_said_in_words_and_shows_no_secret(client, setti
     settings.EMAIL_BACKEND = "tests.test_key_emails.DownBackend"
     staff_user()
     password_sign_in(client)
-    page = client.get(SETUP)
+    page = client.post(SETUP, {"send_code": "1"})
     html = page.content.decode()
     assert page.status_code == 503
     assert "could not be emailed" in html and 'class="secret"' not in html
@@ -357,3 +358,26 @@ def test_a_staff_member_who_has_not_given_the_code_can_sign_out(client):
 
     assert SESSION_KEY not in client.session
     assert client.get("/mgmt/")["Location"].startswith("/admin/login/")
+
+
+def test_guesses_sent_in_parallel_do_not_get_more_tries(client):
+    """Parallel requests of one session each read the tries the session had: the count that
+    stops guessing is kept in the shared cache as well. Here a session written back with its
+    old count stands for them."""
+    from accounts.second_factor import SETUP_CODE
+
+    staff_user()
+    password_sign_in(client)
+    client.post(SETUP, {"send_code": "1"})
+    right = emailed_setup_code()
+    stale = dict(client.session[SETUP_CODE])
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        client.post(SETUP, {"mailbox_code": wrong})
+    session = client.session
+    session[SETUP_CODE] = stale  # as the parallel requests' last write leaves it
+    session.save()
+
+    answer = client.post(SETUP, {"mailbox_code": right})
+    assert answer.status_code == 400 and "Ask for a new code" in answer.content.decode()
+    assert 'class="secret"' not in client.get(SETUP).content.decode()

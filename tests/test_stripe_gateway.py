@@ -219,6 +219,28 @@ def test_a_refund_retried_after_a_timeout_reuses_its_key_and_refunds_once(
     assert Refund.objects.get().sequence == 1
 
 
+def test_a_refund_whose_key_stripe_is_still_working_on_is_retried_under_that_key(
+    client, fake_stripe, staff
+):
+    """Stripe answers 409 idempotency_key_in_use while an earlier request with the key is in
+    flight (another worker, a double submit): the outcome is unknown, not a refusal, so the
+    next try keeps the key and cannot refund twice."""
+    order = paid_order(client, fake_stripe)
+    fake_stripe.fail_next("in_use", times=2)  # the SDK retries a 409 once itself
+
+    with pytest.raises(Refused) as busy:
+        order_commands.refund.run(order, by=staff, amount_cents=1000)
+    assert busy.value.code == "stripe_busy"
+    assert "Nothing was charged" not in busy.value.words
+    order.refresh_from_db()
+    assert order.refund_refusals == 0
+
+    order_commands.refund.run(order, by=staff, amount_cents=1000)
+    sent = fake_stripe.requests_to("POST", "/v1/refunds")
+    assert {r.headers["Idempotency-Key"] for r in sent} == {f"refund-{order.public_id}-1"}
+    assert len(fake_stripe.refunds) == 1
+
+
 def test_a_refund_retried_with_another_amount_under_the_same_key_is_refused(
     client, fake_stripe, staff, settings
 ):

@@ -194,7 +194,9 @@ def needs_action(health: dict) -> list[tuple[str, str]]:
         lines.append((f"{dead} given up: send again", notifications))
     if health.get("key_emails_dead"):
         dead = _counted(health["key_emails_dead"], "key email", "key emails")
-        lines.append((f"{dead} refused by the mail server", reverse("mgmt:licenses")))
+        # The admin lists them (each order's /mgmt page has Send again; the admin, for many).
+        dead_emails = reverse("admin:licenses_keyemail_changelist") + "?status__exact=dead"
+        lines.append((f"{dead} refused by the mail server: send again", dead_emails))
     return [line for line in lines if line]
 
 

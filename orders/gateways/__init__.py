@@ -36,7 +36,7 @@ REFUSED_REFUNDS = {
     ),
 }
 # Stripe may or may not have made the refund: retry with the same Idempotency-Key.
-UNKNOWN_OUTCOME = {"stripe_unreachable", "stripe_unavailable"}
+UNKNOWN_OUTCOME = {"stripe_unreachable", "stripe_unavailable", "stripe_busy"}
 
 
 class Gateway(Protocol):

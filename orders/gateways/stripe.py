@@ -44,6 +44,16 @@ def _translate(error: stripe.StripeError) -> GatewayError:
             "The payment provider is having trouble. Nothing was charged; please try again shortly.",
             code="stripe_unavailable",
         )
+    # The SDK raises a bare APIError for a 409 and leaves `code` empty: Stripe's own is in the body.
+    body_code = getattr(getattr(error, "error", None), "code", None)
+    if error.http_status == 409 and body_code == "idempotency_key_in_use":
+        # An earlier request with this key is still in flight (a double submit, another
+        # worker): its outcome is unknown, so the next try must keep the key.
+        return GatewayError(
+            "Stripe is still working on an earlier request for this refund. Try again in a "
+            "minute: it cannot be made twice.",
+            code="stripe_busy",
+        )
     if error.code in REFUSED_REFUNDS:
         return GatewayError(REFUSED_REFUNDS[error.code], code=error.code)
     if error.code == "resource_missing":

@@ -285,3 +285,23 @@ def test_radar_events_take_a_bounded_number_of_queries(client, django_assert_max
         with django_assert_max_num_queries(RADAR_QUERIES[connection.vendor]):
             assert signed_post(client, make_event(kind, obj)).status_code == 200
     assert licenses_of(order) == [("active", "")] * 5
+
+
+def test_a_pool_license_held_by_a_review_gets_its_key_when_the_review_approves(client):
+    """Keys imported while the review held the waiting license went past it; the approval
+    fills it at once instead of waiting for the next import."""
+    from licenses.pool import import_keys
+    from tests.factories import make_product
+
+    product = make_product(license_kind="pool", slug="pool-game")
+    order = make_order(product=product)
+    pay(client, order)
+    assert licenses_of(order) == [("pending", "")]
+    send(client, order, "review.opened", review_obj(order))
+    import_keys(product, ["POOL-KEY-1"])
+    assert licenses_of(order) == [("suspended", "review")]
+
+    send(client, order, "review.closed", review_obj(order, closed_reason="approved"))
+
+    assert licenses_of(order) == [("active", "")]
+    assert License.objects.get(order=order).key == "POOL-KEY-1"
