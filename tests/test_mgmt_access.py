@@ -4,6 +4,7 @@ POST needs its CSRF token."""
 import pytest
 from django.test import Client
 
+from licenses.models import KeyEmail
 from notifications.models import Delivery, Destination
 from notifications.outbox import enqueue
 from tests.account_support import order_in
@@ -28,6 +29,7 @@ def values():
         "pk": order.licenses.get().pk,
         "destination": destination.pk,
         "delivery": delivery.pk,
+        "email": KeyEmail.objects.filter(order=order).first().pk,
     }
 
 
@@ -35,8 +37,9 @@ def urls(values: dict) -> list[tuple[str, str]]:
     found = []
     for pattern in mgmt_patterns():
         given = dict(values)
-        if "destination" in pattern.name or "delivery" in pattern.name:
-            given["pk"] = values["destination" if "destination" in pattern.name else "delivery"]
+        for kind in ("destination", "delivery", "email"):
+            if kind in pattern.name:
+                given["pk"] = values[kind]
         found.append((pattern.name, fill(pattern, given)))
     return found
 
