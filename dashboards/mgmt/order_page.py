@@ -213,12 +213,13 @@ def radar_alert(order: Order) -> str:
     kind = order.fraud_type.replace("_", " ") or "fraud"
     if settings.STRIPE_REFUND_ON_FRAUD_WARNING:
         return (
-            f"Stripe Radar warned of {kind}: the shop refunds this order in full "
+            f"Stripe Radar sent an early fraud warning ({kind}): the shop refunds this order in full "
             "(STRIPE_REFUND_ON_FRAUD_WARNING)."
         )
     return (
-        f"Stripe Radar warned of {kind} and calls it actionable: Stripe advises refunding it in "
-        "full (Stripe's reason: fraudulent) before a dispute, and its fee, comes."
+        f"Stripe Radar sent an early fraud warning ({kind}) and calls it actionable: Stripe "
+        "advises refunding it in full (Stripe's reason: fraudulent) before a dispute, and its "
+        "fee, comes."
     )
 
 
