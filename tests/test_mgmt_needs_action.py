@@ -61,7 +61,11 @@ def test_a_ban_and_given_up_messages_and_emails_are_listed(staff_client):
     GlobalRateLimit.objects.create(pk=1, banned_since=timezone.now() - timedelta(minutes=1), bans=1)
     found = needs(staff_client)
     assert found[0] == "Discord has banned the shop's address: every message waits"
-    assert found[1].endswith("given up: send again") and found[2].endswith("by the mail server")
+    assert found[1].endswith("given up: send again")
+    assert found[2].endswith("by the mail server: send again")
+    links = dict(staff_client.get("/mgmt/").context["needs"])
+    assert links[found[2]] == "/admin/licenses/keyemail/?status__exact=dead"
+    assert staff_client.get(links[found[2]]).status_code == 200
 
 
 def test_the_workers_card_agrees_with_healthz(staff_client, client):
