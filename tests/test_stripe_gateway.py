@@ -112,8 +112,11 @@ def test_session_creation_is_idempotent_per_order_attempt(client, fake_stripe):
     [sent] = fake_stripe.requests_to("POST", "/v1/checkout/sessions")
     assert sent.headers["Idempotency-Key"] == f"checkout-{order.public_id}-1"
 
-    again = create_session(StripeGateway(), order_id="o-1")
-    same = create_session(StripeGateway(), order_id="o-1")
+    # The same request twice: its expiry pinned, or a second boundary between the two calls
+    # makes them differ and Stripe (the fake as well) refuses the key's reuse.
+    expires = int(time.time()) + 3600
+    again = create_session(StripeGateway(), order_id="o-1", expires_at=expires)
+    same = create_session(StripeGateway(), order_id="o-1", expires_at=expires)
     assert same["id"] == again["id"]
     assert len(fake_stripe.sessions) == 2
 
