@@ -331,11 +331,12 @@ class OfflineGateway:
 
     # What staff may do in test mode only.
 
-    def _charge(self, payment_intent: str) -> dict[str, Any]:
+    def _charge(self, payment_intent: str, *, to: str) -> dict[str, Any]:
+        """The payment's charge, to dispute or to check (Radar): GatewayError when it has none."""
         row = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)
         charge = row.first()
         if charge is None:
-            raise GatewayError("This payment has no charge.", code="charge_missing")
+            raise GatewayError(f"This payment has no charge to {to}.", code="charge_missing")
         return charge.data
 
     @transaction.atomic
@@ -344,7 +345,7 @@ class OfflineGateway:
     ) -> dict[str, Any]:
         """Radar's early fraud warning on the payment's charge, actionable (Stripe's word) while
         the charge is neither charged back nor refunded in full."""
-        charge = self._charge(payment_intent)
+        charge = self._charge(payment_intent, to="check")
         warning = _save(
             {
                 "id": _id("issfr"),
@@ -364,7 +365,7 @@ class OfflineGateway:
     @transaction.atomic
     def open_review(self, payment_intent: str) -> dict[str, Any]:
         """Radar puts the payment in review, as a person does from the Dashboard."""
-        charge = self._charge(payment_intent)
+        charge = self._charge(payment_intent, to="check")
         review = _save(
             {
                 "id": _id("prv"),
@@ -397,10 +398,7 @@ class OfflineGateway:
 
     @transaction.atomic
     def open_dispute(self, payment_intent: str, *, reason: str = "fraudulent") -> dict[str, Any]:
-        charge = OfflineObject.objects.filter(kind="charge", data__payment_intent=payment_intent)
-        if not charge.exists():
-            raise GatewayError("This payment has no charge to dispute.", code="charge_missing")
-        charge = charge.first().data
+        charge = self._charge(payment_intent, to="dispute")
         dispute = _save(
             {
                 "id": _id("dp"),
